@@ -1,0 +1,283 @@
+// Package server is v2m's domain: the types every service shares and the small interfaces
+// that storage, queue, mail and conversion adapters implement. It imports no adapter; the
+// sub-packages implement these interfaces (sqlite, disk, mysql, mongo, rabbitmq, mail, ffmpeg)
+// or use them (api, worker), and only pkg/server/daemon wires them together.
+//
+// Conventions for every interface here: a missing record returns an *Error with code
+// ENOTFOUND, a duplicate or a wrong state ECONFLICT, and a backend that cannot be reached an
+// error that is neither (treated as transient by workers).
+package server
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// User is an account. Email is the login and the JWT subject.
+type User struct {
+	ID           int64
+	Email        string
+	PasswordHash []byte
+	CreatedAt    time.Time
+}
+
+// UserStore keeps users.
+type UserStore interface {
+	// CreateUser stores a new user and returns it with ID and CreatedAt set.
+	// A user with the same email (compared case-insensitively) gives ECONFLICT.
+	CreateUser(ctx context.Context, email string, passwordHash []byte) (*User, error)
+	// UserByEmail returns the user, or ENOTFOUND.
+	UserByEmail(ctx context.Context, email string) (*User, error)
+}
+
+// JobState is where a job is in its life.
+type JobState string
+
+// The job states. queued → converting → done | failed; converting → queued on a graceful
+// shutdown or a transient error.
+const (
+	JobQueued     JobState = "queued"
+	JobConverting JobState = "converting"
+	JobDone       JobState = "done"
+	JobFailed     JobState = "failed"
+)
+
+// Final reports whether the state never changes again.
+func (s JobState) Final() bool { return s == JobDone || s == JobFailed }
+
+// Job is one conversion of one uploaded video.
+type Job struct {
+	ID       string
+	Owner    string // the owner's email
+	State    JobState
+	Progress int    // 0-100
+	Error    string // why it failed, for the user
+	Filename string // the uploaded file's name
+	Size     int64  // the video's size in bytes
+	VideoFID string // the video in bucket "videos"
+	// MP3FID is chosen when the job is created, so that a redelivered job overwrites the
+	// same MP3 instead of adding another. It is shown to users only once the job is done.
+	MP3FID     string
+	Attempts   int // conversions started, counting the current one
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt time.Time // zero until done or failed
+}
+
+// JobStore keeps jobs. Every state change is a compare-and-set on the current state, so that
+// two workers, or a worker and a sweeper, cannot both move the same job.
+type JobStore interface {
+	// CreateJob stores a new job. An existing ID gives ECONFLICT.
+	CreateJob(ctx context.Context, j *Job) error
+	// Job returns a job by id, or ENOTFOUND.
+	Job(ctx context.Context, id string) (*Job, error)
+	// JobByMP3 returns the job whose MP3FID is fid, or ENOTFOUND.
+	JobByMP3(ctx context.Context, fid string) (*Job, error)
+	// ListJobs returns owner's jobs, newest first, at most limit of them.
+	ListJobs(ctx context.Context, owner string, limit int) ([]*Job, error)
+	// ClaimJob moves a queued or converting job to converting, counts an attempt, sets
+	// progress to 0 and returns the job. A done or failed job gives ECONFLICT, with no change.
+	ClaimJob(ctx context.Context, id string) (*Job, error)
+	// SetProgress records progress (0-100) of a converting job; other states are left alone.
+	SetProgress(ctx context.Context, id string, pct int) error
+	// FinishJob moves a converting job to done. Any other state gives ECONFLICT.
+	FinishJob(ctx context.Context, id string) (*Job, error)
+	// FailJob moves a job that is not final to failed with the reason. A final job gives
+	// ECONFLICT.
+	FailJob(ctx context.Context, id, reason string) (*Job, error)
+	// RequeueJob moves a converting job back to queued; other states are left alone.
+	RequeueJob(ctx context.Context, id string) error
+	// StaleJobs returns up to limit jobs in the given state not updated since before,
+	// oldest first, for sweepers that republish or recover them.
+	StaleJobs(ctx context.Context, state JobState, before time.Time, limit int) ([]*Job, error)
+}
+
+// Upload is a chunked upload in progress. Its parts all have PartSize bytes except the last.
+// Its ID becomes the video's fid once the upload completes.
+type Upload struct {
+	ID        string
+	Owner     string
+	Filename  string
+	Size      int64
+	PartSize  int64
+	SHA256    string // lowercase hex of the whole file, or "" when the client gave none
+	CreatedAt time.Time
+}
+
+// Parts returns how many parts the upload has. An empty file has one empty part.
+func (u *Upload) Parts() int {
+	if u.Size == 0 || u.PartSize <= 0 {
+		return 1
+	}
+	return int((u.Size + u.PartSize - 1) / u.PartSize)
+}
+
+// PartLen returns the length in bytes of part n (0-based), or -1 when n is out of range.
+func (u *Upload) PartLen(n int) int64 {
+	if n < 0 || n >= u.Parts() {
+		return -1
+	}
+	if n == u.Parts()-1 {
+		return u.Size - int64(n)*u.PartSize
+	}
+	return u.PartSize
+}
+
+// UploadStore keeps the records of uploads in progress.
+type UploadStore interface {
+	// CreateUpload stores a new upload. An existing ID gives ECONFLICT.
+	CreateUpload(ctx context.Context, u *Upload) error
+	// Upload returns an upload by id, or ENOTFOUND.
+	Upload(ctx context.Context, id string) (*Upload, error)
+	// DeleteUpload removes the record; a missing one is not an error.
+	DeleteUpload(ctx context.Context, id string) error
+}
+
+// Buckets of the BlobStore.
+const (
+	BucketVideos = "videos"
+	BucketMP3s   = "mp3s"
+)
+
+// Blob is a stored file opened for reading. Seek lets HTTP serve Range requests.
+type Blob interface {
+	io.ReadSeekCloser
+	Size() int64
+	ModTime() time.Time
+}
+
+// BlobStore keeps files in buckets, and assembles uploads from parts written in any order
+// and in parallel, so that a store like GridFS can write each part straight into place.
+type BlobStore interface {
+	// WritePart stores part n of u from r, which must yield exactly u.PartLen(n) bytes
+	// (otherwise EINVALID, and the part is not counted). Writing a part again replaces it.
+	WritePart(ctx context.Context, u *Upload, n int, r io.Reader) error
+	// Parts returns the numbers of u's parts that are completely stored, ascending.
+	Parts(ctx context.Context, u *Upload) ([]int, error)
+	// CompleteUpload turns u's parts into the file u.ID in bucket "videos". Missing parts give
+	// ECONFLICT. When u.SHA256 is set and does not match, EINVALID, and the parts are discarded.
+	CompleteUpload(ctx context.Context, u *Upload) error
+	// AbortUpload discards u's parts; no parts is not an error.
+	AbortUpload(ctx context.Context, u *Upload) error
+	// Put stores r as file fid in bucket, replacing a file of that fid, and returns its size.
+	Put(ctx context.Context, bucket, fid, filename string, r io.Reader) (int64, error)
+	// Open opens file fid in bucket, or ENOTFOUND.
+	Open(ctx context.Context, bucket, fid string) (Blob, error)
+	// Delete removes file fid from bucket; a missing file is not an error.
+	Delete(ctx context.Context, bucket, fid string) error
+}
+
+// Queue topics.
+const (
+	TopicVideo = "video" // a job to convert: VideoMessage
+	TopicMP3   = "mp3"   // a job's outcome to announce: JobEvent
+)
+
+// Delivery is one message handed to a Handler.
+type Delivery struct {
+	Topic string
+	Body  []byte
+	// Attempt counts deliveries of this message, from 1. MaxAttempts is the queue's limit:
+	// a handler error on the last attempt sends the message to the dead-letter queue.
+	Attempt     int
+	MaxAttempts int
+}
+
+// LastAttempt reports whether a failure now dead-letters the message.
+func (d Delivery) LastAttempt() bool { return d.MaxAttempts > 0 && d.Attempt >= d.MaxAttempts }
+
+// Handler processes one delivery. nil acknowledges it. An error marked Permanent sends it to
+// the dead-letter queue at once; any other error retries it later with backoff, until
+// MaxAttempts, then dead-letters it.
+type Handler func(ctx context.Context, d Delivery) error
+
+// Queue is a durable message queue with at-least-once delivery.
+type Queue interface {
+	// Publish stores body on topic durably before it returns (publisher confirms, a commit).
+	Publish(ctx context.Context, topic string, body []byte) error
+	// Consume runs h on topic's messages, up to concurrency at once, until ctx is done; then
+	// it stops taking new messages, waits for the running handlers, and returns nil.
+	Consume(ctx context.Context, topic string, concurrency int, h Handler) error
+}
+
+// VideoMessage asks for a job's conversion. The tutorial's field names are kept.
+type VideoMessage struct {
+	JobID    string `json:"job_id"`
+	VideoFID string `json:"video_fid"`
+	Username string `json:"username"`
+}
+
+// JobEvent announces a job's outcome on TopicMP3.
+type JobEvent struct {
+	JobID    string   `json:"job_id"`
+	State    JobState `json:"state"`
+	Username string   `json:"username"`
+	Filename string   `json:"filename"`
+	VideoFID string   `json:"video_fid"`
+	MP3FID   string   `json:"mp3_fid,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// EventFor returns the event that announces j's current (final) state.
+func EventFor(j *Job) JobEvent {
+	e := JobEvent{JobID: j.ID, State: j.State, Username: j.Owner, Filename: j.Filename, VideoFID: j.VideoFID}
+	if j.State == JobDone {
+		e.MP3FID = j.MP3FID
+	}
+	if j.State == JobFailed {
+		e.Error = j.Error
+	}
+	return e
+}
+
+// Converter turns a video file into an MP3 file.
+type Converter interface {
+	// Convert reads the video at src (a seekable local file) and writes an MP3 to dst,
+	// calling progress with 0-100 as it goes. Input that is not a usable video (no audio,
+	// not media, truncated) gives an error marked Permanent whose message says why.
+	Convert(ctx context.Context, src, dst string, progress func(pct int)) error
+}
+
+// Mail is one message to one recipient.
+type Mail struct {
+	To      string
+	Subject string
+	Body    string // plain text
+}
+
+// Mailer sends mail.
+type Mailer interface {
+	Send(ctx context.Context, m Mail) error
+}
+
+// SentLog remembers which notifications were sent, so that a redelivered event sends no
+// second mail.
+type SentLog interface {
+	// Sent reports whether key was marked.
+	Sent(ctx context.Context, key string) (bool, error)
+	// MarkSent records key; marking it again is not an error.
+	MarkSent(ctx context.Context, key string) error
+}
+
+// Claims are what a verified token says.
+type Claims struct {
+	Subject   string    `json:"sub"`
+	Issuer    string    `json:"iss"`
+	IssuedAt  time.Time `json:"iat"`
+	ExpiresAt time.Time `json:"exp"`
+}
+
+// TokenVerifier checks a bearer token: a bad, expired or forged one gives EUNAUTHORIZED.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*Claims, error)
+}
+
+// Accounts registers users and logs them in. The auth service implements it over a
+// UserStore; the gateway implements it by calling the auth service.
+type Accounts interface {
+	// Register creates a user: EINVALID for a bad email or password, ECONFLICT for a taken email.
+	Register(ctx context.Context, email, password string) (*User, error)
+	// Login checks the password and returns a signed token: EUNAUTHORIZED on a mismatch.
+	Login(ctx context.Context, email, password string) (token string, expires time.Time, err error)
+}
