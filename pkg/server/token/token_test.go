@@ -1,0 +1,209 @@
+package token
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+func newKey(t *testing.T) Key {
+	t.Helper()
+	p, err := GenerateEd25519PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ParseKey(EdDSA, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestIssueVerify(t *testing.T) {
+	k := newKey(t)
+	iss := &Issuer{Key: k, Issuer: "v2m", TTL: time.Hour}
+	tok, exp, err := iss.Issue("a@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(exp); d < 59*time.Minute || d > time.Hour {
+		t.Fatalf("expiry %v from now, want about 1h", d)
+	}
+	v := &Verifier{Alg: EdDSA, Issuer: "v2m", Keys: StaticKeys{k}}
+	c, err := v.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "a@example.com" || c.Issuer != "v2m" || !c.ExpiresAt.Equal(exp) {
+		t.Fatalf("claims = %+v", c)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	k := newKey(t)
+	other := newKey(t)
+	now := time.Now()
+	v := &Verifier{Alg: EdDSA, Issuer: "v2m", Keys: StaticKeys{k}}
+	good := &Issuer{Key: k, Issuer: "v2m"}
+
+	forged := func() string { // signed by another key but claiming the trusted kid
+		o := other
+		o.ID = k.ID
+		s, _, _ := (&Issuer{Key: o, Issuer: "v2m"}).Issue("a@example.com")
+		return s
+	}
+	expired := func() string {
+		s, _, _ := (&Issuer{Key: k, Issuer: "v2m", TTL: time.Minute, Now: func() time.Time { return now.Add(-2 * time.Hour) }}).Issue("a@example.com")
+		return s
+	}
+	wrongIss := func() string { s, _, _ := (&Issuer{Key: k, Issuer: "evil"}).Issue("a@example.com"); return s }
+	none := func() string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "a@example.com", "iss": "v2m",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		tok.Header["kid"] = k.ID
+		s, err := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	hsConfusion := func() string { // HS256 signed with the public key bytes as the secret
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "a@example.com", "iss": "v2m",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		tok.Header["kid"] = k.ID
+		s, _ := tok.SignedString([]byte(k.Public))
+		return s
+	}
+	noExp := func() string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "a@example.com", "iss": "v2m", "iat": now.Unix()})
+		tok.Header["kid"] = k.ID
+		s, _ := tok.SignedString(k.Private)
+		return s
+	}
+	tampered := func() string {
+		s, _, _ := good.Issue("a@example.com")
+		parts := strings.Split(s, ".")
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		payload = []byte(strings.Replace(string(payload), "a@example.com", "b@example.com", 1))
+		parts[1] = base64.RawURLEncoding.EncodeToString(payload)
+		return strings.Join(parts, ".")
+	}
+	for name, tok := range map[string]string{
+		"empty": "", "garbage": "not.a.jwt", "forged": forged(), "expired": expired(), "wrong issuer": wrongIss(),
+		"alg none": none(), "alg confusion": hsConfusion(), "no exp": noExp(), "tampered": tampered(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := v.Verify(context.Background(), tok)
+			if !server.IsCode(err, server.EUNAUTHORIZED) {
+				t.Fatalf("err = %v, want unauthorized", err)
+			}
+		})
+	}
+	_, err := v.Verify(context.Background(), expired())
+	if server.ErrorMessage(err) != "token expired" {
+		t.Errorf("expired message = %q", server.ErrorMessage(err))
+	}
+}
+
+func TestHS256(t *testing.T) {
+	if _, err := NewSecretKey([]byte("short")); err == nil {
+		t.Fatal("short secret accepted")
+	}
+	k, err := ParseKey(HS256, []byte("  0123456789abcdef0123456789abcdef\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := (&Issuer{Key: k, Issuer: "v2m"}).Issue("a@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Verifier{Alg: HS256, Issuer: "v2m", Keys: StaticKeys{k}}).Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	// An EdDSA verifier must not accept an HS256 token, whatever key it holds.
+	if _, err := (&Verifier{Alg: EdDSA, Issuer: "v2m", Keys: StaticKeys{k}}).Verify(context.Background(), tok); err == nil {
+		t.Fatal("EdDSA verifier accepted an HS256 token")
+	}
+}
+
+func TestRotation(t *testing.T) {
+	old, cur := newKey(t), newKey(t)
+	oldTok, _, _ := (&Issuer{Key: old, Issuer: "v2m"}).Issue("a@example.com")
+	pubOnly := Key{ID: old.ID, Alg: EdDSA, Public: old.Public}
+	v := &Verifier{Alg: EdDSA, Issuer: "v2m", Keys: StaticKeys{cur, pubOnly}}
+	if _, err := v.Verify(context.Background(), oldTok); err != nil {
+		t.Fatalf("token of a retired key rejected during rotation: %v", err)
+	}
+	v.Keys = StaticKeys{cur}
+	if _, err := v.Verify(context.Background(), oldTok); err == nil {
+		t.Fatal("token of a removed key accepted")
+	}
+}
+
+func TestRemoteKeysRefreshOnUnknownKid(t *testing.T) {
+	k1, k2 := newKey(t), newKey(t)
+	var current atomic.Value
+	current.Store([]Key{k1})
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		json.NewEncoder(w).Encode(PublicJWKS(current.Load().([]Key)))
+	}))
+	defer srv.Close()
+	rk := &RemoteKeys{URL: srv.URL, MinRefresh: time.Nanosecond}
+	v := &Verifier{Alg: EdDSA, Issuer: "v2m", Keys: rk}
+	t1, _, _ := (&Issuer{Key: k1, Issuer: "v2m"}).Issue("a@example.com")
+	for range 3 {
+		if _, err := v.Verify(context.Background(), t1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("fetched %d times for one kid, want 1 (cached)", n)
+	}
+	current.Store([]Key{k2, {ID: k1.ID, Alg: EdDSA, Public: k1.Public}})
+	t2, _, _ := (&Issuer{Key: k2, Issuer: "v2m"}).Issue("a@example.com")
+	if _, err := v.Verify(context.Background(), t2); err != nil {
+		t.Fatalf("new kid after rotation: %v", err)
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("fetches = %d, want 2", n)
+	}
+	// The set holds only public keys.
+	for _, k := range rk.keys {
+		if k.Private != nil {
+			t.Fatal("private key in fetched set")
+		}
+	}
+}
+
+func TestLoadOrCreate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sub", "jwt.pem")
+	k1, err := LoadOrCreateEd25519(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", st.Mode(), err)
+	}
+	k2, err := LoadOrCreateEd25519(p)
+	if err != nil || k2.ID != k1.ID {
+		t.Fatalf("second load gave another key: %v", err)
+	}
+	if _, err := ParseKey(EdDSA, []byte("junk")); err == nil {
+		t.Fatal("junk key accepted")
+	}
+}
