@@ -1,0 +1,181 @@
+// Package mysql keeps v2m's users in MySQL or MariaDB: the tutorial's `user` table, with a
+// created_at column added by Migrate when an older table lacks it.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+// MySQL error numbers the store branches on.
+const (
+	errDupEntry     = 1062 // ER_DUP_ENTRY
+	errDupFieldName = 1060 // ER_DUP_FIELDNAME: a concurrent Migrate added the column first
+)
+
+// Pool settings. ConnMaxLifetime stays well below MySQL's default wait_timeout (8 h) and the
+// idle timeouts of proxies and managed databases (RDS Proxy, load balancers: minutes), so the
+// pool never hands out a connection the server has already dropped.
+const (
+	maxOpenConns    = 20
+	maxIdleConns    = 5
+	connMaxLifetime = 3 * time.Minute
+	connMaxIdleTime = time.Minute
+)
+
+// DefaultTable is the table users live in.
+const DefaultTable = "user"
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// Option changes how Open sets up a Store.
+type Option func(*Store)
+
+// WithTable keeps the users in another table than DefaultTable (several deployments or test
+// runs sharing one database). The name must be a plain identifier.
+func WithTable(name string) Option { return func(s *Store) { s.table = name } }
+
+// Store is a server.UserStore on MySQL. It is safe for concurrent use.
+type Store struct {
+	db    *sql.DB
+	log   *slog.Logger
+	table string
+}
+
+var _ server.UserStore = (*Store)(nil)
+
+// Open connects to the database named by dsn (go-sql-driver/mysql format, for example
+// "user:pass@tcp(127.0.0.1:3306)/auth"), and checks that it answers. parseTime is turned on
+// whatever the DSN says, and times are read and written in UTC unless the DSN sets loc.
+// Call Migrate before the first use on a new database.
+func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse mysql dsn: %w", err)
+	}
+	cfg.ParseTime = true
+	if cfg.Loc == nil {
+		cfg.Loc = time.UTC
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql connector: %w", err)
+	}
+	s := &Store{db: sql.OpenDB(connector), log: logger, table: DefaultTable}
+	for _, o := range opts {
+		o(s)
+	}
+	if !tableName.MatchString(s.table) {
+		s.db.Close()
+		return nil, fmt.Errorf("mysql: bad table name %q", s.table)
+	}
+	s.db.SetMaxOpenConns(maxOpenConns)
+	s.db.SetMaxIdleConns(maxIdleConns)
+	s.db.SetConnMaxLifetime(connMaxLifetime)
+	s.db.SetConnMaxIdleTime(connMaxIdleTime)
+	if err := s.Ping(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	s.log.Debug("mysql connected", "addr", cfg.Addr, "db", cfg.DBName, "table", s.table)
+	return s, nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping mysql: %w", err)
+	}
+	return nil
+}
+
+// Migrate creates the users table, or brings an older one up to date: the tutorial's table
+// (id, email, password) gets a created_at column, existing rows taking the migration's time.
+// It is idempotent and safe to run from several processes at once.
+func (s *Store) Migrate(ctx context.Context) error {
+	create := fmt.Sprintf("CREATE TABLE IF NOT EXISTS `%s` ("+
+		"id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "+
+		"email VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL UNIQUE, "+
+		"password VARCHAR(255) NOT NULL, "+
+		"created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"+
+		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci", s.table)
+	if _, err := s.db.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("create table %s: %w", s.table, err)
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS "+
+		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'created_at'", s.table).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("inspect table %s: %w", s.table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	alter := fmt.Sprintf("ALTER TABLE `%s` ADD COLUMN created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)", s.table)
+	if _, err := s.db.ExecContext(ctx, alter); err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == errDupFieldName {
+			return nil
+		}
+		return fmt.Errorf("add created_at to %s: %w", s.table, err)
+	}
+	s.log.Info("mysql migrated: added created_at", "table", s.table)
+	return nil
+}
+
+// CreateUser stores a new user. An email already taken, in any letter case, gives ECONFLICT.
+func (s *Store) CreateUser(ctx context.Context, email string, passwordHash []byte) (*server.User, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	res, err := s.db.ExecContext(ctx,
+		fmt.Sprintf("INSERT INTO `%s` (email, password, created_at) VALUES (?, ?, ?)", s.table),
+		email, string(passwordHash), now)
+	if err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == errDupEntry {
+			return nil, server.Errorf(server.ECONFLICT, "a user with email %s already exists", email)
+		}
+		return nil, fmt.Errorf("insert user %s: %w", email, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return nil, fmt.Errorf("insert user %s: last insert id: %w", email, err)
+	}
+	return &server.User{ID: id, Email: email, PasswordHash: append([]byte(nil), passwordHash...), CreatedAt: now}, nil
+}
+
+// UserByEmail returns the user whose email matches, ignoring letter case, or ENOTFOUND.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*server.User, error) {
+	var (
+		u    server.User
+		hash string
+	)
+	// The email column's collation (utf8mb4_unicode_ci, set by Migrate; the tutorial's table
+	// gets a _ci default too) makes this comparison, and the unique index, case-insensitive.
+	q := fmt.Sprintf("SELECT id, email, password, created_at FROM `%s` WHERE email = ?", s.table)
+	err := s.db.QueryRowContext(ctx, q, email).Scan(&u.ID, &u.Email, &hash, &u.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, server.Errorf(server.ENOTFOUND, "no user with email %s", strings.ToLower(email))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select user %s: %w", email, err)
+	}
+	u.PasswordHash = []byte(hash)
+	u.CreatedAt = u.CreatedAt.UTC()
+	return &u, nil
+}
