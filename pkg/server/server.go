@@ -76,10 +76,14 @@ type JobStore interface {
 	JobByMP3(ctx context.Context, fid string) (*Job, error)
 	// ListJobs returns owner's jobs, newest first, at most limit of them.
 	ListJobs(ctx context.Context, owner string, limit int) ([]*Job, error)
-	// ClaimJob moves a queued or converting job to converting, counts an attempt, sets
-	// progress to 0 and returns the job. A done or failed job gives ECONFLICT, with no change.
-	ClaimJob(ctx context.Context, id string) (*Job, error)
-	// SetProgress records progress (0-100) of a converting job; other states are left alone.
+	// ClaimJob moves a queued job, or a converting job whose UpdatedAt is before staleBefore
+	// (its worker stopped sending heartbeats), to converting; it counts an attempt, sets
+	// progress to 0, sets UpdatedAt to now and returns the job. A done or failed job, or a
+	// converting job updated at or after staleBefore (a live worker has it), gives ECONFLICT
+	// with no change. This is what makes a redelivered message harmless.
+	ClaimJob(ctx context.Context, id string, staleBefore time.Time) (*Job, error)
+	// SetProgress records progress (0-100) of a converting job and sets its UpdatedAt to now,
+	// even when pct is unchanged: workers call it as a heartbeat. Other states are left alone.
 	SetProgress(ctx context.Context, id string, pct int) error
 	// FinishJob moves a converting job to done. Any other state gives ECONFLICT.
 	FinishJob(ctx context.Context, id string) (*Job, error)
