@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+// Jobs returns the database as a server.JobStore.
+func (d *DB) Jobs() server.JobStore { return (*jobStore)(d) }
+
+type jobStore DB
+
+const jobColumns = `id, owner, state, progress, error, filename, size, video_fid, mp3_fid, attempts, created_at, updated_at, finished_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanJob(row scanner) (*server.Job, error) {
+	var j server.Job
+	var created, updated int64
+	var finished sql.NullInt64
+	if err := row.Scan(&j.ID, &j.Owner, &j.State, &j.Progress, &j.Error, &j.Filename, &j.Size, &j.VideoFID, &j.MP3FID,
+		&j.Attempts, &created, &updated, &finished); err != nil {
+		return nil, err
+	}
+	j.CreatedAt, j.UpdatedAt = fromMS(created), fromMS(updated)
+	if finished.Valid {
+		j.FinishedAt = fromMS(finished.Int64)
+	}
+	return &j, nil
+}
+
+func (s *jobStore) CreateJob(ctx context.Context, j *server.Job) error {
+	var finished sql.NullInt64
+	if !j.FinishedAt.IsZero() {
+		finished = sql.NullInt64{Int64: ms(j.FinishedAt), Valid: true}
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Owner, j.State, j.Progress, j.Error, j.Filename, j.Size, j.VideoFID, j.MP3FID, j.Attempts,
+		ms(j.CreatedAt), ms(j.UpdatedAt), finished)
+	if isUnique(err) {
+		return server.Errorf(server.ECONFLICT, "job %s exists", j.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	return nil
+}
+
+func (s *jobStore) get(ctx context.Context, where string, arg any) (*server.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, arg))
+	if isNoRows(err) {
+		return nil, notFound("job", fmt.Sprint(arg))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select job: %w", err)
+	}
+	return j, nil
+}
+
+func (s *jobStore) Job(ctx context.Context, id string) (*server.Job, error) {
+	return s.get(ctx, `id = ?`, id)
+}
+
+func (s *jobStore) JobByMP3(ctx context.Context, fid string) (*server.Job, error) {
+	return s.get(ctx, `mp3_fid = ?`, fid)
+}
+
+func (s *jobStore) ListJobs(ctx context.Context, owner string, limit int) ([]*server.Job, error) {
+	return s.list(ctx, `SELECT `+jobColumns+` FROM jobs WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT ?`, owner, limit)
+}
+
+func (s *jobStore) StaleJobs(ctx context.Context, state server.JobState, before time.Time, limit int) ([]*server.Job, error) {
+	return s.list(ctx, `SELECT `+jobColumns+` FROM jobs WHERE state = ? AND updated_at < ? ORDER BY updated_at LIMIT ?`,
+		state, ms(before), limit)
+}
+
+func (s *jobStore) list(ctx context.Context, query string, args ...any) ([]*server.Job, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("select jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []*server.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan job: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select jobs: %w", err)
+	}
+	return out, nil
+}
+
+// update runs a conditional UPDATE ... RETURNING; when no row matches it tells not found from
+// a state conflict.
+func (s *jobStore) update(ctx context.Context, id, set, cond string, args ...any) (*server.Job, error) {
+	q := `UPDATE jobs SET ` + set + ` WHERE id = ? AND (` + cond + `) RETURNING ` + jobColumns
+	j, err := scanJob(s.db.QueryRowContext(ctx, q, args...))
+	if isNoRows(err) {
+		cur, gerr := s.Job(ctx, id)
+		if gerr != nil {
+			return nil, gerr
+		}
+		return nil, server.Errorf(server.ECONFLICT, "job %s is %s", id, cur.State)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+func (s *jobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Time) (*server.Job, error) {
+	now := ms(s.now())
+	return s.update(ctx, id, `state = 'converting', attempts = attempts + 1, progress = 0, updated_at = ?`,
+		`state = 'queued' OR (state = 'converting' AND updated_at < ?)`, now, id, ms(staleBefore))
+}
+
+func (s *jobStore) SetProgress(ctx context.Context, id string, pct int) error {
+	pct = max(0, min(100, pct))
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND state = 'converting'`,
+		pct, ms(s.now()), id)
+	if err != nil {
+		return fmt.Errorf("update progress: %w", err)
+	}
+	return nil
+}
+
+func (s *jobStore) FinishJob(ctx context.Context, id string) (*server.Job, error) {
+	now := ms(s.now())
+	return s.update(ctx, id, `state = 'done', progress = 100, error = '', updated_at = ?, finished_at = ?`,
+		`state = 'converting'`, now, now, id)
+}
+
+func (s *jobStore) FailJob(ctx context.Context, id, reason string) (*server.Job, error) {
+	now := ms(s.now())
+	return s.update(ctx, id, `state = 'failed', error = ?, updated_at = ?, finished_at = ?`,
+		`state IN ('queued', 'converting')`, reason, now, now, id)
+}
+
+func (s *jobStore) RequeueJob(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ? WHERE id = ? AND state = 'converting'`,
+		ms(s.now()), id)
+	if err != nil {
+		return fmt.Errorf("requeue job: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+// Uploads returns the database as a server.UploadStore.
+func (d *DB) Uploads() server.UploadStore { return (*uploadStore)(d) }
+
+type uploadStore DB
+
+func (s *uploadStore) CreateUpload(ctx context.Context, u *server.Upload) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO uploads (id, owner, filename, size, part_size, sha256, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, u.ID, u.Owner, u.Filename, u.Size, u.PartSize, u.SHA256, ms(u.CreatedAt))
+	if isUnique(err) {
+		return server.Errorf(server.ECONFLICT, "upload %s exists", u.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("insert upload: %w", err)
+	}
+	return nil
+}
+
+func (s *uploadStore) Upload(ctx context.Context, id string) (*server.Upload, error) {
+	var u server.Upload
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, owner, filename, size, part_size, sha256, created_at FROM uploads WHERE id = ?`, id).
+		Scan(&u.ID, &u.Owner, &u.Filename, &u.Size, &u.PartSize, &u.SHA256, &created)
+	if isNoRows(err) {
+		return nil, notFound("upload", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select upload: %w", err)
+	}
+	u.CreatedAt = fromMS(created)
+	return &u, nil
+}
+
+func (s *uploadStore) DeleteUpload(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM uploads WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete upload: %w", err)
+	}
+	return nil
+}
