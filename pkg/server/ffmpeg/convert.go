@@ -1,0 +1,203 @@
+package ffmpeg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+// errTimeout is the cause of a conversion's context when Config.Timeout expires.
+var errTimeout = errors.New("conversion timeout")
+
+// Convert writes the first audio track of the media file src to dst as an MP3, calling
+// progress (when not nil) with a rising percentage of the audio converted; 100 comes only
+// once the MP3 has been checked. It implements server.Converter.
+//
+// Input that cannot be converted, or a conversion that exceeds Config.Timeout, gives an
+// EINVALID error marked server.Permanent that says why. When ctx ends first, the error
+// wraps ctx's error and is not permanent. On any failure dst is removed.
+func (c *Converter) Convert(ctx context.Context, src, dst string, progress func(pct int)) (err error) {
+	jctx := ctx
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		jctx, cancel = context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	defer func() {
+		if err == nil {
+			return
+		}
+		_ = os.Remove(dst)
+		switch {
+		case ctx.Err() != nil:
+			err = fmt.Errorf("convert %s: %w", src, ctx.Err())
+		case errors.Is(context.Cause(jctx), errTimeout):
+			err = server.Permanent(server.Errorf(server.EINVALID, "conversion took longer than %v", c.timeout))
+		}
+		c.log.DebugContext(ctx, "conversion failed", "src", src, "elapsed", time.Since(start), "err", err)
+	}()
+
+	in, err := c.Probe(jctx, src)
+	if err != nil {
+		return err
+	}
+	if !in.HasAudio {
+		return server.Permanent(server.Errorf(server.EINVALID, "the video has no audio track"))
+	}
+
+	// Create dst first, so that a destination we cannot write is told apart from bad input.
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create mp3: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create mp3: %w", err)
+	}
+
+	total := in.AudioDuration
+	if total <= 0 {
+		total = in.Duration
+	}
+	pw := &progressWriter{total: total, report: progress, last: -1}
+	if err := c.run(jctx, src, dst, pw); err != nil {
+		return err
+	}
+
+	out, err := c.Probe(jctx, dst)
+	if err != nil {
+		if server.IsPermanent(err) {
+			return server.Permanent(server.Errorf(server.EINVALID,
+				"conversion produced no usable MP3: %s", server.ErrorMessage(err)))
+		}
+		return fmt.Errorf("check mp3: %w", err)
+	}
+	if want := in.AudioDuration; want > 0 {
+		tol := max(2*time.Second, want/50)
+		if got := out.Duration; got < want-tol {
+			return server.Permanent(server.Errorf(server.EINVALID,
+				"conversion produced a truncated MP3 (%s of %s)", secs(got), secs(want)))
+		} else if got > want+tol {
+			return server.Permanent(server.Errorf(server.EINVALID,
+				"conversion produced an MP3 of %s from %s of audio", secs(got), secs(want)))
+		}
+	}
+	if progress != nil && pw.last < 100 {
+		progress(100)
+	}
+	c.log.DebugContext(ctx, "converted", "src", src, "dst", dst, "audio", out.Duration, "elapsed", time.Since(start))
+	return nil
+}
+
+// run runs ffmpeg, feeding its -progress output to pw.
+func (c *Converter) run(ctx context.Context, src, dst string, pw *progressWriter) error {
+	input, output := "file:"+src, "file:"+dst
+	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y",
+		"-i", input, "-vn", "-map", "0:a:0", "-c:a", "libmp3lame"}
+	if c.bitrate != "" {
+		args = append(args, "-b:a", c.bitrate)
+	} else {
+		args = append(args, "-q:a", "2")
+	}
+	args = append(args, "-abort_on", "empty_output", "-progress", "pipe:1", "-nostats", "-f", "mp3", output)
+
+	var stderr tail
+	cmd := command(ctx, c.ffmpeg, args...)
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	c.log.DebugContext(ctx, "ffmpeg", "args", args)
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("ffmpeg: %w", context.Cause(ctx))
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("run %s: %w", c.ffmpeg, err)
+	}
+	msg := stderr.String()
+	if !ee.Exited() { // killed by a signal not ours: the machine's trouble
+		return fmt.Errorf("ffmpeg: %v: %s", err, reason(msg, input, src, output, dst))
+	}
+	if systemTrouble(msg) || bytes.Contains(stderr.Bytes(), []byte(dst)) {
+		return fmt.Errorf("ffmpeg: %v: %s", err, reason(msg, input, src, output, dst))
+	}
+	return server.Permanent(server.Errorf(server.EINVALID,
+		"the video could not be converted: %s", reason(msg, input, src, output, dst)))
+}
+
+// secs formats d as seconds with one decimal, e.g. "12.3s".
+func secs(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+}
+
+// maxLine bounds one line of -progress output; longer lines are cut.
+const maxLine = 1 << 10
+
+// progressWriter parses ffmpeg's -progress key=value lines and reports a rising
+// percentage of total, each value at most once, and below 100: 100 is for the caller
+// to report once the output is checked.
+type progressWriter struct {
+	total  time.Duration
+	report func(pct int)
+	last   int
+	line   []byte
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.line = append(w.line, p[:min(len(p), maxLine-len(w.line))]...)
+			break
+		}
+		w.line = append(w.line, p[:min(i, maxLine-len(w.line))]...)
+		w.handle(w.line)
+		w.line = w.line[:0]
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// handle takes one line.
+func (w *progressWriter) handle(line []byte) {
+	key, val, ok := bytes.Cut(bytes.TrimSpace(line), []byte("="))
+	if !ok {
+		return
+	}
+	switch string(key) {
+	case "out_time_us", "out_time_ms": // both count microseconds
+		us, err := strconv.ParseInt(string(val), 10, 64)
+		if err != nil || us <= 0 || w.total <= 0 {
+			return
+		}
+		done := float64(us) * float64(time.Microsecond) / float64(w.total)
+		w.set(int(min(99, 100*done)))
+	case "progress":
+		if string(val) == "end" {
+			w.set(99)
+		} else {
+			w.set(0)
+		}
+	}
+}
+
+// set reports pct if it is higher than what was reported before.
+func (w *progressWriter) set(pct int) {
+	if pct <= w.last {
+		return
+	}
+	w.last = pct
+	if w.report != nil {
+		w.report(pct)
+	}
+}

@@ -1,0 +1,366 @@
+package ffmpeg_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/v2m/v2m/internal/testenv"
+	"github.com/v2m/v2m/internal/testmedia"
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/ffmpeg"
+)
+
+// mediaDir holds the samples, generated once for all the tests of the package.
+var mediaDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "v2m-ffmpeg-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mediaDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func media(t testing.TB, s testmedia.Sample) string {
+	t.Helper()
+	return testmedia.MustGenerate(t, mediaDir, s)
+}
+
+func newConverter(t testing.TB, cfg ffmpeg.Config) *ffmpeg.Converter {
+	t.Helper()
+	testenv.Tool(t, "ffmpeg")
+	testenv.Tool(t, "ffprobe")
+	c, err := ffmpeg.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// progressLog records progress reports and checks that they rise within 0-100.
+type progressLog struct {
+	t    testing.TB
+	pcts []int
+}
+
+func (p *progressLog) report(pct int) {
+	if pct < 0 || pct > 100 {
+		p.t.Errorf("progress %d: out of 0-100", pct)
+	}
+	if n := len(p.pcts); n > 0 && pct <= p.pcts[n-1] {
+		p.t.Errorf("progress %d after %d: not rising", pct, p.pcts[n-1])
+	}
+	p.pcts = append(p.pcts, pct)
+}
+
+func within(got, want, tol time.Duration) bool { return got >= want-tol && got <= want+tol }
+
+func TestConvertGood(t *testing.T) {
+	c := newConverter(t, ffmpeg.Config{})
+	for _, s := range testmedia.Good {
+		t.Run(s.File(), func(t *testing.T) {
+			t.Parallel()
+			src := media(t, s)
+			dst := filepath.Join(t.TempDir(), "out.mp3")
+			pl := &progressLog{t: t}
+			if err := c.Convert(t.Context(), src, dst, pl.report); err != nil {
+				t.Fatalf("Convert: %v", err)
+			}
+			if len(pl.pcts) < 2 || pl.pcts[len(pl.pcts)-1] != 100 {
+				t.Errorf("progress %v: want several reports ending at 100", pl.pcts)
+			}
+			info, err := c.Probe(t.Context(), dst)
+			if err != nil {
+				t.Fatalf("Probe(mp3): %v", err)
+			}
+			if info.FormatName != "mp3" || info.AudioCodec != "mp3" || !info.HasAudio || info.HasVideo {
+				t.Errorf("mp3 probed as %+v", info)
+			}
+			if !within(info.Duration, s.AudioDuration, 200*time.Millisecond) {
+				t.Errorf("mp3 lasts %v, want %v", info.Duration, s.AudioDuration)
+			}
+		})
+	}
+}
+
+func TestConvertBad(t *testing.T) {
+	c := newConverter(t, ffmpeg.Config{})
+	for _, s := range testmedia.Bad {
+		t.Run(s.File(), func(t *testing.T) {
+			t.Parallel()
+			src := media(t, s)
+			dst := filepath.Join(t.TempDir(), "out.mp3")
+			pl := &progressLog{t: t}
+			err := c.Convert(t.Context(), src, dst, pl.report)
+			if err == nil {
+				t.Fatal("Convert succeeded")
+			}
+			if !server.IsPermanent(err) || !server.IsCode(err, server.EINVALID) {
+				t.Errorf("error %v: want a permanent %s", err, server.EINVALID)
+			}
+			msg := server.ErrorMessage(err)
+			if !strings.Contains(msg, s.WantErr) {
+				t.Errorf("message %q: want it to say %q", msg, s.WantErr)
+			}
+			if strings.Contains(msg, mediaDir) || strings.Contains(msg, "\n") || len(msg) > 300 {
+				t.Errorf("message %q: want one short line without paths", msg)
+			}
+			if n := len(pl.pcts); n > 0 && pl.pcts[n-1] == 100 {
+				t.Errorf("progress reached 100 on a failure: %v", pl.pcts)
+			}
+			if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("dst left behind after a failure: %v", err)
+			}
+			t.Logf("%s: %v", s.File(), err)
+		})
+	}
+}
+
+func TestConvertTruncatedReason(t *testing.T) {
+	// The cut MP4 has lost its index: the reason should tell so, not only "invalid data".
+	c := newConverter(t, ffmpeg.Config{})
+	src := media(t, testmedia.Bad[2])
+	err := c.Convert(t.Context(), src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+	if msg := server.ErrorMessage(err); !strings.Contains(msg, "moov atom not found") {
+		t.Errorf("message %q: want the missing moov atom named", msg)
+	}
+}
+
+// slowFFmpeg returns a program that sleeps in a child process, then runs the real ffmpeg.
+func slowFFmpeg(t *testing.T) string {
+	t.Helper()
+	real := testenv.Tool(t, "ffmpeg")
+	p := filepath.Join(t.TempDir(), "slow-ffmpeg")
+	script := fmt.Sprintf("#!/bin/sh\nsleep 600\nexec %s \"$@\"\n", real)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConvertTimeout(t *testing.T) {
+	// The limit expires during the probe or during the conversion, depending on the
+	// machine's speed; either way the job fails for good and says why. The sleeping child
+	// keeps ffmpeg's pipes open: Convert returning at all shows the whole group was killed
+	// (without it, the test would wait for the sleep).
+	c := newConverter(t, ffmpeg.Config{FFmpeg: slowFFmpeg(t), Timeout: 300 * time.Millisecond})
+	src := media(t, testmedia.Good[0])
+	dst := filepath.Join(t.TempDir(), "out.mp3")
+	err := c.Convert(t.Context(), src, dst, nil)
+	if !server.IsPermanent(err) || !server.IsCode(err, server.EINVALID) {
+		t.Fatalf("error %v: want a permanent %s", err, server.EINVALID)
+	}
+	if msg := server.ErrorMessage(err); msg != "conversion took longer than 300ms" {
+		t.Errorf("message %q: want the limit named", msg)
+	}
+}
+
+func TestConvertTimeoutExpired(t *testing.T) {
+	c := newConverter(t, ffmpeg.Config{Timeout: time.Nanosecond})
+	err := c.Convert(t.Context(), media(t, testmedia.Good[0]), filepath.Join(t.TempDir(), "out.mp3"), nil)
+	if !server.IsPermanent(err) || !strings.Contains(server.ErrorMessage(err), "took longer than 1ns") {
+		t.Errorf("error %v: want a permanent timeout", err)
+	}
+}
+
+func TestConvertCanceled(t *testing.T) {
+	c := newConverter(t, ffmpeg.Config{Timeout: time.Hour})
+	src := media(t, testmedia.Good[0])
+
+	t.Run("running", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		dst := filepath.Join(t.TempDir(), "out.mp3")
+		err := c.Convert(ctx, src, dst, func(int) { cancel() })
+		if err == nil || server.IsPermanent(err) || !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v: want a plain context.Canceled", err)
+		}
+		if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("dst left behind after a failure: %v", err)
+		}
+	})
+	t.Run("slow", func(t *testing.T) {
+		// A caller's deadline is a shutdown, not a fault of the video, even when it comes
+		// before the converter's own limit.
+		c := newConverter(t, ffmpeg.Config{FFmpeg: slowFFmpeg(t), Timeout: time.Hour})
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		err := c.Convert(ctx, src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+		if err == nil || server.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error %v: want a plain context.DeadlineExceeded", err)
+		}
+	})
+	t.Run("before", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		err := c.Convert(ctx, src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+		if err == nil || server.IsPermanent(err) || !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v: want a plain context.Canceled", err)
+		}
+	})
+}
+
+func TestConvertSystemTrouble(t *testing.T) {
+	// Failures that are not the video's fault are left to retry.
+	c := newConverter(t, ffmpeg.Config{})
+	src := media(t, testmedia.Good[0])
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ src, dst string }{
+		"missing src":     {filepath.Join(dir, "nope.mp4"), filepath.Join(dir, "a.mp3")},
+		"src is a dir":    {dir, filepath.Join(dir, "b.mp3")},
+		"dst dir missing": {src, filepath.Join(dir, "no", "such", "dir", "c.mp3")},
+		"dst is a dir":    {src, dir},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := c.Convert(t.Context(), tc.src, tc.dst, nil)
+			if err == nil || server.IsPermanent(err) {
+				t.Errorf("error %v: want a plain error", err)
+			}
+		})
+	}
+	t.Run("ffprobe missing", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "ffprobe")
+		if err := os.Symlink(testenv.Tool(t, "ffprobe"), bin); err != nil {
+			t.Fatal(err)
+		}
+		c := newConverter(t, ffmpeg.Config{FFprobe: bin})
+		if err := os.Remove(bin); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Convert(t.Context(), src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+		if err == nil || server.IsPermanent(err) {
+			t.Errorf("error %v: want a plain error", err)
+		}
+	})
+}
+
+func TestConvertBitrate(t *testing.T) {
+	for _, br := range []struct {
+		cfg  string
+		want int64
+	}{{"96k", 96000}, {"192k", 192000}} {
+		t.Run(br.cfg, func(t *testing.T) {
+			c := newConverter(t, ffmpeg.Config{Bitrate: br.cfg})
+			dst := filepath.Join(t.TempDir(), "out.mp3")
+			if err := c.Convert(t.Context(), media(t, testmedia.Good[0]), dst, nil); err != nil {
+				t.Fatal(err)
+			}
+			info, err := c.Probe(t.Context(), dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.BitRate < br.want*95/100 || info.BitRate > br.want*105/100 {
+				t.Errorf("bit rate %d, want about %d", info.BitRate, br.want)
+			}
+		})
+	}
+}
+
+func TestNew(t *testing.T) {
+	testenv.Tool(t, "ffmpeg")
+	testenv.Tool(t, "ffprobe")
+	const hint = "install it with `sudo apt-get install ffmpeg`"
+	missing := filepath.Join(t.TempDir(), "ffmpeg")
+	for name, tc := range map[string]struct {
+		cfg  ffmpeg.Config
+		want string
+	}{
+		"missing ffmpeg":  {ffmpeg.Config{FFmpeg: missing}, "ffmpeg not found at " + missing},
+		"missing ffprobe": {ffmpeg.Config{FFprobe: missing}, "ffprobe not found at " + missing},
+		"no unit":         {ffmpeg.Config{Bitrate: "192"}, "bitrate"},
+		"bps":             {ffmpeg.Config{Bitrate: "192000"}, "bitrate"},
+		"letters":         {ffmpeg.Config{Bitrate: "abck"}, "bitrate"},
+		"unit only":       {ffmpeg.Config{Bitrate: "k"}, "bitrate"},
+		"sign":            {ffmpeg.Config{Bitrate: "+192k"}, "bitrate"},
+		"too high":        {ffmpeg.Config{Bitrate: "1000k"}, "bitrate"},
+		"too low":         {ffmpeg.Config{Bitrate: "4k"}, "bitrate"},
+		"negative":        {ffmpeg.Config{Timeout: -time.Second}, "timeout"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ffmpeg.New(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(tc.want, "not found") && !strings.Contains(err.Error(), hint) {
+				t.Errorf("New: %v, want the install command", err)
+			}
+		})
+	}
+	if _, err := ffmpeg.New(ffmpeg.Config{Bitrate: "320k"}); err != nil {
+		t.Errorf("New(320k): %v", err)
+	}
+}
+
+func TestNewNotInPath(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := ffmpeg.New(ffmpeg.Config{})
+	want := "ffmpeg not found in PATH: install it with `sudo apt-get install ffmpeg`"
+	if err == nil || err.Error() != want {
+		t.Errorf("New: %v, want %q", err, want)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	c := newConverter(t, ffmpeg.Config{})
+	if err := c.Check(t.Context()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	for name, cfg := range map[string]ffmpeg.Config{
+		"ffmpeg fails":        {FFmpeg: testenv.Tool(t, "false")},
+		"ffprobe not ffprobe": {FFprobe: testenv.Tool(t, "true")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newConverter(t, cfg)
+			if err := c.Check(t.Context()); err == nil {
+				t.Error("Check succeeded")
+			}
+		})
+	}
+}
+
+func TestProbe(t *testing.T) {
+	c := newConverter(t, ffmpeg.Config{})
+	info, err := c.Probe(t.Context(), media(t, testmedia.Good[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.HasVideo || !info.HasAudio || info.AudioCodec != "aac" || !strings.Contains(info.FormatName, "mp4") ||
+		!within(info.Duration, 3*time.Second, 100*time.Millisecond) ||
+		!within(info.AudioDuration, 3*time.Second, 100*time.Millisecond) || info.BitRate <= 0 {
+		t.Errorf("Probe: %+v", info)
+	}
+	// Matroska keeps stream durations in tags.
+	info, err = c.Probe(t.Context(), media(t, testmedia.Good[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !within(info.AudioDuration, 3*time.Second, 100*time.Millisecond) {
+		t.Errorf("Probe(mkv): audio duration %v", info.AudioDuration)
+	}
+}
+
+// BenchmarkConvert converts ten minutes of 720p H.264/AAC; generating the input takes about
+// a minute the first time.
+func BenchmarkConvert(b *testing.B) {
+	c := newConverter(b, ffmpeg.Config{})
+	s := testmedia.Long(10*time.Minute, 1280, 720)
+	src := media(b, s)
+	dst := filepath.Join(b.TempDir(), "out.mp3")
+	for b.Loop() {
+		if err := c.Convert(b.Context(), src, dst, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(s.Duration.Seconds()*float64(b.N)/b.Elapsed().Seconds(), "x-realtime")
+}
