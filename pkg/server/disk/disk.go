@@ -1,0 +1,277 @@
+// Package disk implements server.BlobStore on a local directory, for standalone.
+//
+// Layout under the root:
+//
+//	videos/<fid>, mp3s/<fid>       finished files
+//	uploads/<id>/data               the upload, preallocated to its size; parts are written at their offsets
+//	uploads/<id>/parts/<n>          an empty marker, created once part n is on disk (after fsync)
+//
+// Completing an upload renames its data file into videos/, so no byte is copied twice.
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+// Store is a BlobStore rooted at a directory.
+type Store struct {
+	root string
+}
+
+// New returns a Store rooted at dir, creating its directories.
+func New(dir string) (*Store, error) {
+	for _, sub := range []string{server.BucketVideos, server.BucketMP3s, "uploads"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("create blob dir: %w", err)
+		}
+	}
+	return &Store{root: dir}, nil
+}
+
+func (s *Store) uploadDir(u *server.Upload) (string, error) {
+	if !server.ValidID(u.ID) {
+		return "", server.Errorf(server.EINVALID, "bad upload id")
+	}
+	return filepath.Join(s.root, "uploads", u.ID), nil
+}
+
+func (s *Store) path(bucket, fid string) (string, error) {
+	if bucket != server.BucketVideos && bucket != server.BucketMP3s {
+		return "", fmt.Errorf("unknown bucket %q", bucket)
+	}
+	if !server.ValidID(fid) {
+		return "", server.Errorf(server.ENOTFOUND, "file %s not found", fid)
+	}
+	return filepath.Join(s.root, bucket, fid), nil
+}
+
+// WritePart implements server.BlobStore.
+func (s *Store) WritePart(ctx context.Context, u *server.Upload, n int, r io.Reader) error {
+	want := u.PartLen(n)
+	if want < 0 {
+		return server.Errorf(server.EINVALID, "part %d out of range (0-%d)", n, u.Parts()-1)
+	}
+	dir, err := s.uploadDir(u)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "parts"), 0o700); err != nil {
+		return fmt.Errorf("create upload dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open upload data: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(u.Size); err != nil { // no-op after the first part; keeps the file at its final size
+		return fmt.Errorf("size upload data: %w", err)
+	}
+	marker := filepath.Join(dir, "parts", strconv.Itoa(n))
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reset part marker: %w", err)
+	}
+	w := io.NewOffsetWriter(f, int64(n)*u.PartSize)
+	got, err := io.Copy(w, &ctxReader{ctx: ctx, r: io.LimitReader(r, want+1)})
+	if err != nil {
+		return fmt.Errorf("write part %d: %w", n, err)
+	}
+	if got != want {
+		return server.Errorf(server.EINVALID, "part %d has %d bytes, want %d", n, got, want)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync part %d: %w", n, err)
+	}
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		return fmt.Errorf("mark part %d: %w", n, err)
+	}
+	return nil
+}
+
+// Parts implements server.BlobStore.
+func (s *Store) Parts(_ context.Context, u *server.Upload) ([]int, error) {
+	dir, err := s.uploadDir(u)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "parts"))
+	if errors.Is(err, os.ErrNotExist) {
+		return []int{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list parts: %w", err)
+	}
+	out := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n >= 0 && n < u.Parts() {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// CompleteUpload implements server.BlobStore.
+func (s *Store) CompleteUpload(ctx context.Context, u *server.Upload) error {
+	dst, err := s.path(server.BucketVideos, u.ID)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return nil // completed before
+	}
+	parts, err := s.Parts(ctx, u)
+	if err != nil {
+		return err
+	}
+	if missing := u.Parts() - len(parts); missing > 0 {
+		return server.Errorf(server.ECONFLICT, "%d of %d parts missing", missing, u.Parts())
+	}
+	dir, _ := s.uploadDir(u)
+	data := filepath.Join(dir, "data")
+	if u.Size == 0 { // an empty file has one empty part and maybe no data file
+		if err := os.WriteFile(data, nil, 0o600); err != nil {
+			return fmt.Errorf("create empty upload: %w", err)
+		}
+	}
+	if u.SHA256 != "" {
+		sum, err := hashFile(ctx, data)
+		if err != nil {
+			return err
+		}
+		if sum != u.SHA256 {
+			_ = s.AbortUpload(ctx, u)
+			return server.Errorf(server.EINVALID, "sha256 mismatch: the upload is %s, the client said %s", sum, u.SHA256)
+		}
+	}
+	if err := os.Rename(data, dst); err != nil {
+		return fmt.Errorf("move upload into place: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove upload dir: %w", err)
+	}
+	return nil
+}
+
+func hashFile(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open upload: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, &ctxReader{ctx: ctx, r: f}); err != nil {
+		return "", fmt.Errorf("hash upload: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// AbortUpload implements server.BlobStore.
+func (s *Store) AbortUpload(_ context.Context, u *server.Upload) error {
+	dir, err := s.uploadDir(u)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove upload: %w", err)
+	}
+	return nil
+}
+
+// Put implements server.BlobStore: it writes a temporary file, syncs it and renames it over
+// any file of the same fid.
+func (s *Store) Put(ctx context.Context, bucket, fid, _ string, r io.Reader) (int64, error) {
+	dst, err := s.path(bucket, fid)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+fid+".*")
+	if err != nil {
+		return 0, fmt.Errorf("create temp file: %w", err)
+	}
+	defer os.Remove(f.Name()) // after the rename this fails harmlessly
+	defer f.Close()
+	n, err := io.Copy(f, &ctxReader{ctx: ctx, r: r})
+	if err != nil {
+		return 0, fmt.Errorf("write %s/%s: %w", bucket, fid, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("sync %s/%s: %w", bucket, fid, err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("close %s/%s: %w", bucket, fid, err)
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return 0, fmt.Errorf("rename %s/%s: %w", bucket, fid, err)
+	}
+	return n, nil
+}
+
+// Open implements server.BlobStore.
+func (s *Store) Open(_ context.Context, bucket, fid string) (server.Blob, error) {
+	p, err := s.path(bucket, fid)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, server.Errorf(server.ENOTFOUND, "file %s not found", fid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s/%s: %w", bucket, fid, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s/%s: %w", bucket, fid, err)
+	}
+	return &blob{File: f, size: st.Size(), mod: st.ModTime()}, nil
+}
+
+// Delete implements server.BlobStore.
+func (s *Store) Delete(_ context.Context, bucket, fid string) error {
+	p, err := s.path(bucket, fid)
+	if err != nil {
+		if server.IsCode(err, server.ENOTFOUND) {
+			return nil
+		}
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete %s/%s: %w", bucket, fid, err)
+	}
+	return nil
+}
+
+type blob struct {
+	*os.File
+	size int64
+	mod  time.Time
+}
+
+func (b *blob) Size() int64        { return b.size }
+func (b *blob) ModTime() time.Time { return b.mod }
+
+// ctxReader stops a long copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
