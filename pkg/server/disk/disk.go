@@ -83,12 +83,16 @@ func (s *Store) WritePart(ctx context.Context, u *server.Upload, n int, r io.Rea
 		return fmt.Errorf("reset part marker: %w", err)
 	}
 	w := io.NewOffsetWriter(f, int64(n)*u.PartSize)
-	got, err := io.Copy(w, &ctxReader{ctx: ctx, r: io.LimitReader(r, want+1)})
+	got, err := io.Copy(w, &ctxReader{ctx: ctx, r: io.LimitReader(r, want)})
 	if err != nil {
 		return fmt.Errorf("write part %d: %w", n, err)
 	}
 	if got != want {
 		return server.Errorf(server.EINVALID, "part %d has %d bytes, want %d", n, got, want)
+	}
+	// Never write past the part (that is the next part's place): look for an extra byte.
+	if extra, _ := r.Read(make([]byte, 1)); extra > 0 {
+		return server.Errorf(server.EINVALID, "part %d is longer than %d bytes", n, want)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync part %d: %w", n, err)
