@@ -1,0 +1,131 @@
+// Package metrics holds a process's Prometheus collectors (client_golang) in its own registry.
+// Every method is safe on a nil *Metrics, so components can be used without metrics in tests.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the collectors every v2md service shares.
+type Metrics struct {
+	reg             *prometheus.Registry
+	httpRequests    *prometheus.CounterVec
+	httpDuration    *prometheus.HistogramVec
+	jobs            *prometheus.CounterVec
+	convertSeconds  prometheus.Histogram
+	bytes           *prometheus.CounterVec
+	publishFailures *prometheus.CounterVec
+	redeliveries    *prometheus.CounterVec
+	mails           *prometheus.CounterVec
+}
+
+// New returns Metrics registered in a new registry, with Go and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"method", "route", "status"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "v2m_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"method", "route"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_jobs_total", Help: "Jobs that entered each state.",
+		}, []string{"state"}),
+		convertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "v2m_conversion_seconds", Help: "Time to convert one video, successful or not.",
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 14),
+		}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_bytes_total", Help: "Bytes received (in) and served or produced (out).",
+		}, []string{"direction"}),
+		publishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_publish_failures_total", Help: "Messages that could not be published, by topic.",
+		}, []string{"topic"}),
+		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_redeliveries_total", Help: "Messages delivered more than once, by topic.",
+		}, []string{"topic"}),
+		mails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_mails_total", Help: "Mails by result (sent, failed).",
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.httpRequests, m.httpDuration, m.jobs, m.convertSeconds, m.bytes, m.publishFailures, m.redeliveries, m.mails)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Registry returns the registry, for tests and extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// HTTPRequest counts one request.
+func (m *Metrics) HTTPRequest(method, route string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// Job counts a job entering state.
+func (m *Metrics) Job(state string) {
+	if m != nil {
+		m.jobs.WithLabelValues(state).Inc()
+	}
+}
+
+// Conversion records the time one conversion took.
+func (m *Metrics) Conversion(d time.Duration) {
+	if m != nil {
+		m.convertSeconds.Observe(d.Seconds())
+	}
+}
+
+// BytesIn counts bytes received.
+func (m *Metrics) BytesIn(n int64) {
+	if m != nil && n > 0 {
+		m.bytes.WithLabelValues("in").Add(float64(n))
+	}
+}
+
+// BytesOut counts bytes served or produced.
+func (m *Metrics) BytesOut(n int64) {
+	if m != nil && n > 0 {
+		m.bytes.WithLabelValues("out").Add(float64(n))
+	}
+}
+
+// PublishFailure counts a message that could not be published.
+func (m *Metrics) PublishFailure(topic string) {
+	if m != nil {
+		m.publishFailures.WithLabelValues(topic).Inc()
+	}
+}
+
+// Redelivery counts a message delivered again.
+func (m *Metrics) Redelivery(topic string) {
+	if m != nil {
+		m.redeliveries.WithLabelValues(topic).Inc()
+	}
+}
+
+// Mail counts a mail by result: "sent" or "failed".
+func (m *Metrics) Mail(result string) {
+	if m != nil {
+		m.mails.WithLabelValues(result).Inc()
+	}
+}
