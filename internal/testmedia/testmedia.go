@@ -4,6 +4,7 @@
 package testmedia
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,9 @@ type Sample struct {
 	// From and Keep make a truncated file: the first Keep (0 to 1) of From's bytes.
 	From *Sample
 	Keep float64
+	// ZeroMedia, with From an MP4, makes a corrupt file: From with every byte after its
+	// mdat box's header zeroed, so that the index is intact but no frame decodes.
+	ZeroMedia bool
 
 	// WantErr is, for a Bad sample, a phrase that a converter's error message contains.
 	WantErr string
@@ -64,6 +68,8 @@ var (
 	mkv10s = Sample{Name: "long", Container: "mkv", Duration: 10 * time.Second, Video: h264, Audio: aac,
 		AudioDuration: 10 * time.Second}
 	moovEnd = Sample{Name: "moov-end", Container: "mp4", Duration: sec3, Video: h264, Audio: aac, AudioDuration: sec3}
+	fast10s = Sample{Name: "faststart-long", Container: "mp4", Duration: 10 * time.Second, Video: h264, Audio: aac,
+		Mux: []string{"-movflags", "+faststart"}, AudioDuration: 10 * time.Second}
 )
 
 // Good are videos that convert to an MP3 of AudioDuration.
@@ -95,6 +101,10 @@ var Bad = []Sample{
 	// A cut Matroska file still probes with its full duration, and ffmpeg converts the part
 	// that is there without an error: only the MP3's duration shows that audio is missing.
 	{Name: "truncated", Container: "mkv", From: &mkv10s, Keep: 0.4, WantErr: "truncated"},
+	// The same for an MP4 with its index first: the index promises what is not there.
+	{Name: "truncated-faststart", Container: "mp4", From: &fast10s, Keep: 0.4, WantErr: "truncated"},
+	// Every frame is garbage: ffmpeg decodes nothing and fails.
+	{Name: "corrupt", Container: "mp4", From: &fast10s, ZeroMedia: true, WantErr: "could not be converted"},
 }
 
 // Long returns a sample for benchmarks: an H.264/AAC MP4 of d at w×h and 30 frames/s.
@@ -128,6 +138,8 @@ func Generate(ctx context.Context, dir string, s Sample) (string, error) {
 	defer os.Remove(name) // after a successful rename there is nothing left to remove
 
 	switch {
+	case s.From != nil && s.ZeroMedia:
+		err = zeroMedia(ctx, dir, s, tmp)
 	case s.From != nil:
 		err = truncated(ctx, dir, s, tmp)
 	case s.Video == nil && s.Audio == nil:
@@ -168,6 +180,25 @@ func truncated(ctx context.Context, dir string, s Sample, w io.Writer) error {
 		return err
 	}
 	_, err = io.CopyN(w, f, int64(float64(st.Size())*s.Keep))
+	return err
+}
+
+// zeroMedia writes s.From to w with every byte after its mdat box's header zeroed.
+func zeroMedia(ctx context.Context, dir string, s Sample, w io.Writer) error {
+	from, err := Generate(ctx, dir, *s.From)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(from) // a small test file
+	if err != nil {
+		return err
+	}
+	i := bytes.Index(b, []byte("mdat"))
+	if i < 0 {
+		return fmt.Errorf("%s has no mdat box", s.From.File())
+	}
+	clear(b[i+4:])
+	_, err = w.Write(b)
 	return err
 }
 

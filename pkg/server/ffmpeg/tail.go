@@ -36,6 +36,15 @@ func (t *tail) String() string { return string(t.buf) }
 // its messages with.
 var ctxPrefix = regexp.MustCompile(`^\[[^\]]* @ 0x[0-9a-f]+\] *`)
 
+// streamPrefix matches ffmpeg's "Error while decoding stream #0:1: ", which says nothing
+// to a user.
+var streamPrefix = regexp.MustCompile(`^Error while (de|en)coding stream #[0-9:]+: *`)
+
+// plainWords rewrites ffmpeg's terse messages for users.
+var plainWords = map[string]string{
+	"Empty output": "no audio could be decoded",
+}
+
 // maxReason bounds a reason shown to users.
 const maxReason = 200
 
@@ -45,7 +54,11 @@ const maxReason = 200
 func reason(stderr string, paths ...string) string {
 	var lines []string
 	for l := range strings.SplitSeq(stderr, "\n") {
-		l = strings.TrimSpace(ctxPrefix.ReplaceAllString(strings.TrimSpace(l), ""))
+		l = ctxPrefix.ReplaceAllString(strings.TrimSpace(l), "")
+		l = strings.TrimSpace(streamPrefix.ReplaceAllString(l, ""))
+		if w, ok := plainWords[l]; ok {
+			l = w
+		}
 		for _, p := range paths {
 			if p == "" {
 				continue
