@@ -1,0 +1,343 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultUserAgent is sent when no other User-Agent is configured.
+const DefaultUserAgent = "v2m-go-client"
+
+// Client talks to a v2m server. Its fields may be set directly after New; a Client must not
+// be changed while requests are running. It is safe for concurrent use otherwise.
+type Client struct {
+	// BaseURL is the server's root, e.g. "http://127.0.0.1:8080", without a trailing slash.
+	BaseURL string
+	// HTTP sends the requests. It should have no overall Timeout: long-polls take up to a
+	// minute and uploads as long as they take; use contexts instead.
+	HTTP *http.Client
+	// Token is the bearer token sent on authenticated routes; "" sends none.
+	Token string
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// Option configures a Client in New.
+type Option func(*Client)
+
+// WithHTTPClient makes the Client send its requests with h.
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.HTTP = h } }
+
+// WithToken sets the bearer token.
+func WithToken(token string) Option { return func(c *Client) { c.Token = token } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.UserAgent = ua } }
+
+// New returns a Client for the server at baseURL (http or https).
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil {
+		return nil, fmt.Errorf("server URL %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("server URL %q: scheme must be http or https", baseURL)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: no host", baseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("server URL %q: must not have a query or fragment", baseURL)
+	}
+	c := &Client{
+		BaseURL:   strings.TrimRight(u.String(), "/"),
+		UserAgent: DefaultUserAgent,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	return c, nil
+}
+
+// NormalizeServer returns the canonical form of a server URL, the key under which tokens and
+// upload state are kept: trimmed, without a trailing slash.
+func NormalizeServer(server string) string {
+	return strings.TrimRight(strings.TrimSpace(server), "/")
+}
+
+// APIError is an error answered by the server: {"error":{"code":"...","message":"..."}}.
+type APIError struct {
+	Status  int    // the HTTP status
+	Code    string // e.g. "not_found", "unauthorized"
+	Message string // for people
+}
+
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = strings.ToLower(http.StatusText(e.Status))
+	}
+	if e.Code == "" {
+		return fmt.Sprintf("%s (HTTP %d)", msg, e.Status)
+	}
+	return fmt.Sprintf("%s (%s)", msg, e.Code)
+}
+
+// StatusOf returns the HTTP status of the APIError in err's chain, or 0.
+func StatusOf(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+// IsNotFound reports whether err is a 404 from the server.
+func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
+
+// IsUnauthorized reports whether err is a 401 from the server.
+func IsUnauthorized(err error) bool { return StatusOf(err) == http.StatusUnauthorized }
+
+// IsUnreachable reports whether err means the server could not be reached at all: the
+// connection was refused, the name did not resolve, or dialling timed out.
+func IsUnreachable(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return false
+}
+
+// transient reports whether a request that failed with err is worth retrying: network
+// errors (other than the context ending) and 5xx answers.
+func transient(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusRequestTimeout
+	}
+	return true
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// newRequest builds a request for path (starting with "/") with the usual headers.
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return req, nil
+}
+
+// send runs req and turns a non-2xx answer into an *APIError (closing its body).
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, decodeError(resp)
+}
+
+// decodeError reads an error answer. A body that is not the documented shape still gives an
+// APIError with the status and a short excerpt of the body.
+func decodeError(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var env struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	ae := &APIError{Status: resp.StatusCode}
+	if json.Unmarshal(body, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
+		ae.Code, ae.Message = env.Error.Code, env.Error.Message
+		return ae
+	}
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	ae.Message = msg
+	return ae
+}
+
+// doJSON sends in (when not nil) as JSON and decodes the answer into out (when not nil).
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any, edit func(*http.Request)) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if edit != nil {
+		edit(req)
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// Register creates an account.
+func (c *Client) Register(ctx context.Context, email, password string) (*User, error) {
+	var u User
+	in := map[string]string{"email": email, "password": password}
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/users", in, &u, nil); err != nil {
+		return nil, fmt.Errorf("register %s: %w", email, err)
+	}
+	return &u, nil
+}
+
+// Login exchanges an email and password for a token (POST /v1/tokens with HTTP Basic). It
+// does not change c.Token.
+func (c *Client) Login(ctx context.Context, email, password string) (*Token, error) {
+	var t Token
+	err := c.doJSON(ctx, http.MethodPost, "/v1/tokens", nil, &t, func(r *http.Request) {
+		r.Header.Del("Authorization")
+		r.SetBasicAuth(email, password)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log in as %s: %w", email, err)
+	}
+	if t.Token == "" {
+		return nil, fmt.Errorf("log in as %s: the server answered no token", email)
+	}
+	return &t, nil
+}
+
+// Me describes the caller's token.
+func (c *Client) Me(ctx context.Context) (*Me, error) {
+	var m Me
+	if err := c.doJSON(ctx, http.MethodGet, "/v1/me", nil, &m, nil); err != nil {
+		return nil, fmt.Errorf("who am I: %w", err)
+	}
+	return &m, nil
+}
+
+// Jobs returns the caller's jobs, newest first.
+func (c *Client) Jobs(ctx context.Context) ([]Job, error) {
+	var out struct {
+		Jobs []Job `json:"jobs"`
+	}
+	if err := c.doJSON(ctx, http.MethodGet, "/v1/jobs", nil, &out, nil); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if out.Jobs == nil {
+		out.Jobs = []Job{}
+	}
+	return out.Jobs, nil
+}
+
+// Job returns one of the caller's jobs.
+func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
+	var j Job
+	if err := c.doJSON(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, &j, nil); err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	return &j, nil
+}
+
+// LongPoll is how long each request of Wait asks the server to hold the answer.
+const LongPoll = 30 * time.Second
+
+// Wait long-polls job id until it is done or failed, or ctx ends (then it returns ctx's
+// error, wrapped, with the last job seen). progress, when not nil, is called with every
+// answer. A failed job is returned with a nil error: check Job.State. Network errors and 5xx
+// answers are retried with backoff, up to a few in a row.
+func (c *Client) Wait(ctx context.Context, id string, progress func(*Job)) (*Job, error) {
+	path := "/v1/jobs/" + url.PathEscape(id) + "?wait=" + LongPoll.String()
+	var last *Job
+	failures := 0
+	for {
+		var j Job
+		err := c.doJSON(ctx, http.MethodGet, path, nil, &j, nil)
+		switch {
+		case err == nil:
+			failures = 0
+			last = &j
+			if progress != nil {
+				progress(last)
+			}
+			if j.Final() {
+				return last, nil
+			}
+			continue
+		case ctx.Err() != nil:
+			return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+		case transient(ctx, err) && failures < 5:
+			failures++
+			if err := sleepCtx(ctx, backoff(failures)); err != nil {
+				return last, fmt.Errorf("wait for job %s: %w", id, err)
+			}
+		default:
+			return last, fmt.Errorf("wait for job %s: %w", id, err)
+		}
+	}
+}
+
+// backoff is the pause before retry number n (from 1): 250 ms doubling, at most 8 s.
+func backoff(n int) time.Duration {
+	d := 250 * time.Millisecond << min(n-1, 5)
+	return min(d, 8*time.Second)
+}
