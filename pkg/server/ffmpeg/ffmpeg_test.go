@@ -137,32 +137,60 @@ func TestConvertTruncatedReason(t *testing.T) {
 	}
 }
 
-// slowFFmpeg returns a program that sleeps in a child process, then runs the real ffmpeg.
-func slowFFmpeg(t *testing.T) string {
+// slowFFmpeg returns a program that starts a sleeping child, which keeps its stdout and
+// stderr open, writes the child's pid to the returned file, and waits for it before it
+// runs the real ffmpeg.
+func slowFFmpeg(t *testing.T) (prog, pidFile string) {
 	t.Helper()
 	real := testenv.Tool(t, "ffmpeg")
-	p := filepath.Join(t.TempDir(), "slow-ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\nsleep 600\nexec %s \"$@\"\n", real)
-	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+	dir := t.TempDir()
+	prog, pidFile = filepath.Join(dir, "slow-ffmpeg"), filepath.Join(dir, "child.pid")
+	script := fmt.Sprintf("#!/bin/sh\nsleep 600 &\necho $! > %s\nwait\nexec %s \"$@\"\n", pidFile, real)
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return prog, pidFile
+}
+
+// dead waits until the process pid has exited (gone, or a zombie waiting for its reaper),
+// and reports whether it did within a generous while.
+func dead(pid string) bool {
+	for range 200 {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return true
+		}
+		// pid (comm) state ...
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && strings.HasPrefix(string(b[i+1:]), " Z") {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
 
 func TestConvertTimeout(t *testing.T) {
-	// The limit expires during the probe or during the conversion, depending on the
-	// machine's speed; either way the job fails for good and says why. The sleeping child
-	// keeps ffmpeg's pipes open: Convert returning at all shows the whole group was killed
-	// (without it, the test would wait for the sleep).
-	c := newConverter(t, ffmpeg.Config{FFmpeg: slowFFmpeg(t), Timeout: 300 * time.Millisecond})
+	// The program hangs as a broken ffmpeg could; the limit kills it with its child, and the
+	// job fails for good, saying why.
+	prog, pidFile := slowFFmpeg(t)
+	c := newConverter(t, ffmpeg.Config{FFmpeg: prog, Timeout: time.Second})
 	src := media(t, testmedia.Good[0])
 	dst := filepath.Join(t.TempDir(), "out.mp3")
 	err := c.Convert(t.Context(), src, dst, nil)
 	if !server.IsPermanent(err) || !server.IsCode(err, server.EINVALID) {
 		t.Fatalf("error %v: want a permanent %s", err, server.EINVALID)
 	}
-	if msg := server.ErrorMessage(err); msg != "conversion took longer than 300ms" {
+	if msg := server.ErrorMessage(err); msg != "conversion took longer than 1s" {
 		t.Errorf("message %q: want the limit named", msg)
+	}
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		// On a very slow machine the limit can expire during the probe, before ffmpeg starts.
+		t.Logf("ffmpeg did not start before the limit: %v", err)
+		return
+	}
+	if p := strings.TrimSpace(string(pid)); !dead(p) {
+		t.Errorf("ffmpeg's child %s still runs after the timeout", p)
 	}
 }
 
@@ -193,12 +221,16 @@ func TestConvertCanceled(t *testing.T) {
 	t.Run("slow", func(t *testing.T) {
 		// A caller's deadline is a shutdown, not a fault of the video, even when it comes
 		// before the converter's own limit.
-		c := newConverter(t, ffmpeg.Config{FFmpeg: slowFFmpeg(t), Timeout: time.Hour})
-		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		prog, pidFile := slowFFmpeg(t)
+		c := newConverter(t, ffmpeg.Config{FFmpeg: prog, Timeout: time.Hour})
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		err := c.Convert(ctx, src, filepath.Join(t.TempDir(), "out.mp3"), nil)
 		if err == nil || server.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v: want a plain context.DeadlineExceeded", err)
+		}
+		if pid, err := os.ReadFile(pidFile); err == nil && !dead(strings.TrimSpace(string(pid))) {
+			t.Errorf("ffmpeg's child %s still runs after the cancel", pid)
 		}
 	})
 	t.Run("before", func(t *testing.T) {
