@@ -22,7 +22,7 @@ var errTimeout = errors.New("conversion timeout")
 //
 // Input that cannot be converted, or a conversion that exceeds Config.Timeout, gives an
 // EINVALID error marked server.Permanent that says why. When ctx ends first, the error
-// wraps ctx's error and is not permanent. On any failure dst is removed.
+// wraps ctx's error and is not permanent. On a failure after dst was created, dst is removed.
 func (c *Converter) Convert(ctx context.Context, src, dst string, progress func(pct int)) (err error) {
 	jctx := ctx
 	if c.timeout > 0 {
@@ -31,11 +31,14 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, progress func(
 		defer cancel()
 	}
 	start := time.Now()
+	created := false
 	defer func() {
 		if err == nil {
 			return
 		}
-		_ = os.Remove(dst)
+		if created {
+			_ = os.Remove(dst)
+		}
 		switch {
 		case ctx.Err() != nil:
 			err = fmt.Errorf("convert %s: %w", src, ctx.Err())
@@ -58,6 +61,7 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, progress func(
 	if err != nil {
 		return fmt.Errorf("create mp3: %w", err)
 	}
+	created = true
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("create mp3: %w", err)
 	}

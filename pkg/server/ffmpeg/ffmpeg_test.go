@@ -259,6 +259,9 @@ func TestConvertSystemTrouble(t *testing.T) {
 			if err == nil || server.IsPermanent(err) {
 				t.Errorf("error %v: want a plain error", err)
 			}
+			if _, err := os.Stat(dir); err != nil {
+				t.Errorf("the directory is gone: %v", err)
+			}
 		})
 	}
 	t.Run("ffprobe missing", func(t *testing.T) {
