@@ -1,0 +1,514 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/zalando/go-keyring"
+
+	"github.com/v2m/v2m/pkg/client"
+	"github.com/v2m/v2m/pkg/client/cli"
+	"github.com/v2m/v2m/pkg/client/internal/apitest"
+)
+
+// env is one test's command-line environment.
+type env struct {
+	t         *testing.T
+	s         *apitest.Server
+	vars      map[string]string
+	configDir string
+	tty       bool
+	passwords []string // what ReadPassword answers, in turn
+	prompted  int      // how often ReadPassword was called
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func newEnv(t *testing.T, s *apitest.Server) *env {
+	keyring.MockInit()
+	dir := t.TempDir()
+	return &env{t: t, s: s, configDir: dir, vars: map[string]string{"V2M_SERVER": s.URL, "V2M_CONFIG_DIR": dir}}
+}
+
+func (e *env) run(stdin string, args ...string) result {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Run(context.Background(), args, cli.Deps{
+		Stdin:       strings.NewReader(stdin),
+		Stdout:      &out,
+		Stderr:      &errb,
+		Getenv:      func(k string) string { return e.vars[k] },
+		StdinIsTTY:  e.tty,
+		StderrIsTTY: false,
+		ReadPassword: func() ([]byte, error) {
+			e.prompted++
+			if len(e.passwords) == 0 {
+				return nil, errors.New("no more passwords")
+			}
+			p := e.passwords[0]
+			e.passwords = e.passwords[1:]
+			return []byte(p), nil
+		},
+	})
+	return result{code, out.String(), errb.String()}
+}
+
+func (e *env) want(r result, code int) {
+	e.t.Helper()
+	if r.code != code {
+		e.t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, code, r.stdout, r.stderr)
+	}
+}
+
+// login logs in a fresh account through the CLI.
+func (e *env) login(email string) {
+	e.t.Helper()
+	e.s.AddUser(email, "password1")
+	e.want(e.run("password1\n", "login", "--email", email, "--password-stdin"), 0)
+}
+
+func TestRegisterLoginWhoamiLogout(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+
+	r := e.run("password1\n", "register", "--email", "A@example.com", "--password-stdin")
+	e.want(r, 0)
+	if !strings.Contains(r.stdout, "registered a@example.com") {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	r = e.run("password1\n", "register", "--email", "a@example.com", "--password-stdin")
+	e.want(r, 1)
+	if r.stderr != "v2m: register a@example.com: email taken (conflict)\n" {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	e.want(e.run("", "whoami"), 3)
+
+	e.want(e.run("wrong-password\n", "login", "--email", "a@example.com", "--password-stdin"), 3)
+	r = e.run("password1\r\n", "login", "--email", "a@example.com", "--password-stdin")
+	e.want(r, 0)
+	if strings.Contains(r.stderr, "warning") {
+		t.Fatalf("warned with a working keyring: %q", r.stderr)
+	}
+	r = e.run("", "whoami")
+	e.want(r, 0)
+	if r.stdout != "a@example.com\n" {
+		t.Fatalf("whoami printed %q", r.stdout)
+	}
+	r = e.run("", "whoami", "--json")
+	e.want(r, 0)
+	var me map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &me); err != nil || me["email"] != "a@example.com" || me["issuer"] != "v2m" {
+		t.Fatalf("whoami --json: %v %s", err, r.stdout)
+	}
+	e.want(e.run("", "logout"), 0)
+	e.want(e.run("", "whoami"), 3)
+}
+
+func TestPasswordStdinStripsOneNewline(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+	e.want(e.run("password1\n\n", "register", "--email", "a@example.com", "--password-stdin"), 0)
+	c, err := client.New(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(context.Background(), "a@example.com", "password1\n"); err != nil {
+		t.Fatalf("the password lost more than one newline: %v", err)
+	}
+	if _, err := c.Login(context.Background(), "a@example.com", "password1"); !client.IsUnauthorized(err) {
+		t.Fatalf("both newlines were stripped: %v", err)
+	}
+	e.want(e.run("password2\r\n", "register", "--email", "b@example.com", "--password-stdin"), 0)
+	if _, err := c.Login(context.Background(), "b@example.com", "password2"); err != nil {
+		t.Fatalf("CRLF not stripped: %v", err)
+	}
+	r := e.run("\n", "register", "--email", "c@example.com", "--password-stdin")
+	e.want(r, 2)
+	e.want(e.run("password1\n", "login", "--password-stdin"), 2)
+}
+
+func TestNoPromptWithoutTTY(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+	e.passwords = []string{"password1"}
+	for _, args := range [][]string{{"login"}, {"login", "--email", "a@example.com"}, {"register"}} {
+		r := e.run("a@example.com\n", args...)
+		e.want(r, 2)
+		if strings.Contains(r.stderr, "Password:") || strings.Contains(r.stderr, "Email:") {
+			t.Fatalf("%v prompted: %q", args, r.stderr)
+		}
+	}
+	if e.prompted != 0 {
+		t.Fatalf("ReadPassword called %d times", e.prompted)
+	}
+	if len(s.Requests()) != 0 {
+		t.Fatalf("requests sent: %v", s.Requests())
+	}
+}
+
+func TestPromptOnTTY(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+	s.AddUser("a@example.com", "password1")
+	e.tty = true
+	e.passwords = []string{"password1"}
+	r := e.run("a@example.com\n", "login")
+	e.want(r, 0)
+	if !strings.Contains(r.stderr, "Email: ") || !strings.Contains(r.stderr, "Password: ") || e.prompted != 1 {
+		t.Fatalf("prompts %q, ReadPassword called %d times", r.stderr, e.prompted)
+	}
+	e.want(e.run("", "whoami"), 0)
+}
+
+func TestTokenFileFallbackWarns(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+	s.AddUser("a@example.com", "password1")
+	keyring.MockInitWithError(errors.New(`exec: "dbus-launch": executable file not found in $PATH`))
+	defer keyring.MockInit()
+	r := e.run("password1\n", "login", "--email", "a@example.com", "--password-stdin")
+	e.want(r, 0)
+	path := filepath.Join(e.configDir, "tokens.json")
+	if r.stderr != "warning: no OS keyring; token stored in "+path+"\n" {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi, err)
+	}
+	r = e.run("", "whoami")
+	e.want(r, 0)
+	if r.stderr != "" {
+		t.Fatalf("whoami warned: %q", r.stderr)
+	}
+}
+
+func TestEnvTokenOverrides(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+	e.vars["V2M_TOKEN"] = s.AddUser("env@example.com", "password1")
+	r := e.run("", "whoami")
+	e.want(r, 0)
+	if r.stdout != "env@example.com\n" {
+		t.Fatalf("whoami %q", r.stdout)
+	}
+	r = e.run("", "logout")
+	e.want(r, 1)
+	if !strings.Contains(r.stderr, "V2M_TOKEN") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+}
+
+func TestServerFromConfigFileAndFlag(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	delete(e.vars, "V2M_SERVER")
+	// The default server is not this one: without config the token is not found.
+	e.want(e.run("", "whoami"), 3)
+	if err := os.WriteFile(filepath.Join(e.configDir, "config.yaml"), []byte("server: "+s.URL+"/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.want(e.run("", "whoami"), 0)
+	// The flag wins over the environment, which wins over the file.
+	e.vars["V2M_SERVER"] = "http://127.0.0.1:1"
+	e.want(e.run("", "whoami"), 3)
+	e.want(e.run("", "whoami", "--server", s.URL), 0)
+	e.want(e.run("", "whoami", "--server", "ftp://x"), 2)
+}
+
+func writeVideo(t *testing.T, size int) (string, []byte) {
+	t.Helper()
+	data := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+	p := filepath.Join(t.TempDir(), "talk.mp4")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, data
+}
+
+func TestUploadResumesFromState(t *testing.T) {
+	s := apitest.New(apitest.WithPartSize(1000), apitest.WithManualJobs())
+	defer s.Close()
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, data := writeVideo(t, 4500)
+	id := s.SeedUpload("a@example.com", "talk.mp4", data, []int{0, 2})
+	fi, _ := os.Stat(path)
+	state := client.NewFileState(filepath.Join(e.configDir, "uploads.json"))
+	if err := state.Save(client.UploadKey{Server: s.URL, Path: path, Size: fi.Size(), ModTime: fi.ModTime()}, id); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("", "upload", path, "--json", "--parallel", "2")
+	e.want(r, 0)
+	puts := s.PartPuts(id)
+	if len(puts) != 3 || puts[1] != 1 || puts[3] != 1 || puts[4] != 1 {
+		t.Fatalf("PUTs per part %v, want parts 1, 3 and 4 once", puts)
+	}
+	if s.TotalPuts() != 3 {
+		t.Fatalf("%d PUTs in all", s.TotalPuts())
+	}
+	var job map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &job); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
+	}
+	for _, k := range []string{"id", "state", "progress", "error", "filename", "size", "mp3_fid", "created_at", "updated_at", "finished_at"} {
+		if _, ok := job[k]; !ok {
+			t.Errorf("job JSON lacks %q: %s", k, r.stdout)
+		}
+	}
+	if job["state"] != "queued" || job["filename"] != "talk.mp4" || job["size"] != float64(4500) {
+		t.Fatalf("job %v", job)
+	}
+	if !bytes.Equal(s.Video(job["id"].(string)), data) {
+		t.Fatal("assembled video differs")
+	}
+	if r.stderr != "" {
+		t.Fatalf("--json wrote to stderr: %q", r.stderr)
+	}
+}
+
+func TestUploadWaitDownloadAndConvert(t *testing.T) {
+	s := apitest.New(apitest.WithPartSize(1000))
+	defer s.Close()
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, data := writeVideo(t, 12345)
+	want, _ := apitest.FakeMP3("talk.mp4", data)
+
+	out := filepath.Join(t.TempDir(), "out.mp3")
+	r := e.run("", "upload", path, "-o", out)
+	e.want(r, 0)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 1 || len(lines[0]) != 24 {
+		t.Fatalf("upload stdout %q, want the job id", r.stdout)
+	}
+	for _, step := range []string{"uploading talk.mp4", "uploaded talk.mp4: job " + lines[0], "job " + lines[0] + " done", "saved " + out} {
+		if !strings.Contains(r.stderr, step) {
+			t.Errorf("stderr lacks %q: %s", step, r.stderr)
+		}
+	}
+	assertFile(t, out, want)
+
+	// convert with the default output name, in the working directory.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	r = e.run("", "convert", path, "--json")
+	e.want(r, 0)
+	var res struct {
+		Job  client.Job `json:"job"`
+		Path string     `json:"path"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Path != "talk.mp3" || res.Job.State != "done" {
+		t.Fatalf("convert --json: %v %s", err, r.stdout)
+	}
+	assertFile(t, filepath.Join(dir, "talk.mp3"), want)
+
+	// convert refuses to overwrite its input.
+	mp3In := filepath.Join(dir, "song.mp3")
+	if err := os.WriteFile(mp3In, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.want(e.run("", "convert", mp3In, "-o", mp3In), 2)
+
+	// download by job id with the default name from the job's file name.
+	if err := os.Remove(filepath.Join(dir, "talk.mp3")); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run("", "download", lines[0])
+	e.want(r, 0)
+	if r.stdout != "talk.mp3\n" {
+		t.Fatalf("download printed %q", r.stdout)
+	}
+	assertFile(t, filepath.Join(dir, "talk.mp3"), want)
+}
+
+func TestJobsAndStatusOutput(t *testing.T) {
+	s := apitest.New(apitest.WithManualJobs())
+	defer s.Close()
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	r := e.run("", "jobs", "--json")
+	e.want(r, 0)
+	if strings.TrimSpace(r.stdout) != `{`+"\n"+`  "jobs": []`+"\n"+`}` {
+		t.Fatalf("empty jobs JSON %q", r.stdout)
+	}
+	failed := s.AddJob("a@example.com", "bad.mp4", "failed", "no audio stream")
+	done := s.AddJob("a@example.com", "good.mp4", "done", "")
+	r = e.run("", "jobs")
+	e.want(r, 0)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "ID STATE PROGRESS FILE CREATED" {
+		t.Fatalf("table:\n%s", r.stdout)
+	}
+	if f := strings.Fields(lines[1]); f[0] != done || f[1] != "done" || f[2] != "100%" || f[3] != "good.mp4" {
+		t.Fatalf("row %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[0] != failed || f[1] != "failed" {
+		t.Fatalf("row %q", lines[2])
+	}
+	r = e.run("", "jobs", "--json")
+	e.want(r, 0)
+	var list struct{ Jobs []client.Job }
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Jobs) != 2 || list.Jobs[0].MP3FID == "" {
+		t.Fatalf("jobs --json: %v %s", err, r.stdout)
+	}
+	r = e.run("", "status", failed)
+	e.want(r, 0)
+	if !strings.Contains(r.stdout, "State:    failed") || !strings.Contains(r.stdout, "Error:    no audio stream") {
+		t.Fatalf("status:\n%s", r.stdout)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	s := apitest.New(apitest.WithManualJobs())
+	defer s.Close()
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	failed := s.AddJob("a@example.com", "bad.mp4", "failed", "no audio stream")
+	queued := s.AddJob("a@example.com", "slow.mp4", "queued", "")
+	theirs := s.AddJob("b@example.com", "theirs.mp4", "done", "")
+
+	e.want(e.run("", "upload"), 2)
+	e.want(e.run("", "upload", "a", "b"), 2)
+	e.want(e.run("", "jobs", "--bogus"), 2)
+	e.want(e.run("", "upload", "x", "--parallel", "0"), 2)
+
+	r := e.run("", "status", theirs)
+	e.want(r, 4)
+	if r.stderr != "v2m: get job "+theirs+": job not found (not_found)\n" {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	e.want(e.run("", "download", "nosuchfile"), 4)
+
+	r = e.run("", "wait", failed)
+	e.want(r, 5)
+	if !strings.Contains(r.stderr, "failed: no audio stream") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	e.want(e.run("", "download", failed), 5)
+	r = e.run("", "download", queued)
+	e.want(r, 1)
+	if !strings.Contains(r.stderr, "not done yet") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+
+	r = e.run("", "wait", queued, "--timeout", "200ms", "--json")
+	e.want(r, 6)
+	var doc struct {
+		Error struct {
+			Code    string
+			Message string
+			Exit    int
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Error.Code != "timeout" || doc.Error.Exit != 6 ||
+		!strings.Contains(doc.Error.Message, "timed out after 200ms") {
+		t.Fatalf("timeout JSON: %v %s", err, r.stdout)
+	}
+
+	r = e.run("", "wait", failed, "--json")
+	e.want(r, 5)
+	var failDoc struct {
+		Error struct{ Code string }
+		Job   client.Job
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &failDoc); err != nil || failDoc.Error.Code != "job_failed" || failDoc.Job.Error != "no audio stream" {
+		t.Fatalf("failed JSON: %v %s", err, r.stdout)
+	}
+
+	// An expired token is 401.
+	tok := s.AddUser("c@example.com", "password1")
+	e.vars["V2M_TOKEN"] = tok
+	s.ExpireToken(tok)
+	r = e.run("", "jobs", "--json")
+	e.want(r, 3)
+	if !strings.Contains(r.stdout, `"code": "unauthorized"`) {
+		t.Fatalf("401 JSON %s", r.stdout)
+	}
+	delete(e.vars, "V2M_TOKEN")
+
+	// A server that is gone.
+	url := s.URL
+	s.Close()
+	e.vars["V2M_SERVER"] = url
+	r = e.run("", "jobs")
+	e.want(r, 7)
+	if !strings.HasPrefix(r.stderr, "v2m: cannot reach the server "+url) {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+}
+
+func TestWaitPrintsDoneJob(t *testing.T) {
+	s := apitest.New(apitest.WithManualJobs())
+	defer s.Close()
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	id := s.AddJob("a@example.com", "x.mp4", "done", "")
+	r := e.run("", "wait", id)
+	e.want(r, 0)
+	if f := strings.Fields(r.stdout); len(f) != 3 || f[0] != id || f[1] != "done" || f[2] == "" {
+		t.Fatalf("wait printed %q", r.stdout)
+	}
+}
+
+func TestDownloadResumesAfterCut(t *testing.T) {
+	s := apitest.New()
+	defer s.Close()
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	data := bytes.Repeat([]byte("mp3 frame "), 30_000)
+	fid := s.AddFile("a@example.com", "talk.mp3", data)
+	out := filepath.Join(t.TempDir(), "x.mp3")
+
+	s.CutNextDownload(120_000)
+	r := e.run("", "download", fid, "-o", out)
+	e.want(r, 1)
+	fi, err := os.Stat(out + ".part")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.run("", "download", fid, "-o", out, "--json")
+	e.want(r, 0)
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc["fid"] != fid || doc["path"] != out || doc["size"] != float64(len(data)) {
+		t.Fatalf("download --json: %v %s", err, r.stdout)
+	}
+	assertFile(t, out, data)
+	reqs := s.Requests()
+	want := "GET /v1/files/" + fid + " Range=bytes=" + itoa(fi.Size()) + "-"
+	if !slices.ContainsFunc(reqs, func(s string) bool { return strings.HasPrefix(s, want) }) {
+		t.Fatalf("no %q in %v", want, reqs)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func assertFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: %d bytes differ from the %d expected", path, len(got), len(want))
+	}
+}
