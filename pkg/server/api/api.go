@@ -1,0 +1,189 @@
+// Package api serves v2m's HTTP API with gin: the /v1 routes documented in docs/api.md, the
+// tutorial's original routes, and the service routes (/healthz, /readyz, /metrics).
+//
+// One Server type serves every role. Which routes exist follows from the dependencies set in
+// Config: standalone sets them all; the auth service sets Accounts and JWKS; the gateway sets
+// everything, with Accounts calling the auth service.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/metrics"
+)
+
+// Config holds a Server's dependencies and limits. Nil dependencies switch their routes off.
+type Config struct {
+	Accounts server.Accounts      // user and token routes
+	Verifier server.TokenVerifier // bearer tokens; required by every authenticated route
+	Jobs     server.JobStore      // upload, job and file routes need Jobs, Uploads, Blobs and Queue
+	Uploads  server.UploadStore
+	Blobs    server.BlobStore
+	Queue    server.Queue
+
+	JWKS  func() any                      // served at /.well-known/jwks.json when set
+	Ready func(ctx context.Context) error // /readyz; nil means always ready
+
+	PartSize      int64         // upload part size; 8 MiB when zero
+	MaxUploadSize int64         // largest video accepted; 4 GiB when zero
+	MaxWait       time.Duration // longest long-poll; 60 s when zero
+	PollInterval  time.Duration // how often a long-poll looks at the job; 250 ms when zero
+
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	eng *gin.Engine
+}
+
+// New builds a Server and its routes.
+func New(cfg Config) *Server {
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = 8 << 20
+	}
+	if cfg.MaxUploadSize <= 0 {
+		cfg.MaxUploadSize = 4 << 30
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 60 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, log: cfg.Logger, eng: gin.New()}
+	s.eng.ContextWithFallback = true // c.Done() and c.Value() follow the request's context
+	s.eng.HandleMethodNotAllowed = true
+	s.eng.Use(s.recoverer(), s.observe())
+	s.eng.NoRoute(func(c *gin.Context) {
+		s.fail(c, server.Errorf(server.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	s.eng.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, errorBody("method_not_allowed", "method not allowed"))
+	})
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eng.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	e := s.eng
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.ready)
+	if s.cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(s.cfg.Metrics.Handler()))
+	}
+	if s.cfg.JWKS != nil {
+		e.GET("/.well-known/jwks.json", func(c *gin.Context) {
+			c.Header("Cache-Control", "public, max-age=300")
+			c.JSON(http.StatusOK, s.cfg.JWKS())
+		})
+	}
+	v1 := e.Group("/v1")
+	if s.cfg.Accounts != nil {
+		v1.POST("/users", s.createUser)
+		v1.POST("/tokens", s.createToken)
+		e.POST("/registration", s.registration)
+		e.POST("/login", s.login)
+	}
+	if s.cfg.Verifier == nil {
+		return
+	}
+	authed := v1.Group("", s.authenticate)
+	authed.GET("/me", s.me)
+	e.POST("/validate", s.authenticate, s.validate)
+	if s.cfg.Jobs == nil || s.cfg.Uploads == nil || s.cfg.Blobs == nil || s.cfg.Queue == nil {
+		return
+	}
+	authed.POST("/uploads", s.createUpload)
+	authed.GET("/uploads/:id", s.getUpload)
+	authed.PUT("/uploads/:id/parts/:n", s.putPart)
+	authed.POST("/uploads/:id/complete", s.completeUpload)
+	authed.DELETE("/uploads/:id", s.abortUpload)
+	authed.GET("/jobs", s.listJobs)
+	authed.GET("/jobs/:id", s.getJob)
+	authed.GET("/files/:fid", s.download)
+	e.POST("/upload", s.authenticate, s.tutorialUpload)
+	e.GET("/download", s.authenticate, s.tutorialDownload)
+}
+
+func (s *Server) ready(c *gin.Context) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(c, 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// statusOf maps a domain error code to its HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case server.EINVALID:
+		return http.StatusBadRequest
+	case server.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case server.ENOTFOUND:
+		return http.StatusNotFound
+	case server.ECONFLICT:
+		return http.StatusConflict
+	case server.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case server.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func errorBody(code, msg string) gin.H {
+	return gin.H{"error": gin.H{"code": code, "message": msg}}
+}
+
+// fail writes err as the API's error shape. Internal errors are logged with their details
+// and answered with a generic message.
+func (s *Server) fail(c *gin.Context, err error) {
+	code := server.ErrorCode(err)
+	if code == server.EINTERNAL {
+		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
+			c.Abort() // the client went away; nobody reads an answer
+			return
+		}
+		s.log.Error("request failed", "request_id", c.GetString(ctxRequestID), "method", c.Request.Method,
+			"path", c.FullPath(), "err", err)
+	}
+	if code == server.EUNAUTHORIZED {
+		c.Header("WWW-Authenticate", `Bearer realm="v2m"`)
+	}
+	c.AbortWithStatusJSON(statusOf(code), errorBody(code, server.ErrorMessage(err)))
+}
+
+// bearer returns the token of an "Authorization: Bearer" header.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}

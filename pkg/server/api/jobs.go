@@ -1,0 +1,136 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+type jobJSON struct {
+	ID         string     `json:"id"`
+	State      string     `json:"state"`
+	Progress   int        `json:"progress"`
+	Error      string     `json:"error"`
+	Filename   string     `json:"filename"`
+	Size       int64      `json:"size"`
+	MP3FID     string     `json:"mp3_fid"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+func toJobJSON(j *server.Job) jobJSON {
+	out := jobJSON{ID: j.ID, State: string(j.State), Progress: j.Progress, Filename: j.Filename, Size: j.Size,
+		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+	switch j.State {
+	case server.JobDone:
+		out.MP3FID = j.MP3FID
+	case server.JobFailed:
+		out.Error = j.Error
+	}
+	if !j.FinishedAt.IsZero() && j.State.Final() {
+		f := j.FinishedAt
+		out.FinishedAt = &f
+	}
+	return out
+}
+
+func (s *Server) listJobs(c *gin.Context) {
+	jobs, err := s.cfg.Jobs.ListJobs(c, owner(c), 100)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]jobJSON, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, toJobJSON(j))
+	}
+	c.JSON(http.StatusOK, gin.H{"jobs": out})
+}
+
+// ownJob loads the caller's job; someone else's is not found, with the same answer as a job
+// that does not exist.
+func (s *Server) ownJob(c *gin.Context, id string) (*server.Job, error) {
+	notFound := server.Errorf(server.ENOTFOUND, "job %s not found", id)
+	if !server.ValidID(id) {
+		return nil, notFound
+	}
+	j, err := s.cfg.Jobs.Job(c, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Owner != owner(c) {
+		return nil, notFound
+	}
+	return j, nil
+}
+
+// parseWait reads ?wait= as a Go duration ("30s") or whole seconds ("30").
+func parseWait(v string, limit time.Duration) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, serr := strconv.Atoi(v)
+		if serr != nil {
+			return 0, server.Errorf(server.EINVALID, "wait must be a duration like 30s")
+		}
+		d = time.Duration(secs) * time.Second
+	}
+	if d < 0 {
+		return 0, server.Errorf(server.EINVALID, "wait must not be negative")
+	}
+	return min(d, limit), nil
+}
+
+func (s *Server) getJob(c *gin.Context) {
+	wait, err := parseWait(c.Query("wait"), s.cfg.MaxWait)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	j, err := s.ownJob(c, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if wait > 0 && !j.State.Final() {
+		j, err = s.waitJob(c, j, wait)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, toJobJSON(j))
+}
+
+// waitJob looks at the job until it is final, the wait runs out, or the client leaves. Polling
+// the store works the same with one gateway replica or many.
+func (s *Server) waitJob(c *gin.Context, j *server.Job, wait time.Duration) (*server.Job, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(s.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return j, nil
+		case <-c.Request.Context().Done():
+			return j, c.Request.Context().Err()
+		case <-tick.C:
+			cur, err := s.cfg.Jobs.Job(c, j.ID)
+			if err != nil {
+				return nil, err
+			}
+			j = cur
+			if j.State.Final() {
+				return j, nil
+			}
+		}
+	}
+}

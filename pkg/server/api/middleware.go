@@ -1,0 +1,80 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+const (
+	ctxRequestID = "request_id"
+	ctxClaims    = "claims"
+)
+
+// observe gives each request an id, logs it once it is done, and counts it in metrics.
+func (s *Server) observe() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		id := c.GetHeader("X-Request-ID")
+		if id == "" || len(id) > 64 {
+			id = server.NewID()
+		}
+		c.Set(ctxRequestID, id)
+		c.Header("X-Request-ID", id)
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		s.cfg.Metrics.HTTPRequest(c.Request.Method, route, c.Writer.Status(), d)
+		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+			return
+		}
+		s.log.Info("http request", "request_id", id, "method", c.Request.Method, "route", route,
+			"status", c.Writer.Status(), "bytes", c.Writer.Size(), "duration_ms", d.Milliseconds())
+	}
+}
+
+// recoverer turns a panic into a 500, so that one bad request never takes the process down.
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "request_id", c.GetString(ctxRequestID), "panic", fmt.Sprint(v),
+					"stack", string(debug.Stack()))
+				if !c.Writer.Written() {
+					c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody(server.EINTERNAL, "internal error"))
+				}
+			}
+		}()
+		c.Next()
+	}
+}
+
+// authenticate requires a valid bearer token and stores its claims.
+func (s *Server) authenticate(c *gin.Context) {
+	claims, err := s.cfg.Verifier.Verify(c, bearer(c.Request))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(ctxClaims, claims)
+	c.Next()
+}
+
+func claimsOf(c *gin.Context) *server.Claims {
+	v, _ := c.Get(ctxClaims)
+	cl, _ := v.(*server.Claims)
+	return cl
+}
+
+func owner(c *gin.Context) string { return claimsOf(c).Subject }
