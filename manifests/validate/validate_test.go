@@ -1,0 +1,450 @@
+package validate
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// manifestsDir is the root of the manifests module, repoRoot the root of the v2m module.
+const (
+	manifestsDir = ".."
+	repoRoot     = "../.."
+)
+
+func ci() bool { return os.Getenv("CI") == "true" }
+
+// missing skips the test on a developer's machine and fails it under CI=true.
+func missing(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if ci() {
+		t.Fatalf("CI=true and a required tool is missing: "+format, args...)
+	}
+	t.Skipf("skipping: "+format, args...)
+}
+
+var (
+	contractOnce sync.Once
+	contractVal  *Contract
+	contractSrc  string
+	contractErr  error
+	v2mdBin      string
+)
+
+// contract returns the contract of the real v2md, built from ../cmd/v2md, or, when that does
+// not build yet, the fixture testdata/describe.json. Under CI=true the real binary is required.
+func contract(t *testing.T) *Contract {
+	t.Helper()
+	contractOnce.Do(func() {
+		ctx := context.Background()
+		dir, err := os.MkdirTemp("", "v2md-describe-")
+		if err != nil {
+			contractErr = err
+			return
+		}
+		bin := filepath.Join(dir, "v2md")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/v2md")
+		cmd.Dir = repoRoot
+		out, buildErr := cmd.CombinedOutput()
+		if buildErr == nil {
+			v2mdBin = bin
+			contractVal, contractErr = Describe(ctx, bin)
+			contractSrc = "v2md describe (built from ./cmd/v2md)"
+			return
+		}
+		if ci() {
+			contractErr = &buildError{out: string(out), err: buildErr}
+			return
+		}
+		f, err := os.Open("testdata/describe.json")
+		if err != nil {
+			contractErr = err
+			return
+		}
+		defer f.Close()
+		contractVal, contractErr = ReadContract(f)
+		contractSrc = "testdata/describe.json (./cmd/v2md does not build: " + firstLine(string(out)) + ")"
+	})
+	if contractErr != nil {
+		t.Fatalf("contract: %v", contractErr)
+	}
+	t.Logf("contract from %s", contractSrc)
+	return contractVal
+}
+
+type buildError struct {
+	out string
+	err error
+}
+
+func (e *buildError) Error() string {
+	return "CI=true requires the real v2md: go build ./cmd/v2md: " + e.err.Error() + "\n" + e.out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// overlays are the kustomizations that must render and pass every check.
+var overlays = []string{
+	"base",
+	"overlays/eks",
+	"overlays/local",
+	"validate/testdata/eks-hpa", // the eks overlay with the HPA component instead of KEDA
+}
+
+func renderDecode(t *testing.T, dir string) []Object {
+	t.Helper()
+	out, err := Render(dir)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	objs, probs := Decode(out)
+	for _, p := range probs {
+		t.Errorf("%s", p)
+	}
+	if len(objs) == 0 {
+		t.Fatalf("%s renders no objects", dir)
+	}
+	return objs
+}
+
+func TestOverlays(t *testing.T) {
+	c := contract(t)
+	for _, ov := range overlays {
+		t.Run(ov, func(t *testing.T) {
+			objs := renderDecode(t, filepath.Join(manifestsDir, ov))
+			for _, p := range Check(objs, c) {
+				t.Errorf("%s", p)
+			}
+		})
+	}
+}
+
+// TestKubectlKustomize renders every overlay with kubectl too, when it is installed, and
+// expects the same objects as krusty.
+func TestKubectlKustomize(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl is not in PATH")
+	}
+	for _, ov := range overlays {
+		t.Run(ov, func(t *testing.T) {
+			dir := filepath.Join(manifestsDir, ov)
+			kout, err := RenderKubectl(context.Background(), kubectl, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kobjs, probs := Decode(kout)
+			for _, p := range probs {
+				t.Errorf("kubectl: %s", p)
+			}
+			objs := renderDecode(t, dir)
+			if got, want := ids(kobjs), ids(objs); !reflect.DeepEqual(got, want) {
+				t.Fatalf("kubectl kustomize renders\n%v\nkrusty renders\n%v", got, want)
+			}
+			byID := map[string]Object{}
+			for _, o := range objs {
+				byID[o.ID()] = o
+			}
+			for _, ko := range kobjs {
+				var a, b any
+				if err := yaml.Unmarshal(ko.YAML, &a); err != nil {
+					t.Fatal(err)
+				}
+				if err := yaml.Unmarshal(byID[ko.ID()].YAML, &b); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(a, b) {
+					t.Errorf("%s differs between kubectl kustomize and krusty", ko.ID())
+				}
+			}
+		})
+	}
+}
+
+func ids(objs []Object) []string {
+	var s []string
+	for _, o := range objs {
+		s = append(s, o.ID())
+	}
+	sort.Strings(s)
+	return s
+}
+
+func kinds(objs []Object) map[string]int {
+	m := map[string]int{}
+	for _, o := range objs {
+		m[o.Kind]++
+	}
+	return m
+}
+
+// TestAutoscalingChoice: KEDA in eks, HPA in eks-hpa, neither in local.
+func TestAutoscalingChoice(t *testing.T) {
+	for _, tc := range []struct {
+		dir       string
+		keda, hpa int
+	}{
+		{"overlays/eks", 1, 0},
+		{"validate/testdata/eks-hpa", 0, 1},
+		{"overlays/local", 0, 0},
+		{"base", 0, 0},
+	} {
+		k := kinds(renderDecode(t, filepath.Join(manifestsDir, tc.dir)))
+		if k["ScaledObject"] != tc.keda || k["HorizontalPodAutoscaler"] != tc.hpa || k["TriggerAuthentication"] != tc.keda {
+			t.Errorf("%s: %d ScaledObject, %d TriggerAuthentication, %d HPA; want %d, %d, %d", tc.dir,
+				k["ScaledObject"], k["TriggerAuthentication"], k["HorizontalPodAutoscaler"], tc.keda, tc.keda, tc.hpa)
+		}
+	}
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		if so, ok := o.Typed.(*ScaledObject); ok {
+			tr := so.Spec.Triggers[0]
+			if so.Spec.ScaleTargetRef.Name != "convert" || tr.Type != "rabbitmq" || tr.Metadata["queueName"] != "video" ||
+				*so.Spec.MinReplicaCount != 1 || so.Spec.CooldownPeriod == nil || so.Spec.PollingInterval == nil {
+				t.Errorf("ScaledObject: %+v", so.Spec)
+			}
+		}
+	}
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "validate/testdata/eks-hpa")) {
+		if h, ok := o.Typed.(*autoscalingv2.HorizontalPodAutoscaler); ok && h.Spec.ScaleTargetRef.Name != "convert" {
+			t.Errorf("HPA targets %s", h.Spec.ScaleTargetRef.Name)
+		}
+	}
+}
+
+// TestBroken: each fixture breaks one rule on top of the base; the checks must catch it.
+func TestBroken(t *testing.T) {
+	c := contract(t)
+	for _, tc := range []struct {
+		dir, rule, want string
+	}{
+		{"unknown-env", "drift", "V2MD_MONGO_URL, which is not a setting of \"gateway\""},
+		{"wrong-probe-port", "probes", "port 8080 is not the port \"auth\" listens on"},
+		{"probe-path", "probes", "path /health is not served by \"notify\""},
+		{"unknown-flag", "drift", "flag --smtp-host is not a setting of \"notify\""},
+		{"listen-moved", "probes", "is not the port \"gateway\" listens on (:9090)"},
+		{"unmounted-file", "secret-files", "V2MD_JWT_KEY_FILE"},
+		{"secret-env", "secret-files", "comes from a Secret"},
+		{"unused-secret", "secret-files", "no *-file setting of \"convert\" reads it"},
+		{"short-grace", "drift", "terminationGracePeriodSeconds 600 is not above job-timeout"},
+		{"latest-tag", "image", "uses :latest"},
+		{"no-tag", "image", "has no tag"},
+		{"insecure", "security", "readOnlyRootFilesystem is not true"},
+		{"root-user", "security", "runAsUser is 1000, the v2m image runs as 65532"},
+		{"no-limits", "resources", "no memory limit"},
+		{"no-probe", "probes", "no readinessProbe"},
+		{"committed-secret", "secret", "a Secret with data is committed"},
+		{"both-autoscalers", "autoscaling", "more than one autoscaler"},
+		{"no-pdb", "pdb", "no PodDisruptionBudget"},
+		{"text-logs", "drift", "use json"},
+		{"public-rabbitmq", "ingress", "is not the gateway"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			objs := renderDecode(t, filepath.Join("testdata/broken", tc.dir))
+			probs := Check(objs, c)
+			for _, p := range probs {
+				if p.Rule == tc.rule && strings.Contains(p.Msg, tc.want) {
+					t.Logf("caught: %s", p)
+					return
+				}
+			}
+			t.Errorf("no %s problem containing %q; got %d problems:", tc.rule, tc.want, len(probs))
+			for _, p := range probs {
+				t.Errorf("  %s", p)
+			}
+		})
+	}
+}
+
+// TestStrictDecode: a misspelled field or a wrong type fails decoding, for built-in kinds and
+// for the KEDA kinds.
+func TestStrictDecode(t *testing.T) {
+	for _, tc := range []struct {
+		dir, want string
+	}{
+		{"typo-field", `unknown field "spec.template.spec.containers[0].livenesProbe"`},
+		{"wrong-type", "replicas"},
+		{"keda-typo", `unknown field "minReplicas"`},
+		{"keda-missing", "queueName"},
+		{"unknown-kind", "not a known API type"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			out, err := Render(filepath.Join("testdata/broken", tc.dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, probs := Decode(out)
+			for _, p := range probs {
+				if p.Rule == "decode" && strings.Contains(p.Msg, tc.want) {
+					t.Logf("caught: %s", p)
+					return
+				}
+			}
+			t.Errorf("no decode problem containing %q; got %v", tc.want, probs)
+		})
+	}
+}
+
+// TestNoSecretsCommitted scans every YAML file under manifests for Secret objects with data.
+func TestNoSecretsCommitted(t *testing.T) {
+	err := filepath.WalkDir(manifestsDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.Contains(p, "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || (filepath.Ext(p) != ".yaml" && filepath.Ext(p) != ".yml") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		docs, err := SplitYAML(data)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			return nil
+		}
+		for _, doc := range docs {
+			var s struct {
+				Kind       string            `json:"kind"`
+				Data       map[string]string `json:"data"`
+				StringData map[string]string `json:"stringData"`
+			}
+			if err := yaml.Unmarshal(doc, &s); err != nil {
+				t.Errorf("%s: %v", p, err)
+				continue
+			}
+			if s.Kind == "Secret" && (len(s.Data) > 0 || len(s.StringData) > 0) {
+				t.Errorf("%s commits a Secret with data", p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// secretRefs returns every Secret name/key the rendered objects read, from volumes, env and
+// KEDA TriggerAuthentications.
+func secretRefs(objs []Object) map[string]bool {
+	refs := map[string]bool{}
+	pod := func(spec *corev1.PodSpec) {
+		for _, v := range spec.Volumes {
+			if v.Secret != nil {
+				for _, it := range v.Secret.Items {
+					refs[v.Secret.SecretName+"/"+it.Key] = true
+				}
+			}
+		}
+		for _, c := range spec.Containers {
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					refs[e.ValueFrom.SecretKeyRef.Name+"/"+e.ValueFrom.SecretKeyRef.Key] = true
+				}
+			}
+		}
+	}
+	for _, o := range objs {
+		if tpl := podTemplateOf(o); tpl != nil {
+			pod(&tpl.Spec)
+		}
+		if ta, ok := o.Typed.(*TriggerAuthentication); ok {
+			for _, r := range ta.Spec.SecretTargetRef {
+				refs[r.Name+"/"+r.Key] = true
+			}
+		}
+	}
+	return refs
+}
+
+// TestCreateSecretsScript runs scripts/create-secrets.sh --print (no cluster needed) and
+// checks that it creates every Secret key the overlays read, and nothing is left empty.
+func TestCreateSecretsScript(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		missing(t, "kubectl is not in PATH")
+	}
+	contract(t) // builds v2md when it can, for keygen
+	for _, tc := range []struct {
+		overlay string
+		args    []string
+		env     []string
+	}{
+		{"overlays/eks", nil, []string{
+			"V2M_MYSQL_DSN=v2m:pw@tcp(db.example.com:3306)/auth?parseTime=true",
+			"V2M_MONGO_URI=mongodb+srv://v2m:pw@cluster0.example.mongodb.net/",
+			"V2M_SMTP_PASSWORD=smtp-pw",
+		}},
+		{"overlays/local", []string{"--local"}, nil},
+	} {
+		t.Run(tc.overlay, func(t *testing.T) {
+			env := append(os.Environ(), tc.env...)
+			if v2mdBin != "" {
+				env = append(env, "V2MD="+v2mdBin)
+			} else {
+				key := filepath.Join(t.TempDir(), "jwt.pem")
+				if err := os.WriteFile(key, []byte(testKeyPEM), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				env = append(env, "V2M_JWT_KEY_FILE="+key)
+			}
+			args := append([]string{filepath.Join(repoRoot, "scripts/create-secrets.sh"), "--print"}, tc.args...)
+			cmd := exec.Command("bash", args...)
+			cmd.Env = env
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("create-secrets.sh: %v\n%s", err, stderr.String())
+			}
+			objs, probs := Decode(out)
+			for _, p := range probs {
+				t.Errorf("%s", p)
+			}
+			have := map[string]bool{}
+			for _, o := range objs {
+				s, ok := o.Typed.(*corev1.Secret)
+				if !ok {
+					continue
+				}
+				if s.Namespace != "v2m" {
+					t.Errorf("Secret %s is in namespace %q", s.Name, s.Namespace)
+				}
+				for k, v := range s.Data {
+					if len(v) == 0 {
+						t.Errorf("Secret %s key %s is empty", s.Name, k)
+					}
+					have[s.Name+"/"+k] = true
+				}
+				if s.Name == "v2m-auth" && !strings.Contains(string(s.Data["jwt-key"]), "PRIVATE KEY") {
+					t.Errorf("v2m-auth jwt-key is not a PEM private key: %q", s.Data["jwt-key"])
+				}
+			}
+			for ref := range secretRefs(renderDecode(t, filepath.Join(manifestsDir, tc.overlay))) {
+				if !have[ref] {
+					t.Errorf("the overlay reads Secret key %s, which create-secrets.sh does not create", ref)
+				}
+			}
+		})
+	}
+}
+
+// An Ed25519 private key used only when v2md keygen is not available yet.
+const testKeyPEM = `-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
+-----END PRIVATE KEY-----
+`
