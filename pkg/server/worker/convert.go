@@ -1,0 +1,270 @@
+// Package worker holds the queue handlers that do v2m's work, whatever the queue and stores
+// behind them: Converter consumes TopicVideo, Notifier consumes TopicMP3, and Sweeper finds jobs
+// whose message was lost and publishes them again.
+//
+// Retry policy. A handler returns nil when the delivery is settled (done, or failed for good and
+// announced); an error marked server.Permanent when retrying cannot help; any other error when a
+// later attempt may succeed (a store or broker that is down). The queue retries those with
+// backoff and dead-letters them after its MaxAttempts; on that last attempt the handler itself
+// fails the job and announces it, so that no job waits forever.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/metrics"
+)
+
+// Converter converts the videos of queued jobs into MP3s.
+type Converter struct {
+	Jobs      server.JobStore
+	Blobs     server.BlobStore
+	Queue     server.Queue // where outcomes are announced (TopicMP3)
+	Converter server.Converter
+	TmpDir    string        // where videos are copied for ffmpeg; os.TempDir() when empty
+	Heartbeat time.Duration // how often a running job shows it is alive; 5 s when zero
+	// StaleAfter is how long a converting job may go without a heartbeat before another worker
+	// takes it over; 30 s when zero. It must be several Heartbeats.
+	StaleAfter time.Duration
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics
+}
+
+func (w *Converter) log() *slog.Logger {
+	if w.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return w.Logger
+}
+
+func (w *Converter) heartbeat() time.Duration {
+	if w.Heartbeat <= 0 {
+		return 5 * time.Second
+	}
+	return w.Heartbeat
+}
+
+// StaleAge returns how long a converting job may go without a heartbeat.
+func (w *Converter) StaleAge() time.Duration {
+	if w.StaleAfter <= 0 {
+		return 30 * time.Second
+	}
+	return w.StaleAfter
+}
+
+// Handle is the server.Handler for TopicVideo.
+func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
+	var msg server.VideoMessage
+	if err := json.Unmarshal(d.Body, &msg); err != nil || !server.ValidID(msg.JobID) {
+		return server.Permanent(fmt.Errorf("malformed video message %q", truncate(d.Body, 200)))
+	}
+	log := w.log().With("job_id", msg.JobID, "attempt", d.Attempt)
+	if d.Attempt > 1 {
+		w.Metrics.Redelivery(d.Topic)
+	}
+	j, err := w.Jobs.ClaimJob(ctx, msg.JobID, time.Now().Add(-w.StaleAge()))
+	switch {
+	case server.IsCode(err, server.ENOTFOUND):
+		return server.Permanent(fmt.Errorf("job %s: %w", msg.JobID, err))
+	case server.IsCode(err, server.ECONFLICT):
+		return w.alreadyClaimed(ctx, log, msg.JobID)
+	case err != nil:
+		return fmt.Errorf("claim job %s: %w", msg.JobID, err)
+	}
+	w.Metrics.Job(string(server.JobConverting))
+	log.Info("conversion started", "size", j.Size)
+	start := time.Now()
+	err = w.convert(ctx, j)
+	w.Metrics.Conversion(time.Since(start))
+	if err == nil {
+		return w.finish(ctx, log, j)
+	}
+	// Past here the conversion failed; record why before returning.
+	bg := context.WithoutCancel(ctx)
+	switch {
+	case ctx.Err() != nil:
+		// Shutting down: give the job back, and the queue hands the message back too.
+		log.Info("conversion interrupted; job requeued")
+		if rerr := w.Jobs.RequeueJob(bg, j.ID); rerr != nil {
+			log.Error("requeue job", "err", rerr)
+		}
+		return fmt.Errorf("job %s interrupted: %w", j.ID, ctx.Err())
+	case server.IsPermanent(err):
+		log.Info("conversion failed", "reason", reason(err))
+		return w.fail(bg, log, j.ID, reason(err))
+	case d.LastAttempt():
+		log.Error("conversion failed on the last attempt", "err", err)
+		if ferr := w.fail(bg, log, j.ID, fmt.Sprintf("conversion failed after %d attempts: %s", d.Attempt, reason(err))); ferr != nil {
+			return ferr
+		}
+		return err // dead-letter the message; the job is settled
+	default:
+		log.Warn("conversion failed; will retry", "err", err)
+		if rerr := w.Jobs.RequeueJob(bg, j.ID); rerr != nil {
+			log.Error("requeue job", "err", rerr)
+		}
+		return err
+	}
+}
+
+// alreadyClaimed settles a delivery for a job this worker may not claim: a final job's outcome
+// is announced again (the notifier sends one mail per outcome whatever it receives); a job that
+// a live worker converts is left to it.
+func (w *Converter) alreadyClaimed(ctx context.Context, log *slog.Logger, id string) error {
+	j, err := w.Jobs.Job(ctx, id)
+	if err != nil {
+		return fmt.Errorf("look up job %s: %w", id, err)
+	}
+	if !j.State.Final() {
+		log.Info("job is being converted by another worker; delivery dropped")
+		return nil
+	}
+	log.Info("job already finished; announcing its outcome again", "state", j.State)
+	return w.announce(ctx, j)
+}
+
+func (w *Converter) convert(ctx context.Context, j *server.Job) error {
+	dir, err := os.MkdirTemp(w.TmpDir, "v2m-"+j.ID+"-")
+	if err != nil {
+		return fmt.Errorf("create work dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "video"+filepath.Ext(j.Filename))
+	dst := filepath.Join(dir, "audio.mp3")
+	if err := w.fetch(ctx, j, src); err != nil {
+		return err
+	}
+
+	var pct atomic.Int32
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go func() {
+		t := time.NewTicker(w.heartbeat())
+		defer t.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-t.C:
+				if err := w.Jobs.SetProgress(hbCtx, j.ID, int(pct.Load())); err != nil && hbCtx.Err() == nil {
+					w.log().Warn("heartbeat failed", "job_id", j.ID, "err", err)
+				}
+			}
+		}
+	}()
+	progress := func(p int) {
+		if int32(p) != pct.Swap(int32(p)) {
+			if err := w.Jobs.SetProgress(ctx, j.ID, p); err != nil && ctx.Err() == nil {
+				w.log().Warn("progress update failed", "job_id", j.ID, "err", err)
+			}
+		}
+	}
+	if err := w.Converter.Convert(ctx, src, dst, progress); err != nil {
+		return err
+	}
+	stopHB()
+
+	f, err := os.Open(dst)
+	if err != nil {
+		return fmt.Errorf("open mp3: %w", err)
+	}
+	defer f.Close()
+	// The MP3's fid was fixed when the job was created: a second conversion of the same job
+	// replaces the file instead of adding one.
+	n, err := w.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, mp3Name(j.Filename), f)
+	if err != nil {
+		return fmt.Errorf("store mp3: %w", err)
+	}
+	w.Metrics.BytesOut(n)
+	return nil
+}
+
+// fetch copies the video into a local, seekable file: ffmpeg cannot read an MP4 whose index
+// is at its end from a pipe.
+func (w *Converter) fetch(ctx context.Context, j *server.Job, dst string) error {
+	b, err := w.Blobs.Open(ctx, server.BucketVideos, j.VideoFID)
+	if server.IsCode(err, server.ENOTFOUND) {
+		return server.Permanent(server.Errorf(server.EINVALID, "the uploaded video is missing"))
+	}
+	if err != nil {
+		return fmt.Errorf("open video: %w", err)
+	}
+	defer b.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("create temp video: %w", err)
+	}
+	if _, err := io.Copy(f, b); err != nil {
+		f.Close()
+		return fmt.Errorf("copy video: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write temp video: %w", err)
+	}
+	return nil
+}
+
+func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job) error {
+	done, err := w.Jobs.FinishJob(ctx, j.ID)
+	if server.IsCode(err, server.ECONFLICT) {
+		// Another worker took the job over and settled it meanwhile; announce what stands.
+		return w.alreadyClaimed(ctx, log, j.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", j.ID, err)
+	}
+	w.Metrics.Job(string(server.JobDone))
+	log.Info("conversion done", "mp3_fid", done.MP3FID)
+	return w.announce(ctx, done)
+}
+
+func (w *Converter) fail(ctx context.Context, log *slog.Logger, id, why string) error {
+	j, err := w.Jobs.FailJob(ctx, id, why)
+	if server.IsCode(err, server.ECONFLICT) {
+		return w.alreadyClaimed(ctx, log, id)
+	}
+	if err != nil {
+		return fmt.Errorf("fail job %s: %w", id, err)
+	}
+	w.Metrics.Job(string(server.JobFailed))
+	return w.announce(ctx, j)
+}
+
+func (w *Converter) announce(ctx context.Context, j *server.Job) error {
+	body, err := json.Marshal(server.EventFor(j))
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	if err := w.Queue.Publish(ctx, server.TopicMP3, body); err != nil {
+		w.Metrics.PublishFailure(server.TopicMP3)
+		// The job is settled; a redelivery of the video message announces it again.
+		return fmt.Errorf("announce job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// reason is the text a user reads for err.
+func reason(err error) string {
+	var e *server.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,91 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/metrics"
+)
+
+// Notifier mails users the outcome of their jobs: at most one mail per job outcome, however
+// often the event is delivered.
+type Notifier struct {
+	Mailer    server.Mailer
+	Sent      server.SentLog
+	PublicURL string // the server's address as users reach it, for the download command
+	Logger    *slog.Logger
+	Metrics   *metrics.Metrics
+}
+
+// Handle is the server.Handler for TopicMP3.
+func (n *Notifier) Handle(ctx context.Context, d server.Delivery) error {
+	var ev server.JobEvent
+	if err := json.Unmarshal(d.Body, &ev); err != nil || ev.JobID == "" || ev.Username == "" || !ev.State.Final() {
+		return server.Permanent(fmt.Errorf("malformed job event %q", truncate(d.Body, 200)))
+	}
+	if d.Attempt > 1 {
+		n.Metrics.Redelivery(d.Topic)
+	}
+	key := ev.JobID + ":" + string(ev.State)
+	sent, err := n.Sent.Sent(ctx, key)
+	if err != nil {
+		return fmt.Errorf("check sent log: %w", err)
+	}
+	log := n.log().With("job_id", ev.JobID, "state", ev.State)
+	if sent {
+		log.Info("mail already sent; event dropped")
+		return nil
+	}
+	if err := n.Mailer.Send(ctx, n.Compose(ev)); err != nil {
+		n.Metrics.Mail("failed")
+		log.Warn("mail failed", "attempt", d.Attempt, "err", err)
+		return fmt.Errorf("send mail for job %s: %w", ev.JobID, err)
+	}
+	n.Metrics.Mail("sent")
+	log.Info("mail sent")
+	if err := n.Sent.MarkSent(ctx, key); err != nil {
+		// The mail went out; failing now would send it again.
+		log.Error("record sent mail", "err", err)
+	}
+	return nil
+}
+
+func (n *Notifier) log() *slog.Logger {
+	if n.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return n.Logger
+}
+
+// Compose writes the mail for an event.
+func (n *Notifier) Compose(ev server.JobEvent) server.Mail {
+	var b strings.Builder
+	if ev.State == server.JobDone {
+		fmt.Fprintf(&b, "Your MP3 of %s is ready.\n\n", ev.Filename)
+		fmt.Fprintf(&b, "File id: %s\n\nDownload it with:\n\n    %s\n", ev.MP3FID, n.downloadCommand(ev))
+		return server.Mail{To: ev.Username, Subject: "Your MP3 is ready: " + mp3Name(ev.Filename), Body: b.String()}
+	}
+	fmt.Fprintf(&b, "We could not convert %s.\n\nReason: %s\n\nJob id: %s\n", ev.Filename, ev.Error, ev.JobID)
+	return server.Mail{To: ev.Username, Subject: "Conversion failed: " + ev.Filename, Body: b.String()}
+}
+
+func (n *Notifier) downloadCommand(ev server.JobEvent) string {
+	cmd := "v2m"
+	if n.PublicURL != "" {
+		cmd += " --server " + n.PublicURL
+	}
+	return fmt.Sprintf("%s download %s -o '%s'", cmd, ev.MP3FID, strings.ReplaceAll(mp3Name(ev.Filename), "'", `'\''`))
+}
+
+func mp3Name(filename string) string {
+	base := strings.TrimSuffix(filename, path.Ext(filename))
+	if base == "" {
+		base = "audio"
+	}
+	return base + ".mp3"
+}

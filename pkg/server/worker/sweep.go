@@ -1,0 +1,102 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/metrics"
+)
+
+// Sweeper publishes again the jobs whose message may be lost: queued jobs older than
+// QueuedAfter (the publish at upload failed, or the broker lost it), and converting jobs with no
+// heartbeat for StaleAfter (their worker died and its delivery went elsewhere). A duplicate
+// message is harmless: claims are compare-and-set.
+type Sweeper struct {
+	Jobs        server.JobStore
+	Queue       server.Queue
+	Interval    time.Duration // default 30 s
+	QueuedAfter time.Duration // default 2 min
+	StaleAfter  time.Duration // default 1 min
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+}
+
+// Run sweeps every Interval until ctx is done.
+func (s *Sweeper) Run(ctx context.Context) {
+	interval := s.Interval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log().Warn("sweep failed", "err", err)
+			} else if n > 0 {
+				s.log().Info("jobs published again", "count", n)
+			}
+		}
+	}
+}
+
+// Sweep runs one pass and returns how many jobs it published.
+func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	queuedAfter, staleAfter := s.QueuedAfter, s.StaleAfter
+	if queuedAfter <= 0 {
+		queuedAfter = 2 * time.Minute
+	}
+	if staleAfter <= 0 {
+		staleAfter = time.Minute
+	}
+	now := time.Now()
+	published := 0
+	for _, c := range []struct {
+		state  server.JobState
+		before time.Time
+	}{{server.JobQueued, now.Add(-queuedAfter)}, {server.JobConverting, now.Add(-staleAfter)}} {
+		jobs, err := s.Jobs.StaleJobs(ctx, c.state, c.before, 500)
+		if err != nil {
+			return published, fmt.Errorf("list %s jobs: %w", c.state, err)
+		}
+		for _, j := range jobs {
+			body, _ := json.Marshal(server.VideoMessage{JobID: j.ID, VideoFID: j.VideoFID, Username: j.Owner})
+			if err := s.Queue.Publish(ctx, server.TopicVideo, body); err != nil {
+				s.Metrics.PublishFailure(server.TopicVideo)
+				return published, fmt.Errorf("publish job %s: %w", j.ID, err)
+			}
+			published++
+		}
+	}
+	return published, nil
+}
+
+func (s *Sweeper) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// Recover gives back every converting job to the queue. Standalone calls it at start, when it
+// knows that no worker of an earlier run is alive, so those jobs resume at once.
+func Recover(ctx context.Context, jobs server.JobStore, log *slog.Logger) error {
+	stuck, err := jobs.StaleJobs(ctx, server.JobConverting, time.Now().Add(time.Hour), 10000)
+	if err != nil {
+		return fmt.Errorf("list converting jobs: %w", err)
+	}
+	for _, j := range stuck {
+		if err := jobs.RequeueJob(ctx, j.ID); err != nil {
+			return fmt.Errorf("requeue job %s: %w", j.ID, err)
+		}
+		log.Info("job interrupted by a restart is queued again", "job_id", j.ID)
+	}
+	return nil
+}

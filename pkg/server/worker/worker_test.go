@@ -1,0 +1,360 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/v2m/v2m/internal/testmedia"
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/disk"
+	"github.com/v2m/v2m/pkg/server/ffmpeg"
+	"github.com/v2m/v2m/pkg/server/mail"
+	"github.com/v2m/v2m/pkg/server/sqlite"
+)
+
+// mediaDir caches generated media for all tests of the package.
+var mediaDir = filepath.Join(os.TempDir(), "v2m-test-media")
+
+type fixture struct {
+	t     *testing.T
+	db    *sqlite.DB
+	blobs server.BlobStore
+	q     *sqlite.Queue
+	conv  *countingConverter
+	w     *Converter
+}
+
+// countingConverter runs the real converter and counts the runs.
+type countingConverter struct {
+	server.Converter
+	runs atomic.Int32
+}
+
+func (c *countingConverter) Convert(ctx context.Context, src, dst string, p func(int)) error {
+	c.runs.Add(1)
+	return c.Converter.Convert(ctx, src, dst, p)
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "v2m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ff, err := ffmpeg.New(ffmpeg.Config{Timeout: time.Minute})
+	if err != nil {
+		testmediaMissing(t, err)
+	}
+	conv := &countingConverter{Converter: ff}
+	q := db.Queue(sqlite.QueueConfig{})
+	return &fixture{t: t, db: db, blobs: blobs, q: q, conv: conv,
+		w: &Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: conv, TmpDir: dir, Heartbeat: 50 * time.Millisecond}}
+}
+
+func testmediaMissing(t *testing.T, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(err)
+	}
+	t.Skip(err)
+}
+
+// job stores the sample as a queued job and returns it.
+func (f *fixture) job(s testmedia.Sample) *server.Job { return f.jobT(f.t, s) }
+
+func (f *fixture) jobT(t *testing.T, s testmedia.Sample) *server.Job {
+	t.Helper()
+	if err := os.MkdirAll(mediaDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := testmedia.MustGenerate(t, mediaDir, s)
+	src, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	now := time.Now()
+	j := &server.Job{ID: server.NewID(), Owner: "ann@example.com", State: server.JobQueued, Filename: s.File(),
+		MP3FID: server.NewID(), CreatedAt: now, UpdatedAt: now}
+	j.VideoFID = j.ID
+	if j.Size, err = f.blobs.Put(context.Background(), server.BucketVideos, j.VideoFID, s.File(), src); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Jobs().CreateJob(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func delivery(j *server.Job, attempt int) server.Delivery {
+	b, _ := json.Marshal(server.VideoMessage{JobID: j.ID, VideoFID: j.VideoFID, Username: j.Owner})
+	return server.Delivery{Topic: server.TopicVideo, Body: b, Attempt: attempt, MaxAttempts: 3}
+}
+
+// events drains the mp3 topic's messages.
+func (f *fixture) events() []server.JobEvent {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var out []server.JobEvent
+	go f.q.Consume(ctx, server.TopicMP3, 1, func(_ context.Context, d server.Delivery) error {
+		var ev server.JobEvent
+		json.Unmarshal(d.Body, &ev)
+		mu.Lock()
+		out = append(out, ev)
+		mu.Unlock()
+		return nil
+	})
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if live, _, _ := f.q.Depth(context.Background(), server.TopicMP3); live == 0 {
+			break
+		}
+	}
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	return out
+}
+
+func TestConvertGoodVideoOnceEvenWhenRedelivered(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	j := f.job(testmedia.Good[0]) // MP4 with its index at the end
+	if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.db.Jobs().Job(ctx, j.ID)
+	if got.State != server.JobDone || got.Progress != 100 || got.Attempts != 1 {
+		t.Fatalf("job = %+v", got)
+	}
+	b, err := f.blobs.Open(ctx, server.BucketMP3s, j.MP3FID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 3)
+	io.ReadFull(b, head)
+	b.Close()
+	if b.Size() < 10000 || !(string(head) == "ID3" || head[0] == 0xFF) {
+		t.Fatalf("mp3 of %d bytes starting %q", b.Size(), head)
+	}
+	// A redelivery neither converts again nor changes the MP3; it announces the outcome again.
+	if err := f.w.Handle(ctx, delivery(j, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.conv.runs.Load(); n != 1 {
+		t.Fatalf("converted %d times", n)
+	}
+	evs := f.events()
+	if len(evs) != 2 || evs[0].State != server.JobDone || evs[0].MP3FID != j.MP3FID || evs[0].Username != "ann@example.com" {
+		t.Fatalf("events = %+v", evs)
+	}
+}
+
+func TestBadVideosFailWithReason(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, s := range testmedia.Bad {
+		t.Run(s.File(), func(t *testing.T) {
+			j := f.jobT(t, s)
+			if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {
+				t.Fatalf("handler error %v: a bad video must settle the delivery", err)
+			}
+			got, _ := f.db.Jobs().Job(ctx, j.ID)
+			if got.State != server.JobFailed || !strings.Contains(got.Error, s.WantErr) {
+				t.Fatalf("job = %s %q, want failed with %q", got.State, got.Error, s.WantErr)
+			}
+		})
+	}
+	evs := f.events()
+	if len(evs) != len(testmedia.Bad) || evs[0].State != server.JobFailed || evs[0].Error == "" {
+		t.Fatalf("events = %+v", evs)
+	}
+}
+
+func TestLiveJobIsLeftToItsWorker(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	j := f.job(testmedia.Good[1])
+	if _, err := f.db.Jobs().ClaimJob(ctx, j.ID, time.Now()); err != nil { // another worker has it
+		t.Fatal(err)
+	}
+	if err := f.w.Handle(ctx, delivery(j, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if f.conv.runs.Load() != 0 {
+		t.Fatal("converted a job that a live worker holds")
+	}
+	// Once that worker has been silent for StaleAfter, the job is taken over.
+	f.w.StaleAfter = time.Millisecond
+	time.Sleep(5 * time.Millisecond)
+	if err := f.w.Handle(ctx, delivery(j, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.db.Jobs().Job(ctx, j.ID); got.State != server.JobDone || got.Attempts != 2 {
+		t.Fatalf("after take-over: %+v", got)
+	}
+}
+
+// brokenBlobs fails to store MP3s, like a database that is down.
+type brokenBlobs struct{ server.BlobStore }
+
+func (brokenBlobs) Put(context.Context, string, string, string, io.Reader) (int64, error) {
+	return 0, errors.New("connection refused")
+}
+
+func TestTransientErrorsRetryThenFail(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.w.Blobs = brokenBlobs{f.blobs}
+	j := f.job(testmedia.Good[1])
+	if err := f.w.Handle(ctx, delivery(j, 1)); err == nil || server.IsPermanent(err) {
+		t.Fatalf("transient error = %v, want a retryable error", err)
+	}
+	if got, _ := f.db.Jobs().Job(ctx, j.ID); got.State != server.JobQueued {
+		t.Fatalf("after a transient error the job is %s, want queued", got.State)
+	}
+	if err := f.w.Handle(ctx, delivery(j, 3)); err == nil {
+		t.Fatal("last attempt returned nil; the message must be dead-lettered")
+	}
+	got, _ := f.db.Jobs().Job(ctx, j.ID)
+	if got.State != server.JobFailed || !strings.Contains(got.Error, "after 3 attempts") {
+		t.Fatalf("after the last attempt: %s %q", got.State, got.Error)
+	}
+	if evs := f.events(); len(evs) != 1 || evs[0].State != server.JobFailed {
+		t.Fatalf("events = %+v", evs)
+	}
+}
+
+func TestShutdownRequeues(t *testing.T) {
+	f := newFixture(t)
+	j := f.job(testmedia.Good[1])
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.w.Handle(ctx, delivery(j, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if got, _ := f.db.Jobs().Job(context.Background(), j.ID); got.State != server.JobQueued {
+		t.Fatalf("interrupted job is %s, want queued", got.State)
+	}
+}
+
+func TestMalformedMessagesArePermanent(t *testing.T) {
+	f := newFixture(t)
+	for _, body := range []string{"", "{", `{"job_id":"../x"}`} {
+		if err := f.w.Handle(context.Background(), server.Delivery{Body: []byte(body), Attempt: 1}); !server.IsPermanent(err) {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+	if err := f.w.Handle(context.Background(), delivery(&server.Job{ID: server.NewID()}, 1)); !server.IsPermanent(err) {
+		t.Errorf("unknown job: %v", err)
+	}
+}
+
+type flakyMailer struct {
+	fail atomic.Bool
+	sent atomic.Int32
+	next server.Mailer
+}
+
+func (m *flakyMailer) Send(ctx context.Context, msg server.Mail) error {
+	if m.fail.Load() {
+		return errors.New("smtp: connection refused")
+	}
+	m.sent.Add(1)
+	return m.next.Send(ctx, msg)
+}
+
+func TestNotifierSendsOneMailPerOutcome(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "v2m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m := &flakyMailer{next: &mail.Outbox{Dir: filepath.Join(dir, "outbox"), From: "v2m@localhost"}}
+	n := &Notifier{Mailer: m, Sent: db.SentLog(), PublicURL: "http://v2m.example.com"}
+	done, _ := json.Marshal(server.JobEvent{JobID: server.NewID(), State: server.JobDone, Username: "ann@example.com",
+		Filename: "talk.mp4", MP3FID: "65a1b2c3d4e5f60718293a4b"})
+	ctx := context.Background()
+	m.fail.Store(true)
+	if err := n.Handle(ctx, server.Delivery{Body: done, Attempt: 1}); err == nil || server.IsPermanent(err) {
+		t.Fatalf("send failure: %v, want retryable", err)
+	}
+	m.fail.Store(false)
+	for attempt := 2; attempt <= 4; attempt++ {
+		if err := n.Handle(ctx, server.Delivery{Body: done, Attempt: attempt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.sent.Load() != 1 {
+		t.Fatalf("sent %d mails for one outcome", m.sent.Load())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "outbox", "*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("outbox has %d files", len(files))
+	}
+	eml, _ := os.ReadFile(files[0])
+	for _, want := range []string{"ann@example.com", "65a1b2c3d4e5f60718293a4b", "v2m --server http://v2m.example.com download 65a1b2c3d4e5f60718293a4b", "talk.mp3"} {
+		if !bytes.Contains(eml, []byte(want)) && !strings.Contains(decodeQP(eml), want) {
+			t.Errorf("mail lacks %q:\n%s", want, eml)
+		}
+	}
+	failed, _ := json.Marshal(server.JobEvent{JobID: server.NewID(), State: server.JobFailed, Username: "ann@example.com",
+		Filename: "x.txt", Error: "not a video or audio file"})
+	if err := n.Handle(ctx, server.Delivery{Body: failed, Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if msg := n.Compose(server.JobEvent{State: server.JobFailed, Filename: "x.txt", Error: "no audio"}); !strings.Contains(msg.Body, "no audio") {
+		t.Errorf("failure mail lacks the reason: %q", msg.Body)
+	}
+	if err := n.Handle(ctx, server.Delivery{Body: []byte(`{"job_id":"x"}`), Attempt: 1}); !server.IsPermanent(err) {
+		t.Errorf("malformed event: %v", err)
+	}
+}
+
+func decodeQP(b []byte) string {
+	return strings.NewReplacer("=\r\n", "", "=\n", "", "=3D", "=").Replace(string(b))
+}
+
+func TestSweeperRepublishesLostJobs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	old := time.Now().Add(-time.Hour)
+	lost := &server.Job{ID: server.NewID(), Owner: "a@x.io", State: server.JobQueued, Filename: "a.mp4", MP3FID: server.NewID(), CreatedAt: old, UpdatedAt: old}
+	fresh := &server.Job{ID: server.NewID(), Owner: "a@x.io", State: server.JobQueued, Filename: "b.mp4", MP3FID: server.NewID(), CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	for _, j := range []*server.Job{lost, fresh} {
+		f.db.Jobs().CreateJob(ctx, j)
+	}
+	s := &Sweeper{Jobs: f.db.Jobs(), Queue: f.q}
+	n, err := s.Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	if live, _, _ := f.q.Depth(ctx, server.TopicVideo); live != 1 {
+		t.Fatalf("video queue holds %d", live)
+	}
+	// Recover hands back converting jobs at start.
+	f.db.Jobs().ClaimJob(ctx, fresh.ID, time.Now())
+	if err := Recover(ctx, f.db.Jobs(), discard()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.db.Jobs().Job(ctx, fresh.ID); got.State != server.JobQueued {
+		t.Fatalf("recovered job is %s", got.State)
+	}
+}
