@@ -298,6 +298,9 @@ func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
 	return &j, nil
 }
 
+// minPoll is the least time between two polls of Wait.
+const minPoll = time.Second
+
 // LongPoll is how long each request of Wait asks the server to hold the answer.
 const LongPoll = 30 * time.Second
 
@@ -311,6 +314,7 @@ func (c *Client) Wait(ctx context.Context, id string, progress func(*Job)) (*Job
 	failures := 0
 	for {
 		var j Job
+		start := time.Now()
 		err := c.doJSON(ctx, http.MethodGet, path, nil, &j, nil)
 		switch {
 		case err == nil:
@@ -321,6 +325,12 @@ func (c *Client) Wait(ctx context.Context, id string, progress func(*Job)) (*Job
 			}
 			if j.Final() {
 				return last, nil
+			}
+			// A proxy or server that does not hold the request must not make this a busy loop.
+			if d := minPoll - time.Since(start); d > 0 {
+				if err := sleepCtx(ctx, d); err != nil {
+					return last, fmt.Errorf("wait for job %s: %w", id, err)
+				}
 			}
 			continue
 		case ctx.Err() != nil:

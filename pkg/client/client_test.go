@@ -202,12 +202,16 @@ func TestUploadRetriesServerErrors(t *testing.T) {
 	c := newClient(t, s, s.AddUser("a@example.com", "password1"))
 	path, data := writeFile(t, 3000)
 	s.FailPart(1, 2)
-	job, err := c.Upload(context.Background(), path, client.UploadOptions{Parallel: 1})
+	var last int64
+	job, err := c.Upload(context.Background(), path, client.UploadOptions{Parallel: 1, Progress: func(d, _ int64) { last = d }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(s.Video(job.ID), data) {
 		t.Fatal("assembled video differs")
+	}
+	if last != 3000 {
+		t.Fatalf("progress ended at %d after retries, want 3000", last)
 	}
 	if got := s.TotalPuts(); got != 5 {
 		t.Fatalf("%d PUTs, want 5 (part 1 three times)", got)

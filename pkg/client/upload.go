@@ -257,15 +257,12 @@ func (c *Client) sendPart(ctx context.Context, f *os.File, up *UploadInfo, n int
 				return fmt.Errorf("part %d: %w (after %w)", n, e, err)
 			}
 		}
-		var sent int64
-		err = c.putPart(ctx, path, io.NewSectionReader(f, off, size), size, sum, func(k int64) {
-			sent += k
-			pc.add(k)
-		})
+		body := &countingReader{r: io.NewSectionReader(f, off, size), fn: pc.add}
+		err = c.putPart(ctx, path, body, size, sum)
 		if err == nil {
 			return nil
 		}
-		pc.add(-sent) // the server did not keep it
+		body.abort() // the server did not keep it
 		if !transient(ctx, err) {
 			break
 		}
@@ -273,10 +270,10 @@ func (c *Client) sendPart(ctx context.Context, f *os.File, up *UploadInfo, n int
 	return fmt.Errorf("part %d: %w", n, err)
 }
 
-func (c *Client) putPart(ctx context.Context, path string, sr *io.SectionReader, size int64, sum string, onRead func(int64)) error {
+func (c *Client) putPart(ctx context.Context, path string, cr *countingReader, size int64, sum string) error {
 	var body io.Reader = http.NoBody // ContentLength 0 with a non-nil body would mean "unknown"
 	if size > 0 {
-		body = &countingReader{r: sr, fn: onRead}
+		body = cr
 	}
 	req, err := c.newRequest(ctx, http.MethodPut, path, body)
 	if err != nil {
@@ -293,17 +290,36 @@ func (c *Client) putPart(ctx context.Context, path string, sr *io.SectionReader,
 	return resp.Body.Close()
 }
 
+// countingReader reports the bytes read from a part's SectionReader as progress. abort takes
+// them back when the part failed; the transport may still be reading afterwards, so reads
+// after abort are not counted.
 type countingReader struct {
-	r  io.Reader
-	fn func(int64)
+	r    io.Reader
+	fn   func(int64)
+	mu   sync.Mutex
+	n    int64
+	dead bool
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
-		c.fn(int64(n))
+		c.mu.Lock()
+		if !c.dead {
+			c.n += int64(n)
+			c.fn(int64(n))
+		}
+		c.mu.Unlock()
 	}
 	return n, err
+}
+
+func (c *countingReader) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dead = true
+	c.fn(-c.n)
+	c.n = 0
 }
 
 // UploadKey identifies a local file version on a server, for resuming its upload.
