@@ -1,6 +1,7 @@
 package testmedia_test
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,14 +83,19 @@ func sorted(s []string) []string {
 }
 
 func TestGenerateOnce(t *testing.T) {
+	testenv.Tool(t, "ffmpeg")
 	dir := t.TempDir()
 	s := testmedia.Good[0]
 	var wg sync.WaitGroup
 	paths := make([]string, 4)
+	errs := make([]error, len(paths))
 	for i := range paths {
-		wg.Go(func() { paths[i] = testmedia.MustGenerate(t, dir, s) })
+		wg.Go(func() { paths[i], errs[i] = testmedia.Generate(t.Context(), dir, s) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	st, err := os.Stat(paths[0])
 	if err != nil {
 		t.Fatal(err)
