@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // crd is a custom resource type decoded strictly and checked for its required fields.
@@ -48,7 +48,7 @@ type ScaleTarget struct {
 type KEDAAdvanced struct {
 	RestoreToOriginalReplicaCount bool `json:"restoreToOriginalReplicaCount,omitempty"`
 	HorizontalPodAutoscalerConfig *struct {
-		Name     string                                           `json:"name,omitempty"`
+		Name     string                                         `json:"name,omitempty"`
 		Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
 	} `json:"horizontalPodAutoscalerConfig,omitempty"`
 }

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -235,7 +237,7 @@ func TestBroken(t *testing.T) {
 		{"probe-path", "probes", "path /health is not served by \"notify\""},
 		{"unknown-flag", "drift", "flag --smtp-host is not a setting of \"notify\""},
 		{"listen-moved", "probes", "is not the port \"gateway\" listens on (:9090)"},
-		{"unmounted-file", "secret-files", "V2MD_JWT_KEY_FILE"},
+		{"unmounted-file", "secret-files", "jwt-key-file=/etc/v2m/keys/jwt-key is not a file mounted from a Secret"},
 		{"secret-env", "secret-files", "comes from a Secret"},
 		{"unused-secret", "secret-files", "no *-file setting of \"convert\" reads it"},
 		{"short-grace", "drift", "terminationGracePeriodSeconds 600 is not above job-timeout"},
@@ -278,7 +280,7 @@ func TestStrictDecode(t *testing.T) {
 		{"wrong-type", "replicas"},
 		{"keda-typo", `unknown field "minReplicas"`},
 		{"keda-missing", "queueName"},
-		{"unknown-kind", "not a known API type"},
+		{"unknown-kind", `no kind "Widget" is registered`},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			out, err := Render(filepath.Join("testdata/broken", tc.dir))
@@ -443,8 +445,162 @@ func TestCreateSecretsScript(t *testing.T) {
 	}
 }
 
+// TestCreateSecretsScriptMissingValues: without the RDS DSN the script refuses, printing what
+// is missing, and prints no Secret.
+func TestCreateSecretsScriptMissingValues(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		missing(t, "kubectl is not in PATH")
+	}
+	key := filepath.Join(t.TempDir(), "jwt.pem")
+	if err := os.WriteFile(key, []byte(testKeyPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts/create-secrets.sh"), "--print")
+	cmd.Env = append(os.Environ(), "V2M_JWT_KEY_FILE="+key, "V2M_MONGO_URI=mongodb://m/", "V2M_SMTP_PASSWORD=x")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err == nil {
+		t.Fatalf("create-secrets.sh succeeded without V2M_MYSQL_DSN:\n%s", out)
+	}
+	if !strings.Contains(stderr.String(), "V2M_MYSQL_DSN is not set") || strings.Contains(string(out), "kind: Secret") {
+		t.Errorf("stderr %q, stdout %q", stderr.String(), out)
+	}
+}
+
 // An Ed25519 private key used only when v2md keygen is not available yet.
 const testKeyPEM = `-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
 -----END PRIVATE KEY-----
 `
+
+// eksctlConfig is the part of eksctl's ClusterConfig (eksctl.io/v1alpha5) that
+// manifests/eksctl/cluster.yaml uses; decoding it strictly catches misspelled fields.
+type eksctlConfig struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name    string            `json:"name"`
+		Region  string            `json:"region"`
+		Version string            `json:"version"`
+		Tags    map[string]string `json:"tags"`
+	} `json:"metadata"`
+	IAM struct {
+		WithOIDC bool `json:"withOIDC"`
+	} `json:"iam"`
+	Addons []struct {
+		Name                string   `json:"name"`
+		Version             string   `json:"version"`
+		ConfigurationValues string   `json:"configurationValues"`
+		AttachPolicyARNs    []string `json:"attachPolicyARNs"`
+		WellKnownPolicies   *struct {
+			EBSCSIController bool `json:"ebsCSIController"`
+		} `json:"wellKnownPolicies"`
+	} `json:"addons"`
+	ManagedNodeGroups []struct {
+		Name              string            `json:"name"`
+		InstanceType      string            `json:"instanceType"`
+		InstanceTypes     []string          `json:"instanceTypes"`
+		MinSize           *int              `json:"minSize"`
+		DesiredCapacity   *int              `json:"desiredCapacity"`
+		MaxSize           *int              `json:"maxSize"`
+		VolumeSize        int               `json:"volumeSize"`
+		VolumeType        string            `json:"volumeType"`
+		PrivateNetworking bool              `json:"privateNetworking"`
+		Labels            map[string]string `json:"labels"`
+		IAM               struct {
+			WithAddonPolicies map[string]bool `json:"withAddonPolicies"`
+		} `json:"iam"`
+	} `json:"managedNodeGroups"`
+	CloudWatch struct {
+		ClusterLogging struct {
+			EnableTypes []string `json:"enableTypes"`
+		} `json:"clusterLogging"`
+	} `json:"cloudWatch"`
+}
+
+func TestEksctlCluster(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(manifestsDir, "eksctl/cluster.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c eksctlConfig
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		t.Fatalf("strict decode: %v", err)
+	}
+	if c.APIVersion != "eksctl.io/v1alpha5" || c.Kind != "ClusterConfig" {
+		t.Errorf("apiVersion/kind %s %s", c.APIVersion, c.Kind)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(c.Metadata.Version, "%d.%d", &major, &minor); err != nil || major != 1 || minor < 33 {
+		t.Errorf("EKS version %q: want 1.33 or later", c.Metadata.Version)
+	}
+	if !c.IAM.WithOIDC {
+		t.Error("iam.withOIDC is not true")
+	}
+	ebs := false
+	for _, a := range c.Addons {
+		if a.Name == "aws-ebs-csi-driver" {
+			ebs = len(a.AttachPolicyARNs) > 0 || (a.WellKnownPolicies != nil && a.WellKnownPolicies.EBSCSIController)
+		}
+	}
+	if !ebs {
+		t.Error("no aws-ebs-csi-driver addon with a service account role policy")
+	}
+	if len(c.ManagedNodeGroups) == 0 {
+		t.Fatal("no managed node group")
+	}
+	for _, ng := range c.ManagedNodeGroups {
+		if ng.MinSize == nil || ng.MaxSize == nil || *ng.MinSize > *ng.MaxSize {
+			t.Errorf("node group %s: sizes", ng.Name)
+		}
+	}
+	// The gp3 StorageClass of the eks overlay uses the driver this addon installs.
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		if sc, ok := o.Typed.(*storagev1.StorageClass); ok && (sc.Provisioner != "ebs.csi.aws.com" || sc.Parameters["type"] != "gp3") {
+			t.Errorf("StorageClass %s: %s %v", sc.Name, sc.Provisioner, sc.Parameters)
+		}
+	}
+}
+
+// TestContractFixture keeps the fixture honest: it must decode, and list every server
+// subcommand with /healthz, /readyz and /metrics. When the real v2md builds, the fixture's
+// subcommands and settings must match it, so that it never lags behind silently.
+func TestContractFixture(t *testing.T) {
+	f, err := os.Open("testdata/describe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fix, err := ReadContract(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"auth", "gateway", "convert", "notify"} {
+		s := fix.Subcommand(name)
+		if s == nil {
+			t.Fatalf("fixture has no %s", name)
+		}
+		for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+			if !s.Serves(p) {
+				t.Errorf("fixture %s does not serve %s", name, p)
+			}
+		}
+	}
+	real := contract(t)
+	if v2mdBin == "" {
+		t.Skip("v2md does not build yet: nothing to compare the fixture with")
+	}
+	for _, name := range []string{"auth", "gateway", "convert", "notify"} {
+		rs := real.Subcommand(name)
+		if rs == nil {
+			t.Errorf("v2md describe has no %s", name)
+			continue
+		}
+		for _, st := range rs.Settings {
+			if fix.Subcommand(name).ByName(st.Name) == nil {
+				t.Logf("fixture lacks %s --%s (update testdata/describe.json from v2md describe)", name, st.Name)
+			}
+		}
+	}
+}
