@@ -42,7 +42,7 @@ func (q *Queue) Consume(ctx context.Context, topic string, concurrency int, h se
 			return nil
 		case errors.Is(err, ErrClosed):
 			return ErrClosed
-		case refused(err):
+		case errors.As(err, new(refusedError)):
 			return fmt.Errorf("consume %s: %w", topic, err)
 		}
 		q.log.Warn("rabbitmq consumer lost its channel; subscribing again", "topic", topic, "err", err)
@@ -60,11 +60,23 @@ func (q *Queue) Consume(ctx context.Context, topic string, concurrency int, h se
 	}
 }
 
-// refused reports a broker error that retrying will not fix.
-func refused(err error) bool {
+// refusedError is a subscription the broker refuses in a way that retrying will not fix: a
+// queue declared elsewhere with other arguments, missing permissions. The same codes on a
+// channel that was already consuming (a consumer_timeout closes it with PRECONDITION_FAILED)
+// are not refusals: the consumer subscribes again.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
+
+// setupErr marks err as a refusal when its code says so.
+func setupErr(err error) error {
 	var ae *amqp.Error
-	return errors.As(err, &ae) && (ae.Code == amqp.PreconditionFailed || ae.Code == amqp.AccessRefused ||
-		ae.Code == amqp.NotAllowed)
+	if errors.As(err, &ae) && (ae.Code == amqp.PreconditionFailed || ae.Code == amqp.AccessRefused ||
+		ae.Code == amqp.NotAllowed) {
+		return refusedError{err}
+	}
+	return err
 }
 
 // consumeOnce consumes on one channel until it closes (an error) or ctx ends (nil).
@@ -83,12 +95,12 @@ func (q *Queue) consumeOnce(ctx context.Context, topic string, sem chan struct{}
 		return fmt.Errorf("qos: %w", err)
 	}
 	if err := declare(ch, topic); err != nil {
-		return err
+		return setupErr(err)
 	}
 	tag := "v2m-" + server.NewID()
 	deliveries, err := ch.Consume(topic, tag, false, false, false, false, nil)
 	if err != nil {
-		return fmt.Errorf("consume: %w", err)
+		return setupErr(fmt.Errorf("consume: %w", err))
 	}
 	q.log.Debug("rabbitmq consuming", "topic", topic, "concurrency", cap(sem))
 	var session sync.WaitGroup // this channel's handlers, awaited before it closes
@@ -172,7 +184,7 @@ func (q *Queue) handle(ctx context.Context, ch *amqp.Channel, topic string, d am
 	}
 	var err error
 	if h != nil {
-		err = safeCall(ctx, h, server.Delivery{Topic: topic, Body: d.Body, Attempt: attempt, MaxAttempts: maxAttempts})
+		err = q.safeCall(ctx, h, server.Delivery{Topic: topic, Body: d.Body, Attempt: attempt, MaxAttempts: maxAttempts})
 	}
 	if ch.IsClosed() {
 		// The broker has requeued the delivery already (consumer_timeout, broker restart):
@@ -201,11 +213,12 @@ func (q *Queue) handle(ctx context.Context, ch *amqp.Channel, topic string, d am
 	}
 }
 
-// safeCall runs h, turning a panic into an error.
-func safeCall(ctx context.Context, h server.Handler, d server.Delivery) (err error) {
+// safeCall runs h, turning a panic into an error (and its stack into a log line).
+func (q *Queue) safeCall(ctx context.Context, h server.Handler, d server.Delivery) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+			q.log.ErrorContext(ctx, "rabbitmq handler panicked", "topic", d.Topic, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panic: %v", r)
 		}
 	}()
 	return h(ctx, d)

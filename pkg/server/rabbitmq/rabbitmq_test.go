@@ -676,3 +676,63 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// TestConsumerTimeout: the broker closes the channel of a handler that outlives its
+// consumer_timeout. The delivery is requeued, not lost; the consumer subscribes again and
+// the message comes back as a new attempt, and the first handler's late ack is harmless.
+// It changes the broker's settings, so it needs a broker of its own (V2M_TEST_RABBITCTL).
+func TestConsumerTimeout(t *testing.T) {
+	url := testenv.Get(t, testenv.AMQPURL)
+	ctl := strings.Fields(testenv.Get(t, testenv.RabbitCtl))
+	if len(ctl) == 0 {
+		t.Skip("no broker control command")
+	}
+	eval := func(expr string) {
+		t.Helper()
+		args := append(ctl[1:], "ctl", "eval", expr)
+		if out, err := exec.CommandContext(context.Background(), ctl[0], args...).CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmqctl eval %s: %v\n%s", expr, err, out)
+		}
+	}
+	eval("application:set_env(rabbit, consumer_timeout, 1000).")
+	eval("application:set_env(rabbit, channel_tick_interval, 200).")
+	t.Cleanup(func() {
+		eval("application:set_env(rabbit, consumer_timeout, 1800000).")
+		eval("application:set_env(rabbit, channel_tick_interval, 60000).")
+	})
+	q := dial(t, rabbitmq.Config{URL: url})
+	tp := topic(t, url)
+	publish(t, q, tp, "slow")
+	var r recorder
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	firstDone := make(chan struct{})
+	stop := consume(t, q, tp, 2, func(ctx context.Context, d server.Delivery) error {
+		if r.add(d) == 1 {
+			defer close(firstDone)
+			select { // outlive consumer_timeout: wait for the redelivery
+			case <-release:
+			case <-time.After(patience):
+			}
+			return nil
+		}
+		releaseOnce.Do(func() { close(release) })
+		return nil
+	})
+	eventually(t, "the redelivery", func() bool { return r.len() >= 2 })
+	<-firstDone
+	got := r.snapshot()
+	if got[0].Attempt != 1 || got[1].Attempt != 2 || string(got[1].Body) != "slow" {
+		t.Fatalf("deliveries %+v", got)
+	}
+	// Back to normal settings: the consumer still works.
+	eval("application:set_env(rabbit, consumer_timeout, 1800000).")
+	publish(t, q, tp, "next")
+	eventually(t, "a later message", func() bool { return r.len() >= 3 })
+	if err := stop(); err != nil {
+		t.Fatalf("Consume returned %v", err)
+	}
+	if n := depth(t, url, tp) + depth(t, url, tp+rabbitmq.DLQSuffix); n != 0 {
+		t.Fatalf("%d messages left", n)
+	}
+}
