@@ -1,0 +1,163 @@
+// Package daemon is v2md's command line: one cobra subcommand per service (standalone, auth,
+// gateway, convert, notify) plus keygen and describe. Each subcommand reads its settings, wires
+// the adapters into the handlers, and runs until SIGINT or SIGTERM. It does nothing else.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is stamped at build time with -ldflags "-X github.com/v2m/v2m/pkg/server/daemon.Version=...".
+var Version = "dev"
+
+// Main runs v2md with the process's arguments and returns its exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewCommand(os.Stdout, os.Stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "v2md:", err)
+		return 1
+	}
+	return 0
+}
+
+// NewCommand returns the v2md command tree.
+func NewCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "v2md",
+		Short:         "v2m's server: turns uploaded videos into MP3s",
+		Long:          "v2md runs v2m's services. `v2md standalone` runs all of them in one process on embedded storage;\nauth, gateway, convert and notify run them separately on MySQL, MongoDB, RabbitMQ and SMTP.",
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	for _, c := range subcommands(stderr) {
+		root.AddCommand(c.cmd)
+	}
+	root.AddCommand(keygenCommand(), describeCommand(stderr))
+	return root
+}
+
+// subcommand is a service subcommand and what describe says of it.
+type subcommand struct {
+	cmd      *cobra.Command
+	settings *settings
+	paths    []string
+}
+
+func subcommands(stderr io.Writer) []subcommand {
+	return []subcommand{
+		standaloneCommand(stderr), authCommand(stderr), gatewayCommand(stderr), convertCommand(stderr), notifyCommand(stderr),
+	}
+}
+
+// service routes every service answers on its listen address.
+var servicePaths = []string{"/healthz", "/readyz", "/metrics"}
+
+func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(s.str("log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch s.str("log-format") {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", s.str("log-format"))
+	}
+}
+
+func defaultConcurrency() int { return runtime.NumCPU() }
+
+// serve runs h on addr until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 70*time.Second) // longer than a long-poll
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// drain returns a context for work in progress that outlives ctx by grace: consumers stop taking
+// new messages when ctx ends, and running jobs get grace to finish before they are interrupted
+// (and handed back to the queue).
+func drain(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	return work, func() { stop(); cancel() }
+}
+
+// group runs functions until the first fails or all return; ctx's cancel is called on the first
+// error so the others stop.
+type group struct {
+	errc   chan error
+	n      int
+	cancel context.CancelFunc
+}
+
+func newGroup(cancel context.CancelFunc) *group {
+	return &group{errc: make(chan error, 16), cancel: cancel}
+}
+
+func (g *group) Go(name string, f func() error) {
+	g.n++
+	go func() {
+		err := f()
+		if err != nil {
+			err = fmt.Errorf("%s: %w", name, err)
+			g.cancel()
+		}
+		g.errc <- err
+	}()
+}
+
+func (g *group) Wait() error {
+	var first error
+	for range g.n {
+		if err := <-g.errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,350 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/api"
+	"github.com/v2m/v2m/pkg/server/auth"
+	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/mongo"
+	"github.com/v2m/v2m/pkg/server/mysql"
+	"github.com/v2m/v2m/pkg/server/rabbitmq"
+	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/worker"
+)
+
+var (
+	mongoSettings = []setting{
+		{"mongo-uri", "", "MongoDB connection URI"},
+		{"mongo-uri-file", "", "file holding the MongoDB URI (instead of --mongo-uri)"},
+		{"mongo-db", "v2m", "MongoDB database"},
+		{"gridfs-chunk-size", "128KiB", "GridFS chunk size; must divide --part-size"},
+	}
+	amqpSettings = []setting{
+		{"amqp-url", "", "RabbitMQ URL"},
+		{"amqp-url-file", "", "file holding the RabbitMQ URL (instead of --amqp-url)"},
+	}
+	jwtAlgSettings = []setting{
+		{"jwt-alg", token.EdDSA, "token signature algorithm: EdDSA, or HS256 with a shared secret"},
+		{"jwt-key-file", "", "signing key: an Ed25519 PEM from `v2md keygen`, or the HS256 secret"},
+	}
+)
+
+// service wraps the run function of a distributed service with settings, a logger and signals.
+func service(stderr io.Writer, use, short, listen string, run func(ctx context.Context, s *settings, log *slog.Logger) error, list ...[]setting) subcommand {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
+	s := bind(cmd, append([][]setting{{{"listen", listen, "HTTP listen address (health, readiness and metrics on every service)"}}}, list...)...)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := s.load(); err != nil {
+			return err
+		}
+		log, err := newLogger(s, stderr)
+		if err != nil {
+			return err
+		}
+		log = log.With("service", use)
+		log.Info("starting", "version", Version)
+		return run(cmd.Context(), s, log)
+	}
+	return subcommand{cmd: cmd, settings: s, paths: servicePaths}
+}
+
+func required(s *settings, names ...string) error {
+	var missing []string
+	for _, n := range names {
+		if v, _ := s.secret(n); v == "" {
+			flag := "--" + n
+			if strings.HasSuffix(n, "-uri") || strings.HasSuffix(n, "-url") || strings.HasSuffix(n, "-dsn") {
+				flag += " (or --" + n + "-file)"
+			}
+			missing = append(missing, flag)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing required settings: %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func openMongo(ctx context.Context, s *settings, log *slog.Logger) (*mongo.DB, error) {
+	uri, err := s.secret("mongo-uri")
+	if err != nil {
+		return nil, err
+	}
+	chunk, err := s.size("gridfs-chunk-size")
+	if err != nil {
+		return nil, err
+	}
+	if chunk > 16<<20 {
+		return nil, fmt.Errorf("--gridfs-chunk-size must be below 16 MiB")
+	}
+	return mongo.Open(ctx, mongo.Config{URI: uri, Database: s.str("mongo-db"), ChunkSize: int32(chunk), Logger: log})
+}
+
+func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Metrics, name string) (*rabbitmq.Queue, error) {
+	url, err := s.secret("amqp-url")
+	if err != nil {
+		return nil, err
+	}
+	maxAttempts := 5
+	if s.isSet("max-attempts") || s.v.Get("max-attempts") != nil {
+		maxAttempts = s.int("max-attempts")
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name,
+		Observer: rabbitmq.ObserverFunc(func(topic string, e rabbitmq.Event) {
+			switch e {
+			case rabbitmq.EventPublishFailed:
+				m.PublishFailure(topic)
+			case rabbitmq.EventRedelivered:
+				m.Redelivery(topic)
+			}
+		})})
+}
+
+// ----------------------------------------------------------------- auth
+
+func authCommand(stderr io.Writer) subcommand {
+	return service(stderr, "auth", "Run the auth service: users in MySQL, login by HTTP Basic, signed JWTs and their JWKS", ":8081", runAuth,
+		[]setting{
+			{"mysql-dsn", "", "MySQL data source name, e.g. user:pass@tcp(host:3306)/auth"},
+			{"mysql-dsn-file", "", "file holding the MySQL DSN (instead of --mysql-dsn)"},
+			{"jwt-verify-key-files", []string{}, "older public keys (or HS256 secrets) that stay valid during a key rotation"},
+			{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
+			{"bcrypt-cost", 12, "bcrypt cost of password hashes"},
+		}, jwtAlgSettings, tokenSettings)
+}
+
+func loadKeys(s *settings) (token.Key, []token.Key, error) {
+	alg := s.str("jwt-alg")
+	if alg != token.EdDSA && alg != token.HS256 {
+		return token.Key{}, nil, fmt.Errorf("--jwt-alg must be EdDSA or HS256, not %q", alg)
+	}
+	if s.str("jwt-key-file") == "" {
+		return token.Key{}, nil, errors.New("--jwt-key-file is required (create one with `v2md keygen -o key.pem`)")
+	}
+	key, err := token.LoadKeyFile(alg, s.str("jwt-key-file"))
+	if err != nil {
+		return token.Key{}, nil, err
+	}
+	all := []token.Key{key}
+	for _, f := range s.strings("jwt-verify-key-files") {
+		k, err := token.LoadKeyFile(alg, f)
+		if err != nil {
+			return token.Key{}, nil, err
+		}
+		k.Private = nil // verification only
+		all = append(all, k)
+	}
+	return key, all, nil
+}
+
+func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
+	if err := required(s, "mysql-dsn"); err != nil {
+		return err
+	}
+	key, keys, err := loadKeys(s)
+	if err != nil {
+		return err
+	}
+	if key.Alg == token.EdDSA && key.Private == nil {
+		return errors.New("--jwt-key-file must hold a private key")
+	}
+	dsn, _ := s.secret("mysql-dsn")
+	store, err := mysql.Open(ctx, dsn, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	issuer := s.str("jwt-issuer")
+	m := metrics.New()
+	h := api.New(api.Config{
+		Accounts: &auth.Service{Users: store, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
+		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys)},
+		JWKS:     func() any { return token.PublicJWKS(keys) },
+		Ready:    store.Ping,
+		Logger:   log, Metrics: m,
+	})
+	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(keys))
+	return serve(ctx, log, s.str("listen"), h)
+}
+
+// ----------------------------------------------------------------- gateway
+
+func gatewayCommand(stderr io.Writer) subcommand {
+	return service(stderr, "gateway", "Run the public API gateway: uploads into GridFS, jobs in MongoDB, work on RabbitMQ", ":8080", runGateway,
+		[]setting{
+			{"auth-url", "", "the auth service's base URL, e.g. http://auth:8081"},
+			{"sweep-interval", 30 * time.Second, "how often queued jobs whose message was lost are published again"},
+		}, mongoSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings)
+}
+
+func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
+	if err := required(s, "auth-url", "mongo-uri", "amqp-url"); err != nil {
+		return err
+	}
+	partSize, err := s.size("part-size")
+	if err != nil {
+		return err
+	}
+	maxUpload, err := s.size("max-upload-size")
+	if err != nil {
+		return err
+	}
+	chunk, err := s.size("gridfs-chunk-size")
+	if err != nil {
+		return err
+	}
+	if partSize%chunk != 0 {
+		return fmt.Errorf("--gridfs-chunk-size %d must divide --part-size %d", chunk, partSize)
+	}
+	authURL := strings.TrimRight(s.str("auth-url"), "/")
+	issuer := s.str("jwt-issuer")
+	verifier := &token.Verifier{Alg: s.str("jwt-alg"), Issuer: issuer}
+	var remoteKeys *token.RemoteKeys
+	switch verifier.Alg {
+	case token.EdDSA:
+		remoteKeys = &token.RemoteKeys{URL: authURL + "/.well-known/jwks.json"}
+		verifier.Keys = remoteKeys
+		if err := remoteKeys.Refresh(ctx); err != nil {
+			log.Warn("auth's key set is not reachable yet; readiness waits for it", "err", err)
+		}
+	case token.HS256:
+		_, keys, err := loadKeys(s)
+		if err != nil {
+			return err
+		}
+		verifier.Keys = token.StaticKeys(keys)
+	default:
+		return fmt.Errorf("--jwt-alg must be EdDSA or HS256, not %q", verifier.Alg)
+	}
+	db, err := openMongo(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	m := metrics.New()
+	q, err := dialQueue(ctx, s, log, m, "v2md-gateway")
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	accounts := &auth.Remote{BaseURL: authURL, Client: &http.Client{Timeout: 30 * time.Second}}
+	h := api.New(api.Config{
+		Accounts: accounts, Verifier: verifier,
+		Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: q,
+		PartSize: partSize, MaxUploadSize: maxUpload,
+		Ready: func(ctx context.Context) error {
+			var keysErr error
+			if remoteKeys != nil && !remoteKeys.Loaded() {
+				keysErr = remoteKeys.Refresh(ctx)
+			}
+			return errors.Join(db.Ping(ctx), q.Ping(ctx), keysErr)
+		},
+		Logger: log, Metrics: m,
+	})
+	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Interval: s.dur("sweep-interval"), Logger: log, Metrics: m}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g := newGroup(cancel)
+	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h) })
+	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
+	return g.Wait()
+}
+
+// ----------------------------------------------------------------- convert
+
+func convertCommand(stderr io.Writer) subcommand {
+	return service(stderr, "convert", "Run a converter: consumes queue video, converts with ffmpeg, stores MP3s in GridFS", ":8082", runConvert,
+		mongoSettings, amqpSettings, converterSettings)
+}
+
+func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
+	if err := required(s, "mongo-uri", "amqp-url"); err != nil {
+		return err
+	}
+	conv, err := newConverter(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	db, err := openMongo(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	m := metrics.New()
+	q, err := dialQueue(ctx, s, log, m, "v2md-convert")
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"), Logger: log, Metrics: m}
+	h := api.New(api.Config{
+		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx), conv.Check(ctx)) },
+		Logger: log, Metrics: m,
+	})
+	return runConsumer(ctx, s, log, h, q, server.TopicVideo, s.int("concurrency"), s.dur("shutdown-timeout"), w.Handle)
+}
+
+// runConsumer serves h and consumes topic until ctx ends; running handlers get grace to finish.
+func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Handler, q server.Queue, topic string, n int, grace time.Duration, handle server.Handler) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work, stopWork := drain(ctx, grace)
+	defer stopWork()
+	g := newGroup(cancel)
+	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h) })
+	g.Go("consumer", func() error { return q.Consume(ctx, topic, n, workIn(work, handle)) })
+	log.Info("consuming", "topic", topic, "concurrency", n)
+	return g.Wait()
+}
+
+// ----------------------------------------------------------------- notify
+
+func notifyCommand(stderr io.Writer) subcommand {
+	return service(stderr, "notify", "Run the notifier: consumes queue mp3 and mails each job's outcome over SMTP", ":8083", runNotify,
+		[]setting{
+			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
+			{"max-attempts", 8, "send attempts of a mail before its event is dead-lettered"},
+			{"shutdown-timeout", 10 * time.Second, "on SIGTERM, how long a mail being sent may take"},
+		}, []setting{mongoSettings[0], mongoSettings[1], mongoSettings[2]}, amqpSettings, smtpSettings)
+}
+
+func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
+	if err := required(s, "mongo-uri", "amqp-url", "smtp-addr"); err != nil {
+		return err
+	}
+	mailer, err := newMailer(s, log, "")
+	if err != nil {
+		return err
+	}
+	uri, _ := s.secret("mongo-uri")
+	db, err := mongo.Open(ctx, mongo.Config{URI: uri, Database: s.str("mongo-db"), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	m := metrics.New()
+	q, err := dialQueue(ctx, s, log, m, "v2md-notify")
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m}
+	h := api.New(api.Config{
+		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
+		Logger: log, Metrics: m,
+	})
+	return runConsumer(ctx, s, log, h, q, server.TopicMP3, 4, s.dur("shutdown-timeout"), n.Handle)
+}

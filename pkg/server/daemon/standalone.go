@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/api"
+	"github.com/v2m/v2m/pkg/server/auth"
+	"github.com/v2m/v2m/pkg/server/disk"
+	"github.com/v2m/v2m/pkg/server/ffmpeg"
+	"github.com/v2m/v2m/pkg/server/mail"
+	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/sqlite"
+	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/worker"
+)
+
+// Settings shared by more than one service.
+var (
+	smtpSettings = []setting{
+		{"smtp-addr", "", "SMTP server host:port"},
+		{"smtp-from", "v2m <v2m@localhost>", "sender address of the mails"},
+		{"smtp-user", "", "SMTP user (PLAIN authentication)"},
+		{"smtp-password-file", "", "file holding the SMTP password"},
+		{"smtp-tls", "auto", "auto (STARTTLS when offered), starttls, tls (implicit) or none"},
+	}
+	converterSettings = []setting{
+		{"concurrency", defaultConcurrency(), "conversions run at once"},
+		{"job-timeout", 30 * time.Minute, "longest one conversion may take"},
+		{"bitrate", "", `MP3 bitrate such as 192k; empty for VBR quality 2`},
+		{"max-attempts", 5, "deliveries of a message before it is dead-lettered"},
+		{"tmp-dir", "", "directory for temporary video and MP3 files (default: the system's)"},
+		{"shutdown-timeout", 25 * time.Second, "on SIGTERM, how long running conversions may finish before they are requeued"},
+	}
+	uploadSettings = []setting{
+		{"part-size", "8MiB", "upload part size"},
+		{"max-upload-size", "4GiB", "largest video accepted"},
+	}
+	tokenSettings = []setting{
+		{"jwt-issuer", "v2m", "the iss claim of tokens"},
+	}
+)
+
+func standaloneCommand(stderr io.Writer) subcommand {
+	cmd := &cobra.Command{
+		Use:   "standalone",
+		Short: "Run every service in one process on embedded storage (SQLite, local disk)",
+		Long: "standalone keeps users and jobs in SQLite and files on local disk under --data, queues work in\n" +
+			"the database, converts with ffmpeg, and mails over SMTP when --smtp-addr is set or else writes\n" +
+			"each mail as an .eml file under <data>/outbox.",
+		Args: cobra.NoArgs,
+	}
+	s := bind(cmd, []setting{
+		{"addr", "127.0.0.1:8080", "HTTP listen address"},
+		{"data", "./data", "data directory"},
+		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
+		{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
+		{"bcrypt-cost", 10, "bcrypt cost of password hashes"},
+	}, tokenSettings, uploadSettings, converterSettings, smtpSettings)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := s.load(); err != nil {
+			return err
+		}
+		log, err := newLogger(s, stderr)
+		if err != nil {
+			return err
+		}
+		return runStandalone(cmd.Context(), s, log)
+	}
+	return subcommand{cmd: cmd, settings: s, paths: servicePaths}
+}
+
+func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
+	partSize, err := s.size("part-size")
+	if err != nil {
+		return err
+	}
+	maxUpload, err := s.size("max-upload-size")
+	if err != nil {
+		return err
+	}
+	conv, err := newConverter(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	data := s.str("data")
+	db, err := sqlite.Open(ctx, filepath.Join(data, "v2m.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	blobs, err := disk.New(filepath.Join(data, "blobs"))
+	if err != nil {
+		return err
+	}
+	key, err := token.LoadOrCreateEd25519(filepath.Join(data, "jwt-ed25519.pem"))
+	if err != nil {
+		return err
+	}
+	mailer, err := newMailer(s, log, filepath.Join(data, "outbox"))
+	if err != nil {
+		return err
+	}
+	publicURL := s.str("public-url")
+	if publicURL == "" {
+		publicURL = "http://" + s.str("addr")
+	}
+	m := metrics.New()
+	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log})
+	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
+		return err
+	}
+	issuer := s.str("jwt-issuer")
+	handler := api.New(api.Config{
+		Accounts: &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
+		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}},
+		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
+		PartSize: partSize, MaxUploadSize: maxUpload,
+		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
+		Logger: log, Metrics: m,
+	})
+	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
+		Logger: log, Metrics: m}
+	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m}
+	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Logger: log, Metrics: m}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work, stopWork := drain(ctx, s.dur("shutdown-timeout"))
+	defer stopWork()
+	g := newGroup(cancel)
+	g.Go("http", func() error { return serve(ctx, log, s.str("addr"), handler) })
+	g.Go("converter", func() error {
+		return q.Consume(ctx, server.TopicVideo, s.int("concurrency"), workIn(work, converter.Handle))
+	})
+	g.Go("notifier", func() error { return q.Consume(ctx, server.TopicMP3, 1, workIn(work, notifier.Handle)) })
+	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
+	log.Info("v2md standalone started", "version", Version, "addr", s.str("addr"), "data", data,
+		"concurrency", s.int("concurrency"), "public_url", publicURL)
+	err = g.Wait()
+	log.Info("v2md standalone stopped")
+	return err
+}
+
+// workIn runs h with the work context instead of the consumer's, so that a running job can
+// finish after the consumer stops taking new ones.
+func workIn(work context.Context, h server.Handler) server.Handler {
+	return func(_ context.Context, d server.Delivery) error { return h(work, d) }
+}
+
+func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.Converter, error) {
+	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := conv.Check(ctx); err != nil {
+		return nil, err
+	}
+	if s.int("concurrency") < 1 {
+		return nil, fmt.Errorf("--concurrency must be at least 1")
+	}
+	return conv, nil
+}
+
+// newMailer returns an SMTP mailer when --smtp-addr is set, else an outbox in outbox (or an
+// error when there is no outbox to fall back to).
+func newMailer(s *settings, log *slog.Logger, outbox string) (server.Mailer, error) {
+	from := s.str("smtp-from")
+	if s.str("smtp-addr") == "" {
+		if outbox == "" {
+			return nil, errors.New("--smtp-addr is required")
+		}
+		log.Info("no --smtp-addr: mails are written to the outbox", "dir", outbox)
+		return &mail.Outbox{Dir: outbox, From: from, Logger: log}, nil
+	}
+	password, err := s.secret("smtp-password")
+	if err != nil {
+		return nil, err
+	}
+	mode := strings.ToLower(s.str("smtp-tls"))
+	switch mode {
+	case "auto", "starttls", "tls", "none":
+	default:
+		return nil, fmt.Errorf("--smtp-tls must be auto, starttls, tls or none, not %q", mode)
+	}
+	return &mail.SMTP{Addr: s.str("smtp-addr"), From: from, User: s.str("smtp-user"), Password: password, TLS: mode}, nil
+}
