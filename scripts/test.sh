@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# test.sh - run every test of v2m against real servers: installs ffmpeg when missing, starts
+# MariaDB, RabbitMQ, FerretDB and Mailpit on loopback (scripts/services.sh), runs go vet and the
+# tests of both Go modules, then stops the servers it started.
+#
+# Environment: V2M_SERVICES_DIR (default .cache/services) holds the servers' data;
+# V2M_KEEP_SERVICES=1 leaves them running; GOTEST_FLAGS adds flags to go test (e.g. -run X).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '[test %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+	log "installing ffmpeg"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+fi
+
+svc_dir=${V2M_SERVICES_DIR:-$root/.cache/services}
+started=0
+if ! scripts/services.sh status "$svc_dir" >/dev/null 2>&1; then
+	scripts/services.sh up "$svc_dir"
+	started=1
+fi
+cleanup() {
+	if [ "$started" = 1 ] && [ "${V2M_KEEP_SERVICES:-0}" != 1 ]; then
+		scripts/services.sh down "$svc_dir" || true
+	fi
+}
+trap cleanup EXIT
+# shellcheck disable=SC1091
+source "$svc_dir/env.sh"
+
+export V2M_TESTMEDIA_DIR=${V2M_TESTMEDIA_DIR:-$root/.cache/testmedia}
+mkdir -p "$V2M_TESTMEDIA_DIR"
+
+log "go vet"
+go vet ./...
+log "go test (module github.com/v2m/v2m)"
+# shellcheck disable=SC2086
+go test -count=1 -timeout 45m ${GOTEST_FLAGS:-} ./...
+if [ -f manifests/go.mod ]; then
+	log "go test (module manifests: Kubernetes validation)"
+	# shellcheck disable=SC2086
+	(cd manifests && go test -count=1 -timeout 20m ${GOTEST_FLAGS:-} ./...)
+fi
+log "all tests passed"
