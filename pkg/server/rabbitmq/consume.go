@@ -154,7 +154,11 @@ drained:
 			if !ok {
 				break drained
 			}
-			q.handBack(context.Background(), ch, topic, d, attemptOf(d.Headers))
+			attempt := attemptOf(d.Headers)
+			if d.Redelivered {
+				attempt++ // keep counting the redelivery, as handle would have
+			}
+			q.handBack(context.Background(), ch, topic, d, attempt)
 		case <-drain.C:
 			break drained
 		}

@@ -418,6 +418,9 @@ func (q *Queue) Publish(ctx context.Context, topic string, body []byte) error {
 	if err := validTopic(topic); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
 	defer cancel()
 	err := q.publish(ctx, topic, topic, amqp.Publishing{Headers: amqp.Table{HeaderAttempt: int32(1)}, Body: body})
