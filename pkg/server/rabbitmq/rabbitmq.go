@@ -29,12 +29,13 @@
 // its context's deadline or Config.PublishTimeout, whichever is sooner, and then returns an
 // error: callers fall back (the gateway leaves the job queued for a sweeper).
 //
-// amqp091-go v1.16.0 has a built-in Config.Recovery, still marked experimental: it gives up
-// after a fixed number of retries (5 × 5 s by default) and replays consumers on the new
-// connection while deliveries taken on the old one still carry the old delivery tags, which
-// the new channel does not know (acking one closes the channel with PRECONDITION_FAILED).
-// This package therefore runs its own loop on NotifyClose, with a fresh channel and
-// consumer per connection.
+// amqp091-go v1.16.0 has a built-in Config.Recovery, still marked experimental. It gives up
+// after a fixed number of retries (5 × 5 s by default), and it reuses the Channel values
+// across connections without tracking which connection a delivery came from: the late ack
+// of a long handler would reach the new channel with a delivery tag that channel never
+// issued, which the broker answers by closing it (PRECONDITION_FAILED). This package
+// therefore runs its own loop on NotifyClose, with a fresh channel and consumer per
+// connection, so a stale ack can only fail on its own dead channel.
 //
 // # Long handlers
 //
