@@ -1,0 +1,271 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+// JobStore keeps jobs in the collection "jobs". Every state change is one FindOneAndUpdate
+// whose filter names the states the change may start from.
+type JobStore struct {
+	c *mongo.Collection
+}
+
+type jobDoc struct {
+	ID         string     `bson:"_id"`
+	Owner      string     `bson:"owner"`
+	State      string     `bson:"state"`
+	Progress   int        `bson:"progress"`
+	Error      string     `bson:"error"`
+	Filename   string     `bson:"filename"`
+	Size       int64      `bson:"size"`
+	VideoFID   string     `bson:"video_fid"`
+	MP3FID     string     `bson:"mp3_fid"`
+	Attempts   int        `bson:"attempts"`
+	CreatedAt  time.Time  `bson:"created_at"`
+	UpdatedAt  time.Time  `bson:"updated_at"`
+	FinishedAt *time.Time `bson:"finished_at,omitempty"`
+}
+
+func (d *jobDoc) job() *server.Job {
+	j := &server.Job{
+		ID:        d.ID,
+		Owner:     d.Owner,
+		State:     server.JobState(d.State),
+		Progress:  d.Progress,
+		Error:     d.Error,
+		Filename:  d.Filename,
+		Size:      d.Size,
+		VideoFID:  d.VideoFID,
+		MP3FID:    d.MP3FID,
+		Attempts:  d.Attempts,
+		CreatedAt: d.CreatedAt.UTC(),
+		UpdatedAt: d.UpdatedAt.UTC(),
+	}
+	if d.FinishedAt != nil {
+		j.FinishedAt = d.FinishedAt.UTC()
+	}
+	return j
+}
+
+// CreateJob stores a new job. Zero CreatedAt and UpdatedAt are set to now, and j is updated
+// with the times as stored. An existing ID gives ECONFLICT.
+func (s *JobStore) CreateJob(ctx context.Context, j *server.Job) error {
+	if j.ID == "" {
+		return server.Errorf(server.EINVALID, "job has no id")
+	}
+	t := now()
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = t
+	}
+	if j.UpdatedAt.IsZero() {
+		j.UpdatedAt = j.CreatedAt
+	}
+	if j.State == "" {
+		j.State = server.JobQueued
+	}
+	j.CreatedAt, j.UpdatedAt = msUTC(j.CreatedAt), msUTC(j.UpdatedAt)
+	d := jobDoc{
+		ID: j.ID, Owner: j.Owner, State: string(j.State), Progress: j.Progress, Error: j.Error,
+		Filename: j.Filename, Size: j.Size, VideoFID: j.VideoFID, MP3FID: j.MP3FID,
+		Attempts: j.Attempts, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
+	}
+	if !j.FinishedAt.IsZero() {
+		j.FinishedAt = msUTC(j.FinishedAt)
+		d.FinishedAt = &j.FinishedAt
+	}
+	if _, err := s.c.InsertOne(ctx, d); err != nil {
+		if isDup(err) {
+			return server.Errorf(server.ECONFLICT, "job %s already exists", j.ID)
+		}
+		return wrap(fmt.Sprintf("create job %s", j.ID), err)
+	}
+	return nil
+}
+
+// Job returns a job by id, or ENOTFOUND.
+func (s *JobStore) Job(ctx context.Context, id string) (*server.Job, error) {
+	return s.findOne(ctx, bson.D{{Key: "_id", Value: id}}, "job "+id)
+}
+
+// JobByMP3 returns the job whose MP3FID is fid, or ENOTFOUND.
+func (s *JobStore) JobByMP3(ctx context.Context, fid string) (*server.Job, error) {
+	if fid == "" {
+		return nil, server.Errorf(server.ENOTFOUND, "mp3 not found")
+	}
+	return s.findOne(ctx, bson.D{{Key: "mp3_fid", Value: fid}}, "job of mp3 "+fid)
+}
+
+func (s *JobStore) findOne(ctx context.Context, filter bson.D, what string) (*server.Job, error) {
+	var d jobDoc
+	if err := s.c.FindOne(ctx, filter).Decode(&d); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, server.Errorf(server.ENOTFOUND, "%s not found", what)
+		}
+		return nil, wrap("find "+what, err)
+	}
+	return d.job(), nil
+}
+
+// ListJobs returns owner's jobs, newest first, at most limit of them (all when limit <= 0).
+func (s *JobStore) ListJobs(ctx context.Context, owner string, limit int) ([]*server.Job, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	return s.find(ctx, bson.D{{Key: "owner", Value: owner}}, opts, "list jobs of "+owner)
+}
+
+// StaleJobs returns up to limit jobs in state not updated since before, oldest first.
+func (s *JobStore) StaleJobs(ctx context.Context, state server.JobState, before time.Time, limit int) ([]*server.Job, error) {
+	filter := bson.D{
+		{Key: "state", Value: string(state)},
+		{Key: "updated_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}},
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "updated_at", Value: 1}, {Key: "_id", Value: 1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	return s.find(ctx, filter, opts, fmt.Sprintf("stale %s jobs", state))
+}
+
+func (s *JobStore) find(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder, what string) ([]*server.Job, error) {
+	cur, err := s.c.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, wrap(what, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	jobs := []*server.Job{}
+	for cur.Next(ctx) {
+		var d jobDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("%s: decode: %w", what, err)
+		}
+		jobs = append(jobs, d.job())
+	}
+	if err := cur.Err(); err != nil {
+		return nil, wrap(what, err)
+	}
+	return jobs, nil
+}
+
+// ClaimJob moves a queued job, or a converting job not updated since staleBefore (its
+// worker stopped sending heartbeats), to converting; it counts an attempt, resets the
+// progress and sets UpdatedAt to now. A done or failed job, or a converting job updated at or
+// after staleBefore, gives ECONFLICT; a missing one ENOTFOUND.
+func (s *JobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Time) (*server.Job, error) {
+	update := bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: "state", Value: string(server.JobConverting)},
+			{Key: "progress", Value: 0},
+			{Key: "updated_at", Value: now()},
+		}},
+		{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
+	}
+	cond := bson.E{Key: "$or", Value: bson.A{
+		bson.D{{Key: "state", Value: string(server.JobQueued)}},
+		bson.D{
+			{Key: "state", Value: string(server.JobConverting)},
+			{Key: "updated_at", Value: bson.D{{Key: "$lt", Value: staleBefore.UTC()}}},
+		},
+	}}
+	return s.change(ctx, id, "claim", cond, update)
+}
+
+// FinishJob moves a converting job to done. Any other state gives ECONFLICT.
+func (s *JobStore) FinishJob(ctx context.Context, id string) (*server.Job, error) {
+	t := now()
+	update := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "state", Value: string(server.JobDone)},
+		{Key: "progress", Value: 100},
+		{Key: "error", Value: ""},
+		{Key: "updated_at", Value: t},
+		{Key: "finished_at", Value: t},
+	}}}
+	return s.change(ctx, id, "finish", inStates(server.JobConverting), update)
+}
+
+// FailJob moves a queued or converting job to failed with the reason. A final job gives
+// ECONFLICT.
+func (s *JobStore) FailJob(ctx context.Context, id, reason string) (*server.Job, error) {
+	t := now()
+	update := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "state", Value: string(server.JobFailed)},
+		{Key: "error", Value: reason},
+		{Key: "updated_at", Value: t},
+		{Key: "finished_at", Value: t},
+	}}}
+	return s.change(ctx, id, "fail", inStates(server.JobQueued, server.JobConverting), update)
+}
+
+// inStates is the condition that a job is in one of the states.
+func inStates(states ...server.JobState) bson.E {
+	a := make(bson.A, len(states))
+	for i, st := range states {
+		a[i] = string(st)
+	}
+	return bson.E{Key: "state", Value: bson.D{{Key: "$in", Value: a}}}
+}
+
+// change applies update to job id if it meets cond, and returns the job as updated. When the
+// filter misses, a lookup tells ENOTFOUND from ECONFLICT.
+func (s *JobStore) change(ctx context.Context, id, verb string, cond bson.E, update bson.D) (*server.Job, error) {
+	filter := bson.D{{Key: "_id", Value: id}, cond}
+	opts := options.FindOneAndUpdate().SetReturnDocument(options.After)
+	var d jobDoc
+	err := s.c.FindOneAndUpdate(ctx, filter, update, opts).Decode(&d)
+	if err == nil {
+		return d.job(), nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, wrap(fmt.Sprintf("%s job %s", verb, id), err)
+	}
+	j, err := s.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return nil, server.Errorf(server.ECONFLICT, "cannot %s job %s: it is %s", verb, id, j.State)
+}
+
+// SetProgress records progress (clamped to 0-100) of a converting job; other states are left
+// alone. A missing job gives ENOTFOUND.
+func (s *JobStore) SetProgress(ctx context.Context, id string, pct int) error {
+	pct = min(max(pct, 0), 100)
+	update := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "progress", Value: pct},
+		{Key: "updated_at", Value: now()},
+	}}}
+	return s.update(ctx, id, "set progress of", server.JobConverting, update)
+}
+
+// RequeueJob moves a converting job back to queued; other states are left alone. A missing
+// job gives ENOTFOUND.
+func (s *JobStore) RequeueJob(ctx context.Context, id string) error {
+	update := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "state", Value: string(server.JobQueued)},
+		{Key: "progress", Value: 0},
+		{Key: "updated_at", Value: now()},
+	}}}
+	return s.update(ctx, id, "requeue", server.JobConverting, update)
+}
+
+func (s *JobStore) update(ctx context.Context, id, verb string, from server.JobState, update bson.D) error {
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: string(from)}}
+	res, err := s.c.UpdateOne(ctx, filter, update)
+	if err != nil {
+		return wrap(fmt.Sprintf("%s job %s", verb, id), err)
+	}
+	if res.MatchedCount > 0 {
+		return nil
+	}
+	_, err = s.Job(ctx, id)
+	return err
+}

@@ -1,0 +1,70 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/v2m/v2m/pkg/server"
+)
+
+// UploadStore keeps the records of uploads in progress in the collection "uploads".
+type UploadStore struct {
+	c *mongo.Collection
+}
+
+type uploadDoc struct {
+	ID        string    `bson:"_id"`
+	Owner     string    `bson:"owner"`
+	Filename  string    `bson:"filename"`
+	Size      int64     `bson:"size"`
+	PartSize  int64     `bson:"part_size"`
+	SHA256    string    `bson:"sha256"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+// CreateUpload stores a new upload; a zero CreatedAt is set to now. An existing ID gives
+// ECONFLICT.
+func (s *UploadStore) CreateUpload(ctx context.Context, u *server.Upload) error {
+	if u.ID == "" {
+		return server.Errorf(server.EINVALID, "upload has no id")
+	}
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = now()
+	}
+	u.CreatedAt = msUTC(u.CreatedAt)
+	d := uploadDoc{ID: u.ID, Owner: u.Owner, Filename: u.Filename, Size: u.Size,
+		PartSize: u.PartSize, SHA256: u.SHA256, CreatedAt: u.CreatedAt}
+	if _, err := s.c.InsertOne(ctx, d); err != nil {
+		if isDup(err) {
+			return server.Errorf(server.ECONFLICT, "upload %s already exists", u.ID)
+		}
+		return wrap(fmt.Sprintf("create upload %s", u.ID), err)
+	}
+	return nil
+}
+
+// Upload returns an upload by id, or ENOTFOUND.
+func (s *UploadStore) Upload(ctx context.Context, id string) (*server.Upload, error) {
+	var d uploadDoc
+	if err := s.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, server.Errorf(server.ENOTFOUND, "upload %s not found", id)
+		}
+		return nil, wrap(fmt.Sprintf("find upload %s", id), err)
+	}
+	return &server.Upload{ID: d.ID, Owner: d.Owner, Filename: d.Filename, Size: d.Size,
+		PartSize: d.PartSize, SHA256: d.SHA256, CreatedAt: d.CreatedAt.UTC()}, nil
+}
+
+// DeleteUpload removes the record; a missing one is not an error.
+func (s *UploadStore) DeleteUpload(ctx context.Context, id string) error {
+	if _, err := s.c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return wrap(fmt.Sprintf("delete upload %s", id), err)
+	}
+	return nil
+}
