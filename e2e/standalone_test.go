@@ -1,0 +1,287 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/v2m/v2m/internal/testenv"
+	"github.com/v2m/v2m/internal/testmedia"
+)
+
+func startStandalone(t *testing.T, data string, args ...string) *proc {
+	t.Helper()
+	testenv.Tool(t, "ffmpeg")
+	addr := freeAddr(t)
+	return start(t, "standalone", addr, nil, append([]string{"standalone", "--addr", addr, "--data", data}, args...)...)
+}
+
+// TestStandaloneConvert walks the README: register, login, convert, jobs, download; every good
+// sample becomes an MP3 as long as its audio, and the outbox holds a mail naming the fid.
+func TestStandaloneConvert(t *testing.T) {
+	data := t.TempDir()
+	srv := startStandalone(t, data)
+	u := newUser(t, srv.url(), "ann@example.com")
+	u.signup()
+	if r := u.must("", "whoami"); !strings.Contains(r.stdout, "ann@example.com") {
+		t.Fatalf("whoami: %s", r)
+	}
+	out := t.TempDir()
+	// convert: one step.
+	first := testmedia.Good[0]
+	mp3 := filepath.Join(out, "first.mp3")
+	u.must("", "convert", media(t, first), "-o", mp3)
+	checkMP3(t, mp3, first.AudioDuration)
+
+	// upload --wait -o for the others, all at once.
+	var wg sync.WaitGroup
+	for _, s := range testmedia.Good[1:] {
+		path := media(t, s)
+		wg.Go(func() {
+			dst := filepath.Join(out, s.Name+"-"+s.Container+".mp3")
+			if r := u.run("", "upload", path, "--wait", "-o", dst); r.code != 0 {
+				t.Errorf("upload %s: %s", s.File(), r)
+				return
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, s := range testmedia.Good[1:] {
+		checkMP3(t, filepath.Join(out, s.Name+"-"+s.Container+".mp3"), s.AudioDuration)
+	}
+	jobs := u.jobs()
+	if len(jobs) != len(testmedia.Good) {
+		t.Fatalf("jobs lists %d jobs, want %d", len(jobs), len(testmedia.Good))
+	}
+	j := jobs[len(jobs)-1] // oldest: the first conversion
+	if j.State != "done" || j.MP3FID == "" || j.Filename != first.File() {
+		t.Fatalf("first job: %+v", j)
+	}
+	// download by job id and by fid give the same file.
+	byJob, byFID := filepath.Join(out, "by-job.mp3"), filepath.Join(out, "by-fid.mp3")
+	u.must("", "download", j.ID, "-o", byJob)
+	u.must("", "download", j.MP3FID, "-o", byFID)
+	a, _ := os.ReadFile(byJob)
+	b, _ := os.ReadFile(byFID)
+	c, _ := os.ReadFile(mp3)
+	if !bytes.Equal(a, b) || !bytes.Equal(a, c) || len(a) == 0 {
+		t.Fatal("downloads by job id, by fid and from convert differ")
+	}
+	// The outbox holds a mail naming each fid.
+	waitUntil(t, 10*time.Second, "a mail for every job", func() bool {
+		files, _ := filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+		return len(files) == len(testmedia.Good)
+	})
+	files, _ := filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+	var all strings.Builder
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		all.Write(b)
+	}
+	mails := strings.NewReplacer("=\r\n", "", "=\n", "").Replace(all.String())
+	for _, j := range jobs {
+		if !strings.Contains(mails, "download "+j.MP3FID) {
+			t.Errorf("no mail names fid %s", j.MP3FID)
+		}
+	}
+}
+
+// TestStandaloneOwnership: another user can neither see nor download a job.
+func TestStandaloneOwnership(t *testing.T) {
+	srv := startStandalone(t, t.TempDir())
+	ann, bob := newUser(t, srv.url(), "ann@example.com"), newUser(t, srv.url(), "bob@example.com")
+	ann.signup()
+	bob.signup()
+	ann.must("", "convert", media(t, testmedia.Good[1]), "-o", filepath.Join(t.TempDir(), "a.mp3"))
+	j := ann.jobs()[0]
+	for _, args := range [][]string{{"status", j.ID}, {"download", j.MP3FID, "-o", filepath.Join(t.TempDir(), "x.mp3")}, {"download", j.ID}} {
+		if r := bob.run("", args...); r.code != 4 {
+			t.Errorf("bob %v: %s, want exit 4 (not found)", args, r)
+		}
+	}
+	if len(bob.jobs()) != 0 {
+		t.Error("bob sees ann's jobs")
+	}
+	// Without a login, commands say so with exit 3.
+	if r := newUser(t, srv.url(), "eve@example.com").run("", "jobs"); r.code != 3 {
+		t.Errorf("jobs without login: %s", r)
+	}
+}
+
+// TestStandaloneBadInputs: each bad file ends as a failed job with a readable reason and a
+// mail, and the server keeps serving.
+func TestStandaloneBadInputs(t *testing.T) {
+	data := t.TempDir()
+	srv := startStandalone(t, data)
+	u := newUser(t, srv.url(), "ann@example.com")
+	u.signup()
+	for _, s := range testmedia.Bad {
+		r := u.run("", "upload", media(t, s), "--wait")
+		if r.code != 5 || !strings.Contains(r.stderr, s.WantErr) {
+			t.Errorf("%s: %s, want exit 5 and %q", s.File(), r, s.WantErr)
+		}
+	}
+	for _, j := range u.jobs() {
+		if j.State != "failed" || j.Error == "" {
+			t.Errorf("job %s: %s %q", j.Filename, j.State, j.Error)
+		}
+	}
+	resp, err := http.Get(srv.url() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("server unhealthy after bad inputs: %v", err)
+	}
+	resp.Body.Close()
+	// A good file still converts afterwards.
+	u.must("", "convert", media(t, testmedia.Good[1]), "-o", filepath.Join(t.TempDir(), "ok.mp3"))
+	waitUntil(t, 10*time.Second, "failure mails", func() bool {
+		files, _ := filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+		return len(files) == len(testmedia.Bad)+1
+	})
+}
+
+// TestTutorialCurlFlow runs the tutorial's curl commands unchanged.
+func TestTutorialCurlFlow(t *testing.T) {
+	curl := testenv.Tool(t, "curl")
+	srv := startStandalone(t, t.TempDir())
+	host := srv.url()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(curl, append([]string{"-sS", "--fail-with-body"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("-X", "POST", host+"/registration", "-H", "Content-Type: application/json",
+		"-d", `{"username":"georgio@email.com","password":"Admin123"}`)
+	tok := run("-X", "POST", host+"/login", "-u", "georgio@email.com:Admin123")
+	if strings.Count(tok, ".") != 2 {
+		t.Fatalf("login returned %q, want a JWT", tok)
+	}
+	video := media(t, testmedia.Good[0])
+	var j job
+	if err := json.Unmarshal([]byte(run("-X", "POST", "-F", "file=@"+video, "-H", "Authorization: Bearer "+tok, host+"/upload")), &j); err != nil {
+		t.Fatal(err)
+	}
+	u := &user{t: t, server: host, dir: t.TempDir()}
+	os.WriteFile(filepath.Join(u.dir, "tokens.json"), []byte(`{"`+host+`":"`+tok+`"}`), 0o600)
+	r := u.run("", "--json", "wait", j.ID, "--timeout", "2m")
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || j.State != "done" {
+		t.Fatalf("wait: %s", r)
+	}
+	mp3 := filepath.Join(t.TempDir(), "mp3_file.mp3")
+	run("--output", mp3, "-X", "GET", "-H", "Authorization: Bearer "+tok, host+"/download?fid="+j.MP3FID)
+	checkMP3(t, mp3, testmedia.Good[0].AudioDuration)
+	if claims := run("-X", "POST", "-H", "Authorization: Bearer "+tok, host+"/validate"); !strings.Contains(claims, "georgio@email.com") {
+		t.Fatalf("validate: %s", claims)
+	}
+}
+
+// TestStandaloneResume: an upload killed at about half its parts, run again, sends only the
+// parts that are missing.
+func TestStandaloneResume(t *testing.T) {
+	srv := startStandalone(t, t.TempDir(), "--part-size", "64KiB")
+	video := media(t, testmedia.Sample{Name: "resume", Container: "mkv", Duration: 20 * time.Second, Width: 320, Height: 240,
+		Video: []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-b:v", "1M"},
+		Audio: []string{"-c:a", "aac"}, AudioDuration: 20 * time.Second})
+	st, _ := os.Stat(video)
+	parts := int((st.Size() + 65535) / 65536)
+	if parts < 10 {
+		t.Fatalf("video has only %d parts", parts)
+	}
+	// A proxy between v2m and the server counts stored parts, and kills v2m at half of them.
+	target, _ := url.Parse(srv.url())
+	var stored atomic.Int32
+	var victim atomic.Pointer[os.Process]
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Method == http.MethodPut && r.StatusCode == http.StatusNoContent {
+			if n := stored.Add(1); int(n) >= parts/2 {
+				if p := victim.Load(); p != nil {
+					p.Signal(syscall.SIGKILL)
+				}
+			}
+		}
+		return nil
+	}
+	paddr := freeAddr(t)
+	psrv := &http.Server{Addr: paddr, Handler: proxy}
+	go psrv.ListenAndServe()
+	defer psrv.Close()
+	u := newUser(t, "http://"+paddr, "ann@example.com")
+	u.signup()
+
+	v2m, _ := binaries(t)
+	cmd := exec.Command(v2m, "upload", video, "--parallel", "1")
+	cmd.Env = append(os.Environ(), "V2M_SERVER=http://"+paddr, "V2M_CONFIG_DIR="+u.dir, "V2M_TOKEN=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	victim.Store(cmd.Process)
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("the upload finished before it was killed")
+	}
+	before := int(stored.Load())
+	if before < parts/2 || before >= parts {
+		t.Fatalf("killed after %d of %d parts", before, parts)
+	}
+	victim.Store(nil)
+	r := u.must("", "upload", video, "--wait", "-o", filepath.Join(t.TempDir(), "resumed.mp3"))
+	if total := int(stored.Load()); total != parts {
+		t.Fatalf("parts stored over both runs: %d, want %d (no part sent twice)", total, parts)
+	}
+	if len(u.jobs()) != 1 {
+		t.Fatalf("resume made another job: %s", r)
+	}
+}
+
+// TestStandaloneCrash: v2md killed with SIGKILL mid-conversion finishes the job after a restart
+// on the same data directory.
+func TestStandaloneCrash(t *testing.T) {
+	data := t.TempDir()
+	srv := startStandalone(t, data, "--concurrency", "1")
+	u := newUser(t, srv.url(), "ann@example.com")
+	u.signup()
+	// Ten minutes of PCM audio: quick to make, a few seconds to encode.
+	long := testmedia.Sample{Name: "pcm-10min", Container: "mkv", Duration: 10 * time.Minute, Width: 16, Height: 16, Rate: 1,
+		Video: []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"},
+		Audio: []string{"-c:a", "pcm_s16le", "-ac", "1"}, AudioDuration: 10 * time.Minute}
+	r := u.must("", "upload", media(t, long))
+	id := strings.TrimSpace(r.stdout)
+	waitUntil(t, time.Minute, "the conversion to start", func() bool {
+		for _, j := range u.jobs() {
+			if j.ID == id && j.State == "converting" {
+				return true
+			}
+		}
+		return false
+	})
+	srv.stop(syscall.SIGKILL)
+	if js := u.run("", "jobs"); js.code != 7 {
+		t.Fatalf("server still answering after SIGKILL: %s", js)
+	}
+	srv = start(t, "standalone-restarted", srv.addr, nil, "standalone", "--addr", srv.addr, "--data", data, "--concurrency", "1")
+	mp3 := filepath.Join(t.TempDir(), "after-crash.mp3")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if r := u.runCtx(ctx, "", "wait", id, "--timeout", "3m"); r.code != 0 {
+		t.Fatalf("wait after restart: %s", r)
+	}
+	u.must("", "download", id, "-o", mp3)
+	checkMP3(t, mp3, long.AudioDuration)
+}
