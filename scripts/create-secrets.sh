@@ -122,8 +122,10 @@ put smtp-password "$SMTP_PASSWORD"
 if [ -n "${V2M_JWT_KEY_FILE:-}" ]; then
 	cp "$V2M_JWT_KEY_FILE" "$WORK/jwt-key"
 else
-	existing v2m-auth jwt-key > "$WORK/jwt-key"
-	if [ ! -s "$WORK/jwt-key" ]; then
+	existing v2m-auth jwt-key > "$WORK/jwt-key.cluster"
+	if [ -s "$WORK/jwt-key.cluster" ]; then
+		mv "$WORK/jwt-key.cluster" "$WORK/jwt-key"
+	else
 		log "generating a new Ed25519 JWT key with v2md keygen"
 		if [ -n "${V2MD:-}" ]; then
 			"$V2MD" keygen -o "$WORK/jwt-key"

@@ -312,6 +312,14 @@ func (ck *checker) drift(o Object, id string, spec *corev1.PodSpec, ctr *corev1.
 			if time.Duration(grace)*time.Second < d+30*time.Second {
 				ck.add(id, "drift", "terminationGracePeriodSeconds %d is not above job-timeout %s plus 30s", grace, d)
 			}
+			if sub.ByName("shutdown-timeout") != nil {
+				v, _ := get("shutdown-timeout")
+				if sd, err := time.ParseDuration(v); err != nil {
+					ck.add(id, "drift", "shutdown-timeout %q: %v", v, err)
+				} else if time.Duration(grace)*time.Second < sd+30*time.Second {
+					ck.add(id, "drift", "terminationGracePeriodSeconds %d is not above shutdown-timeout %s plus 30s", grace, sd)
+				}
+			}
 		}
 	}
 }

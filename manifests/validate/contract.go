@@ -12,6 +12,7 @@ import (
 
 // Contract is what `v2md describe` prints: the subcommands, their settings and HTTP paths.
 type Contract struct {
+	Version     string       `json:"version,omitempty"`
 	Subcommands []Subcommand `json:"subcommands"`
 }
 
@@ -27,14 +28,14 @@ type Setting struct {
 	Name    string `json:"name"`
 	Env     string `json:"env"`
 	Default string `json:"default"`
+	Usage   string `json:"usage,omitempty"`
 }
 
-// ReadContract decodes the JSON of `v2md describe`, rejecting unknown fields.
+// ReadContract decodes the JSON of `v2md describe` and checks that every subcommand and
+// setting has a name and a V2MD_ environment variable.
 func ReadContract(r io.Reader) (*Contract, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	var c Contract
-	if err := dec.Decode(&c); err != nil {
+	if err := json.NewDecoder(r).Decode(&c); err != nil {
 		return nil, fmt.Errorf("decode describe output: %w", err)
 	}
 	if len(c.Subcommands) == 0 {

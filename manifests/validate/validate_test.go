@@ -604,3 +604,33 @@ func TestContractFixture(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerfile checks the image contract the manifests rely on: static build, user 65532,
+// ENTRYPOINT v2md, ffmpeg, TMPDIR on /tmp/v2m, selectable base; and that .dockerignore keeps
+// the sources the build needs.
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	for _, want := range []string{
+		"ARG BASE_IMAGE=debian:bookworm-slim", "FROM ${BASE_IMAGE}", "golang:1.26", "CGO_ENABLED=0", "-trimpath",
+		"-s -w", "github.com/v2m/v2m/pkg/server/daemon.Version=${VERSION}", "./cmd/v2md", "./cmd/v2m",
+		"ffmpeg", "USER 65532:65532", "ENV TMPDIR=/tmp/v2m", `ENTRYPOINT ["v2md"]`,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	ign, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(ign), "\n") {
+		switch strings.TrimSpace(line) {
+		case "go.mod", "go.sum", "cmd", "pkg", "internal", "*", "**/*.go":
+			t.Errorf(".dockerignore excludes %q, which the build needs", line)
+		}
+	}
+}
