@@ -168,7 +168,9 @@ func TestTokensRejected(t *testing.T) {
 	}
 }
 
-func crc(b []byte) string { return fmt.Sprintf("%08x", crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))) }
+func crc(b []byte) string {
+	return fmt.Sprintf("%08x", crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
 
 type uploadResp struct {
 	ID       string

@@ -186,7 +186,9 @@ func gatewayCommand(stderr io.Writer) subcommand {
 	return service(stderr, "gateway", "Run the public API gateway: uploads into GridFS, jobs in MongoDB, work on RabbitMQ", ":8080", runGateway,
 		[]setting{
 			{"auth-url", "", "the auth service's base URL, e.g. http://auth:8081"},
-			{"sweep-interval", 30 * time.Second, "how often queued jobs whose message was lost are published again"},
+			{"sweep-interval", 30 * time.Second, "how often the sweeper looks for jobs whose message was lost"},
+			{"sweep-queued-after", 2 * time.Minute, "the sweeper publishes again a job queued for this long"},
+			{"sweep-stale-after", time.Minute, "the sweeper publishes again a converting job with no heartbeat for this long"},
 		}, mongoSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings)
 }
 
@@ -254,7 +256,8 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		},
 		Logger: log, Metrics: m,
 	})
-	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Interval: s.dur("sweep-interval"), Logger: log, Metrics: m}
+	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Interval: s.dur("sweep-interval"),
+		QueuedAfter: s.dur("sweep-queued-after"), StaleAfter: s.dur("sweep-stale-after"), Logger: log, Metrics: m}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := newGroup(cancel)
@@ -267,7 +270,9 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 
 func convertCommand(stderr io.Writer) subcommand {
 	return service(stderr, "convert", "Run a converter: consumes queue video, converts with ffmpeg, stores MP3s in GridFS", ":8082", runConvert,
-		mongoSettings, amqpSettings, converterSettings)
+		mongoSettings, amqpSettings, converterSettings, []setting{
+			{"stale-after", 30 * time.Second, "a converting job with no heartbeat for this long is taken over from its (dead) worker"},
+		})
 }
 
 func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -289,7 +294,8 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer q.Close()
-	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"), Logger: log, Metrics: m}
+	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
+		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m}
 	h := api.New(api.Config{
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx), conv.Check(ctx)) },
 		Logger: log, Metrics: m,

@@ -146,9 +146,14 @@ func (w *Converter) convert(ctx context.Context, j *server.Job) error {
 	}
 
 	var pct atomic.Int32
-	hbCtx, stopHB := context.WithCancel(ctx)
+	hbCtx, cancelHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	// stopHB waits for the heartbeat to end: a heartbeat still writing while the job is
+	// finished could, on a store without atomic updates, overwrite the final state.
+	stopHB := func() { cancelHB(); <-hbDone }
 	defer stopHB()
 	go func() {
+		defer close(hbDone)
 		t := time.NewTicker(w.heartbeat())
 		defer t.Stop()
 		for {
@@ -169,10 +174,11 @@ func (w *Converter) convert(ctx context.Context, j *server.Job) error {
 			}
 		}
 	}
-	if err := w.Converter.Convert(ctx, src, dst, progress); err != nil {
+	err = w.Converter.Convert(ctx, src, dst, progress)
+	stopHB()
+	if err != nil {
 		return err
 	}
-	stopHB()
 
 	f, err := os.Open(dst)
 	if err != nil {
