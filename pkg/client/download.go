@@ -26,16 +26,12 @@ func (c *Client) Download(ctx context.Context, fid, dst string, progress func(do
 
 func (c *Client) download(ctx context.Context, fid, dst string, progress func(done, total int64), mayResume bool) error {
 	part, etagPath := dst+".part", dst+".part.etag"
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
+	var off int64
+	if fi, err := os.Stat(part); err == nil {
+		off = fi.Size()
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	off := fi.Size()
 	etag := ""
 	if b, err := os.ReadFile(etagPath); err == nil {
 		etag = strings.TrimSpace(string(b))
@@ -56,13 +52,19 @@ func (c *Client) download(ctx context.Context, fid, dst string, progress func(do
 	}
 	resp, err := c.send(req)
 	if StatusOf(err) == http.StatusRequestedRangeNotSatisfiable && mayResume {
-		f.Close()
 		return c.download(ctx, fid, dst, progress, false)
 	}
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	// The part file is created only once the server has the file: a failed download leaves
+	// nothing behind.
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 
 	total := int64(-1)
 	switch resp.StatusCode {

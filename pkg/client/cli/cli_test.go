@@ -398,6 +398,9 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	e.want(e.run("", "download", "nosuchfile"), 4)
+	if leftovers, _ := filepath.Glob("nosuchfile.mp3*"); len(leftovers) != 0 {
+		t.Fatalf("a failed download left %v behind", leftovers)
+	}
 
 	r = e.run("", "wait", failed)
 	e.want(r, 5)
