@@ -257,10 +257,7 @@ func TestStandaloneCrash(t *testing.T) {
 	srv := startStandalone(t, data, "--concurrency", "1")
 	u := newUser(t, srv.url(), "ann@example.com")
 	u.signup()
-	// Ten minutes of PCM audio: quick to make, a few seconds to encode.
-	long := testmedia.Sample{Name: "pcm-10min", Container: "mkv", Duration: 10 * time.Minute, Width: 16, Height: 16, Rate: 1,
-		Video: []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"},
-		Audio: []string{"-c:a", "pcm_s16le", "-ac", "1"}, AudioDuration: 10 * time.Minute}
+	long := longSample
 	r := u.must("", "upload", media(t, long))
 	id := strings.TrimSpace(r.stdout)
 	waitUntil(t, time.Minute, "the conversion to start", func() bool {
@@ -284,4 +281,33 @@ func TestStandaloneCrash(t *testing.T) {
 	}
 	u.must("", "download", id, "-o", mp3)
 	checkMP3(t, mp3, long.AudioDuration)
+}
+
+// TestStandaloneGracefulShutdown: SIGTERM mid-conversion lets the job finish (or hands it back)
+// and exits 0; after a restart the job is done.
+func TestStandaloneGracefulShutdown(t *testing.T) {
+	data := t.TempDir()
+	srv := startStandalone(t, data, "--concurrency", "1")
+	u := newUser(t, srv.url(), "ann@example.com")
+	u.signup()
+	id := strings.TrimSpace(u.must("", "upload", media(t, longSample)).stdout)
+	waitUntil(t, time.Minute, "the conversion to start", func() bool {
+		for _, j := range u.jobs() {
+			if j.ID == id && j.State == "converting" {
+				return true
+			}
+		}
+		return false
+	})
+	srv.stop(syscall.SIGTERM)
+	if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, tail(srv.out.String(), 3000))
+	}
+	if !strings.Contains(srv.out.String(), "v2md standalone stopped") {
+		t.Fatalf("no orderly stop:\n%s", tail(srv.out.String(), 3000))
+	}
+	start(t, "standalone-restarted", srv.addr, nil, "standalone", "--addr", srv.addr, "--data", data)
+	if r := u.run("", "wait", id, "--timeout", "3m"); r.code != 0 {
+		t.Fatalf("wait after restart: %s", r)
+	}
 }
