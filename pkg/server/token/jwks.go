@@ -65,7 +65,8 @@ type RemoteKeys struct {
 
 	mu      sync.Mutex
 	keys    []Key
-	fetched time.Time
+	fetched time.Time // last successful fetch
+	tried   time.Time // last attempt
 }
 
 // Key implements KeySource.
@@ -79,7 +80,11 @@ func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
 	if minRefresh <= 0 {
 		minRefresh = 10 * time.Second
 	}
-	if !r.fetched.IsZero() && time.Since(r.fetched) < minRefresh {
+	// Fetch again at most once per minRefresh after a success, and once a second after a
+	// failure (the auth service may just be starting).
+	recentSuccess := !r.fetched.IsZero() && time.Since(r.fetched) < minRefresh
+	recentFailure := r.tried.After(r.fetched) && time.Since(r.tried) < time.Second
+	if recentSuccess || recentFailure {
 		return Key{}, fmt.Errorf("unknown key id %q", kid)
 	}
 	if err := r.refreshLocked(ctx); err != nil {
@@ -115,7 +120,7 @@ func (r *RemoteKeys) find(kid string) (Key, bool) {
 }
 
 func (r *RemoteKeys) refreshLocked(ctx context.Context) error {
-	r.fetched = time.Now()
+	r.tried = time.Now()
 	client := r.Client
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
@@ -141,5 +146,6 @@ func (r *RemoteKeys) refreshLocked(ctx context.Context) error {
 		return err
 	}
 	r.keys = keys
+	r.fetched = time.Now()
 	return nil
 }

@@ -207,3 +207,28 @@ func TestLoadOrCreate(t *testing.T) {
 		t.Fatal("junk key accepted")
 	}
 }
+
+// TestRemoteKeysAuthStartsLater: a gateway that started before the auth service verifies
+// tokens as soon as the key set can be fetched.
+func TestRemoteKeysAuthStartsLater(t *testing.T) {
+	k := newKey(t)
+	var up atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		json.NewEncoder(w).Encode(PublicJWKS([]Key{k}))
+	}))
+	defer srv.Close()
+	rk := &RemoteKeys{URL: srv.URL}
+	if err := rk.Refresh(context.Background()); err == nil || rk.Loaded() {
+		t.Fatal("refresh from a server that is down succeeded")
+	}
+	up.Store(true)
+	time.Sleep(1100 * time.Millisecond) // failed attempts are retried after a second
+	tok, _, _ := (&Issuer{Key: k, Issuer: "v2m"}).Issue("a@example.com")
+	if _, err := (&Verifier{Alg: EdDSA, Issuer: "v2m", Keys: rk}).Verify(context.Background(), tok); err != nil {
+		t.Fatalf("token refused after auth came up: %v", err)
+	}
+}
