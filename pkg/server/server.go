@@ -11,6 +11,8 @@ package server
 import (
 	"context"
 	"io"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -284,4 +286,13 @@ type Accounts interface {
 	Register(ctx context.Context, email, password string) (*User, error)
 	// Login checks the password and returns a signed token: EUNAUTHORIZED on a mismatch.
 	Login(ctx context.Context, email, password string) (token string, expires time.Time, err error)
+}
+
+// MP3Name is the name of a video's MP3: the video's name with its extension replaced by .mp3.
+func MP3Name(filename string) string {
+	base := strings.TrimSuffix(filename, path.Ext(filename))
+	if base == "" {
+		base = "audio"
+	}
+	return base + ".mp3"
 }

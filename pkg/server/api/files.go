@@ -4,8 +4,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"path"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -43,20 +41,12 @@ func (s *Server) serveMP3(c *gin.Context, fid string) {
 	w.Header().Set("Content-Type", "audio/mpeg")
 	w.Header().Set("ETag", `"`+fid+`"`) // an MP3 never changes once its job is done
 	w.Header().Set("Cache-Control", "private, max-age=86400")
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": mp3Name(j.Filename)}))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": server.MP3Name(j.Filename)}))
 	cw := &countingWriter{ResponseWriter: w}
 	http.ServeContent(cw, c.Request, "", b.ModTime(), b)
 	s.cfg.Metrics.BytesOut(cw.n)
 }
 
-// mp3Name is the original name with its extension replaced by .mp3.
-func mp3Name(filename string) string {
-	base := strings.TrimSuffix(filename, path.Ext(filename))
-	if base == "" {
-		base = "audio"
-	}
-	return base + ".mp3"
-}
 
 type countingWriter struct {
 	gin.ResponseWriter

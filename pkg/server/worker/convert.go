@@ -187,7 +187,7 @@ func (w *Converter) convert(ctx context.Context, j *server.Job) error {
 	defer f.Close()
 	// The MP3's fid was fixed when the job was created: a second conversion of the same job
 	// replaces the file instead of adding one.
-	n, err := w.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, mp3Name(j.Filename), f)
+	n, err := w.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, server.MP3Name(j.Filename), f)
 	if err != nil {
 		return fmt.Errorf("store mp3: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path"
 	"strings"
 
 	"github.com/v2m/v2m/pkg/server"
@@ -68,7 +67,7 @@ func (n *Notifier) Compose(ev server.JobEvent) server.Mail {
 	if ev.State == server.JobDone {
 		fmt.Fprintf(&b, "Your MP3 of %s is ready.\n\n", ev.Filename)
 		fmt.Fprintf(&b, "File id: %s\n\nDownload it with:\n\n    %s\n", ev.MP3FID, n.downloadCommand(ev))
-		return server.Mail{To: ev.Username, Subject: "Your MP3 is ready: " + mp3Name(ev.Filename), Body: b.String()}
+		return server.Mail{To: ev.Username, Subject: "Your MP3 is ready: " + server.MP3Name(ev.Filename), Body: b.String()}
 	}
 	fmt.Fprintf(&b, "We could not convert %s.\n\nReason: %s\n\nJob id: %s\n", ev.Filename, ev.Error, ev.JobID)
 	return server.Mail{To: ev.Username, Subject: "Conversion failed: " + ev.Filename, Body: b.String()}
@@ -79,13 +78,6 @@ func (n *Notifier) downloadCommand(ev server.JobEvent) string {
 	if n.PublicURL != "" {
 		cmd += " --server " + n.PublicURL
 	}
-	return fmt.Sprintf("%s download %s -o '%s'", cmd, ev.MP3FID, strings.ReplaceAll(mp3Name(ev.Filename), "'", `'\''`))
+	return fmt.Sprintf("%s download %s -o '%s'", cmd, ev.MP3FID, strings.ReplaceAll(server.MP3Name(ev.Filename), "'", `'\''`))
 }
 
-func mp3Name(filename string) string {
-	base := strings.TrimSuffix(filename, path.Ext(filename))
-	if base == "" {
-		base = "audio"
-	}
-	return base + ".mp3"
-}
