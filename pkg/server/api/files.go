@@ -47,7 +47,6 @@ func (s *Server) serveMP3(c *gin.Context, fid string) {
 	s.cfg.Metrics.BytesOut(cw.n)
 }
 
-
 type countingWriter struct {
 	gin.ResponseWriter
 	n int64

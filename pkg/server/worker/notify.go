@@ -80,4 +80,3 @@ func (n *Notifier) downloadCommand(ev server.JobEvent) string {
 	}
 	return fmt.Sprintf("%s download %s -o '%s'", cmd, ev.MP3FID, strings.ReplaceAll(server.MP3Name(ev.Filename), "'", `'\''`))
 }
-
