@@ -311,3 +311,51 @@ func TestStandaloneGracefulShutdown(t *testing.T) {
 		t.Fatalf("wait after restart: %s", r)
 	}
 }
+
+// TestStandaloneLostCompleteAnswer: v2m dies after the server completed the upload but before
+// it read the answer; running it again finds the job instead of uploading a second time.
+func TestStandaloneLostCompleteAnswer(t *testing.T) {
+	srv := startStandalone(t, t.TempDir())
+	target, _ := url.Parse(srv.url())
+	var victim atomic.Pointer[os.Process]
+	var puts atomic.Int32
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		switch {
+		case r.Request.Method == http.MethodPut:
+			puts.Add(1)
+		case strings.HasSuffix(r.Request.URL.Path, "/complete"):
+			if p := victim.Load(); p != nil {
+				p.Signal(syscall.SIGKILL)
+			}
+		}
+		return nil
+	}
+	paddr := freeAddr(t)
+	psrv := &http.Server{Addr: paddr, Handler: proxy}
+	go psrv.ListenAndServe()
+	defer psrv.Close()
+	u := newUser(t, "http://"+paddr, "ann@example.com")
+	u.signup()
+	video := media(t, testmedia.Good[1])
+	v2m, _ := binaries(t)
+	cmd := exec.Command(v2m, "upload", video)
+	cmd.Env = append(os.Environ(), "V2M_SERVER=http://"+paddr, "V2M_CONFIG_DIR="+u.dir, "V2M_TOKEN=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	victim.Store(cmd.Process)
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("v2m finished although it was killed at complete")
+	}
+	victim.Store(nil)
+	sent := puts.Load()
+	r := u.must("", "upload", video)
+	jobs := u.jobs()
+	if len(jobs) != 1 || strings.TrimSpace(r.stdout) != jobs[0].ID {
+		t.Fatalf("after the rerun: %d jobs, v2m printed %q", len(jobs), r.stdout)
+	}
+	if puts.Load() != sent {
+		t.Fatalf("the rerun sent %d parts again", puts.Load()-sent)
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -62,15 +64,18 @@ func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*
 	}
 	key := UploadKey{Server: NormalizeServer(c.BaseURL), Path: abs, Size: fi.Size(), ModTime: fi.ModTime()}
 
-	up, err := c.resumeOrCreate(ctx, f, key, opts)
+	up, done, err := c.resumeOrCreate(ctx, f, key, opts)
 	if err != nil {
 		return nil, err
+	}
+	if done != nil {
+		return done, nil
 	}
 	for round := 0; ; round++ {
 		if err := c.sendParts(ctx, f, up, opts); err != nil {
 			return nil, fmt.Errorf("upload %s: %w", path, err)
 		}
-		job, err := c.complete(ctx, up.ID)
+		job, err := c.completeRetrying(ctx, up.ID)
 		if err == nil {
 			if opts.State != nil {
 				_ = opts.State.Forget(key)
@@ -94,23 +99,50 @@ func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*
 	}
 }
 
-// resumeOrCreate returns the upload remembered for key if the server still has it, or a
-// new one.
-func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, opts UploadOptions) (*UploadInfo, error) {
+// completeRetrying completes an upload, retrying when the answer is lost on the way
+// (completing is idempotent on the server).
+func (c *Client) completeRetrying(ctx context.Context, id string) (*Job, error) {
+	for attempt := 1; ; attempt++ {
+		job, err := c.complete(ctx, id)
+		if err == nil || attempt == 4 || !(IsUnreachable(err) || StatusOf(err) >= 500 || isNetErr(err)) {
+			return job, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		}
+	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// resumeOrCreate returns the upload remembered for key if the server still has it, the job
+// when that upload was completed already (the answer to complete was lost), or a new upload.
+func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, opts UploadOptions) (*UploadInfo, *Job, error) {
 	if opts.State != nil {
 		id, err := opts.State.Load(key)
 		if err != nil {
-			return nil, fmt.Errorf("upload %s: read upload state: %w", key.Path, err)
+			return nil, nil, fmt.Errorf("upload %s: read upload state: %w", key.Path, err)
 		}
 		if id != "" {
 			up, err := c.UploadInfo(ctx, id)
 			switch {
 			case err == nil && up.Size == key.Size && up.Filename == filepath.Base(key.Path):
-				return up, nil
-			case err == nil, IsNotFound(err):
-				_ = opts.State.Forget(key) // gone or not ours: start over
+				return up, nil, nil
+			case IsNotFound(err):
+				if job, cerr := c.complete(ctx, id); cerr == nil { // completed before
+					_ = opts.State.Forget(key)
+					return nil, job, nil
+				}
+				_ = opts.State.Forget(key) // gone: start over
+			case err == nil:
+				_ = opts.State.Forget(key) // not the same file: start over
 			default:
-				return nil, fmt.Errorf("upload %s: %w", key.Path, err)
+				return nil, nil, fmt.Errorf("upload %s: %w", key.Path, err)
 			}
 		}
 	}
@@ -122,24 +154,24 @@ func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, 
 	if opts.SHA256 {
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(f, 0, key.Size)); err != nil {
-			return nil, fmt.Errorf("upload %s: hash: %w", key.Path, err)
+			return nil, nil, fmt.Errorf("upload %s: hash: %w", key.Path, err)
 		}
 		in.SHA256 = hex.EncodeToString(h.Sum(nil))
 	}
 	var up UploadInfo
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/uploads", in, &up, nil); err != nil {
-		return nil, fmt.Errorf("upload %s: create upload: %w", key.Path, err)
+		return nil, nil, fmt.Errorf("upload %s: create upload: %w", key.Path, err)
 	}
 	if up.ID == "" || up.Parts < 1 || (up.PartSize <= 0 && up.Size > 0) || up.Size != key.Size {
-		return nil, fmt.Errorf("upload %s: the server answered an invalid upload (id %q, %d parts of %d bytes, size %d)",
+		return nil, nil, fmt.Errorf("upload %s: the server answered an invalid upload (id %q, %d parts of %d bytes, size %d)",
 			key.Path, up.ID, up.Parts, up.PartSize, up.Size)
 	}
 	if opts.State != nil {
 		if err := opts.State.Save(key, up.ID); err != nil {
-			return nil, fmt.Errorf("upload %s: save upload state: %w", key.Path, err)
+			return nil, nil, fmt.Errorf("upload %s: save upload state: %w", key.Path, err)
 		}
 	}
-	return &up, nil
+	return &up, nil, nil
 }
 
 // UploadInfo returns an upload in progress (GET /v1/uploads/{id}).

@@ -129,8 +129,8 @@ func (s *Server) ready(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c, 5*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			s.log.Warn("not ready", "err", err)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
+			s.log.Warn("not ready", "err", err) // the details name internal hosts: logs only
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
 			return
 		}
 	}

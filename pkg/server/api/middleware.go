@@ -32,7 +32,7 @@ func (s *Server) observe() gin.HandlerFunc {
 			route = "unmatched"
 		}
 		d := time.Since(start)
-		s.cfg.Metrics.HTTPRequest(c.Request.Method, route, c.Writer.Status(), d)
+		s.cfg.Metrics.HTTPRequest(methodLabel(c.Request.Method), route, c.Writer.Status(), d)
 		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 			return
 		}
@@ -78,3 +78,12 @@ func claimsOf(c *gin.Context) *server.Claims {
 }
 
 func owner(c *gin.Context) string { return claimsOf(c).Subject }
+
+// methodLabel bounds the method label of metrics: any method a client makes up counts as OTHER.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -53,7 +54,8 @@ type Service struct {
 	Tokens Issuer
 	Cost   int // bcrypt cost; bcrypt.DefaultCost when zero
 
-	dummy []byte // a hash to compare against when the user does not exist
+	dummyOnce sync.Once
+	dummy     []byte // a hash to compare against when the user does not exist
 }
 
 // Register implements server.Accounts.
@@ -112,8 +114,8 @@ func (s *Service) cost() int {
 }
 
 func (s *Service) dummyHash() []byte {
-	if s.dummy == nil {
+	s.dummyOnce.Do(func() {
 		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), s.cost())
-	}
+	})
 	return s.dummy
 }

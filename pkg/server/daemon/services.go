@@ -167,11 +167,14 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
 	issuer := s.str("jwt-issuer")
 	m := metrics.New()
 	h := api.New(api.Config{
 		Accounts: &auth.Service{Users: store, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
-		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys)},
+		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second},
 		JWKS:     func() any { return token.PublicJWKS(keys) },
 		Ready:    store.Ping,
 		Logger:   log, Metrics: m,
@@ -213,7 +216,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	authURL := strings.TrimRight(s.str("auth-url"), "/")
 	issuer := s.str("jwt-issuer")
-	verifier := &token.Verifier{Alg: s.str("jwt-alg"), Issuer: issuer}
+	verifier := &token.Verifier{Alg: s.str("jwt-alg"), Issuer: issuer, Leeway: 30 * time.Second}
 	var remoteKeys *token.RemoteKeys
 	switch verifier.Alg {
 	case token.EdDSA:

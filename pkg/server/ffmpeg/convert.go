@@ -104,6 +104,8 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, progress func(
 func (c *Converter) run(ctx context.Context, src, dst string, pw *progressWriter) error {
 	input, output := "file:"+src, "file:"+dst
 	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y",
+		// Only local files: a playlist inside an upload must not make ffmpeg fetch URLs.
+		"-protocol_whitelist", "file,pipe",
 		"-i", input, "-vn", "-map", "0:a:0", "-c:a", "libmp3lame"}
 	if c.bitrate != "" {
 		args = append(args, "-b:a", c.bitrate)

@@ -65,7 +65,7 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 	}
 
 	input := "file:" + path
-	args := []string{"-hide_banner", "-v", "error",
+	args := []string{"-hide_banner", "-v", "error", "-protocol_whitelist", "file,pipe",
 		"-show_entries", "format=format_name,duration,bit_rate:stream=codec_type,codec_name,duration:stream_tags=DURATION",
 		"-of", "json", "-i", input}
 	var stdout limitedBuffer

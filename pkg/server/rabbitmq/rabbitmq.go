@@ -175,7 +175,8 @@ func Dial(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, errors.New("rabbitmq: no URL")
 	}
 	if _, err := amqp.ParseURI(cfg.URL); err != nil {
-		return nil, fmt.Errorf("rabbitmq: %w", err)
+		// The parser's error quotes the URL, password included.
+		return nil, errors.New("rabbitmq: the URL is malformed (check the password for characters that need %-encoding)")
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
