@@ -94,6 +94,10 @@ type JobStore interface {
 	FailJob(ctx context.Context, id, reason string) (*Job, error)
 	// RequeueJob moves a converting job back to queued; other states are left alone.
 	RequeueJob(ctx context.Context, id string) error
+	// TouchJob sets UpdatedAt to now when the job is in state; other states are left alone.
+	// Sweepers call it on the jobs they publish again, so that a job waiting in a long queue
+	// is not published again on every pass.
+	TouchJob(ctx context.Context, id string, state JobState) error
 	// StaleJobs returns up to limit jobs in the given state not updated since before,
 	// oldest first, for sweepers that republish or recover them.
 	StaleJobs(ctx context.Context, state JobState, before time.Time, limit int) ([]*Job, error)

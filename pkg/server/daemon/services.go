@@ -325,7 +325,7 @@ func notifyCommand(stderr io.Writer) subcommand {
 	return service(stderr, "notify", "Run the notifier: consumes queue mp3 and mails each job's outcome over SMTP", ":8083", runNotify,
 		[]setting{
 			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
-			{"max-attempts", 8, "send attempts of a mail before its event is dead-lettered"},
+			{"max-attempts", 20, "send attempts of a mail (backoff up to a minute) before its event is dead-lettered"},
 			{"shutdown-timeout", 10 * time.Second, "on SIGTERM, how long a mail being sent may take"},
 		}, []setting{mongoSettings[0], mongoSettings[1], mongoSettings[2]}, amqpSettings, smtpSettings)
 }
@@ -355,5 +355,6 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
 		Logger: log, Metrics: m,
 	})
-	return runConsumer(ctx, s, log, h, q, server.TopicMP3, 4, s.dur("shutdown-timeout"), n.Handle)
+	// One mail at a time: two deliveries of the same outcome must not race past the sent log.
+	return runConsumer(ctx, s, log, h, q, server.TopicMP3, 1, s.dur("shutdown-timeout"), n.Handle)
 }

@@ -116,6 +116,8 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	m := metrics.New()
 	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log})
+	// Mails keep trying for about an hour (backoff up to 5 minutes) before they give up.
+	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: 20, Logger: log})
 	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
 		return err
 	}
@@ -142,7 +144,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	g.Go("converter", func() error {
 		return q.Consume(ctx, server.TopicVideo, s.int("concurrency"), workIn(work, converter.Handle))
 	})
-	g.Go("notifier", func() error { return q.Consume(ctx, server.TopicMP3, 1, workIn(work, notifier.Handle)) })
+	g.Go("notifier", func() error { return mailQ.Consume(ctx, server.TopicMP3, 1, workIn(work, notifier.Handle)) })
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
 	log.Info("v2md standalone started", "version", Version, "addr", s.str("addr"), "data", data,
 		"concurrency", s.int("concurrency"), "public_url", publicURL)

@@ -257,6 +257,13 @@ func (s *JobStore) RequeueJob(ctx context.Context, id string) error {
 	return s.update(ctx, id, "requeue", server.JobConverting, update)
 }
 
+// TouchJob sets updated_at to now when the job is in state; other states are left alone. A
+// missing job gives ENOTFOUND.
+func (s *JobStore) TouchJob(ctx context.Context, id string, state server.JobState) error {
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "updated_at", Value: now()}}}}
+	return s.update(ctx, id, "touch", state, update)
+}
+
 func (s *JobStore) update(ctx context.Context, id, verb string, from server.JobState, update bson.D) error {
 	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: string(from)}}
 	res, err := s.c.UpdateOne(ctx, filter, update)

@@ -144,6 +144,13 @@ func (s *jobStore) FailJob(ctx context.Context, id, reason string) (*server.Job,
 		`state IN ('queued', 'converting')`, reason, now, now, id)
 }
 
+func (s *jobStore) TouchJob(ctx context.Context, id string, state server.JobState) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET updated_at = ? WHERE id = ? AND state = ?`, ms(s.now()), id, state); err != nil {
+		return fmt.Errorf("touch job: %w", err)
+	}
+	return nil
+}
+
 func (s *jobStore) RequeueJob(ctx context.Context, id string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ? WHERE id = ? AND state = 'converting'`,
 		ms(s.now()), id)

@@ -82,9 +82,18 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 		return fmt.Errorf("claim job %s: %w", msg.JobID, err)
 	}
 	w.Metrics.Job(string(server.JobConverting))
+	if limit := d.MaxAttempts; limit > 0 && j.Attempts > limit {
+		// The job's messages keep coming back (a crash on every try, republished by a sweeper).
+		log.Error("job claimed too many times; giving up", "claims", j.Attempts)
+		return w.fail(context.WithoutCancel(ctx), log, j.ID, fmt.Sprintf("conversion gave up after %d attempts", j.Attempts-1))
+	}
 	log.Info("conversion started", "size", j.Size)
 	start := time.Now()
-	err = w.convert(ctx, j)
+	// The heartbeat runs from the claim until the outcome is recorded, fetch and store included,
+	// so that no other worker takes over a job that is alive.
+	hb := w.startHeartbeat(ctx, j.ID)
+	err = w.convert(ctx, j, hb.progress)
+	hb.stop()
 	w.Metrics.Conversion(time.Since(start))
 	if err == nil {
 		return w.finish(ctx, log, j)
@@ -133,7 +142,7 @@ func (w *Converter) alreadyClaimed(ctx context.Context, log *slog.Logger, id str
 	return w.announce(ctx, j)
 }
 
-func (w *Converter) convert(ctx context.Context, j *server.Job) error {
+func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(int)) error {
 	dir, err := os.MkdirTemp(w.TmpDir, "v2m-"+j.ID+"-")
 	if err != nil {
 		return fmt.Errorf("create work dir: %w", err)
@@ -145,38 +154,7 @@ func (w *Converter) convert(ctx context.Context, j *server.Job) error {
 		return err
 	}
 
-	var pct atomic.Int32
-	hbCtx, cancelHB := context.WithCancel(ctx)
-	hbDone := make(chan struct{})
-	// stopHB waits for the heartbeat to end: a heartbeat still writing while the job is
-	// finished could, on a store without atomic updates, overwrite the final state.
-	stopHB := func() { cancelHB(); <-hbDone }
-	defer stopHB()
-	go func() {
-		defer close(hbDone)
-		t := time.NewTicker(w.heartbeat())
-		defer t.Stop()
-		for {
-			select {
-			case <-hbCtx.Done():
-				return
-			case <-t.C:
-				if err := w.Jobs.SetProgress(hbCtx, j.ID, int(pct.Load())); err != nil && hbCtx.Err() == nil {
-					w.log().Warn("heartbeat failed", "job_id", j.ID, "err", err)
-				}
-			}
-		}
-	}()
-	progress := func(p int) {
-		if int32(p) != pct.Swap(int32(p)) {
-			if err := w.Jobs.SetProgress(ctx, j.ID, p); err != nil && ctx.Err() == nil {
-				w.log().Warn("progress update failed", "job_id", j.ID, "err", err)
-			}
-		}
-	}
-	err = w.Converter.Convert(ctx, src, dst, progress)
-	stopHB()
-	if err != nil {
+	if err := w.Converter.Convert(ctx, src, dst, progress); err != nil {
 		return err
 	}
 
@@ -273,4 +251,50 @@ func truncate(b []byte, n int) string {
 		return string(b[:n]) + "…"
 	}
 	return string(b)
+}
+
+// heartbeat keeps a claimed job's UpdatedAt fresh and records its progress.
+type heartbeat struct {
+	pct    atomic.Int32
+	cancel context.CancelFunc
+	done   chan struct{}
+	set    func(pct int)
+}
+
+func (w *Converter) startHeartbeat(ctx context.Context, id string) *heartbeat {
+	hbCtx, cancel := context.WithCancel(ctx)
+	h := &heartbeat{cancel: cancel, done: make(chan struct{})}
+	h.set = func(p int) {
+		if err := w.Jobs.SetProgress(hbCtx, id, p); err != nil && hbCtx.Err() == nil {
+			w.log().Warn("heartbeat failed", "job_id", id, "err", err)
+		}
+	}
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(w.heartbeat())
+		defer t.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-t.C:
+				h.set(int(h.pct.Load()))
+			}
+		}
+	}()
+	return h
+}
+
+// progress records a new percentage at once.
+func (h *heartbeat) progress(p int) {
+	if int32(p) != h.pct.Swap(int32(p)) {
+		h.set(p)
+	}
+}
+
+// stop ends the heartbeat and waits for it: a heartbeat still writing while the job is
+// finished could, on a store without atomic updates, overwrite the final state.
+func (h *heartbeat) stop() {
+	h.cancel()
+	<-h.done
 }

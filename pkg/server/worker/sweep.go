@@ -73,6 +73,12 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 				return published, fmt.Errorf("publish job %s: %w", j.ID, err)
 			}
 			published++
+			if c.state == server.JobQueued {
+				// Not again on the next pass: a queued job may just be waiting its turn.
+				if err := s.Jobs.TouchJob(ctx, j.ID, server.JobQueued); err != nil {
+					return published, fmt.Errorf("touch job %s: %w", j.ID, err)
+				}
+			}
 		}
 	}
 	return published, nil

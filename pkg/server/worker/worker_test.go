@@ -346,6 +346,10 @@ func TestSweeperRepublishesLostJobs(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("swept %d, %v", n, err)
 	}
+	// The next pass leaves it alone: it may just be waiting its turn.
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("second pass published %d again, %v", n, err)
+	}
 	if live, _, _ := f.q.Depth(ctx, server.TopicVideo); live != 1 {
 		t.Fatalf("video queue holds %d", live)
 	}
@@ -356,5 +360,25 @@ func TestSweeperRepublishesLostJobs(t *testing.T) {
 	}
 	if got, _ := f.db.Jobs().Job(ctx, fresh.ID); got.State != server.JobQueued {
 		t.Fatalf("recovered job is %s", got.State)
+	}
+}
+
+func TestJobClaimedTooOftenFails(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	j := f.job(testmedia.Good[1])
+	for range 3 { // three workers died holding it
+		if _, err := f.db.Jobs().ClaimJob(ctx, j.ID, time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.w.StaleAfter = time.Nanosecond
+	time.Sleep(time.Millisecond)
+	if err := f.w.Handle(ctx, delivery(j, 1)); err != nil { // MaxAttempts is 3
+		t.Fatal(err)
+	}
+	got, _ := f.db.Jobs().Job(ctx, j.ID)
+	if got.State != server.JobFailed || !strings.Contains(got.Error, "gave up after 3 attempts") || f.conv.runs.Load() != 0 {
+		t.Fatalf("job = %s %q after %d runs", got.State, got.Error, f.conv.runs.Load())
 	}
 }
