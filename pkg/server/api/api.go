@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -43,10 +44,16 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	eng *gin.Engine
+	cfg       Config
+	log       *slog.Logger
+	eng       *gin.Engine
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
+
+// Drain makes long-polls answer at once with the job's current state, so that a graceful
+// shutdown does not wait for them.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // New builds a Server and its routes.
 func New(cfg Config) *Server {
@@ -66,7 +73,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, log: cfg.Logger, eng: gin.New()}
+	s := &Server{cfg: cfg, log: cfg.Logger, eng: gin.New(), draining: make(chan struct{})}
 	s.eng.ContextWithFallback = true // c.Done() and c.Value() follow the request's context
 	s.eng.HandleMethodNotAllowed = true
 	s.eng.Use(s.recoverer(), s.observe())

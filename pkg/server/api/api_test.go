@@ -438,3 +438,20 @@ func TestHealthReadyNotFound(t *testing.T) {
 		t.Fatalf("unknown route: %d %s", r.code, r.body)
 	}
 }
+
+func TestDrainEndsLongPolls(t *testing.T) {
+	var srv *Server
+	e := newEnv(t, func(c *Config) { c.MaxWait = time.Minute })
+	srv = e.srv.Config.Handler.(*Server)
+	tok := e.user("ann@example.com")
+	var j jobResp
+	e.tutorialUpload(tok, "a.mp4", []byte("v")).json(&j)
+	go func() { time.Sleep(200 * time.Millisecond); srv.Drain() }()
+	start := time.Now()
+	if r := e.do("GET", "/v1/jobs/"+j.ID+"?wait=60s", tok, nil); r.code != 200 || r.json(&j) != nil || j.State != "queued" {
+		t.Fatalf("long-poll during drain: %d %s", r.code, r.body)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("long-poll outlived the drain")
+	}
+}

@@ -120,6 +120,8 @@ func (s *Server) waitJob(c *gin.Context, j *server.Job, wait time.Duration) (*se
 		select {
 		case <-deadline.C:
 			return j, nil
+		case <-s.draining:
+			return j, nil
 		case <-c.Request.Context().Done():
 			return j, c.Request.Context().Err()
 		case <-tick.C:

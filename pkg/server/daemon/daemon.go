@@ -108,7 +108,10 @@ func serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler) e
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 70*time.Second) // longer than a long-poll
+	if d, ok := h.(interface{ Drain() }); ok {
+		d.Drain() // long-polls answer now
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 70*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("http shutdown: %w", err)

@@ -57,13 +57,17 @@ func parseJWKS(s JWKS) ([]Key, error) {
 }
 
 // RemoteKeys is a KeySource that fetches a JWKS over HTTP, caches it, and fetches it again
-// when a token names a kid it does not know (a rotation), at most once per MinRefresh.
+// when a token names a kid it does not know (a rotation), at most once per MinRefresh after a
+// success and once a second after a failure. Known keys are served without waiting for a
+// fetch in progress.
 type RemoteKeys struct {
 	URL        string
 	Client     *http.Client
 	MinRefresh time.Duration // default 10 s
 
-	mu      sync.Mutex
+	refresh sync.Mutex // one fetch at a time; held across the network call
+
+	mu      sync.RWMutex // guards the fields below; never held across the network
 	keys    []Key
 	fetched time.Time // last successful fetch
 	tried   time.Time // last attempt
@@ -71,23 +75,29 @@ type RemoteKeys struct {
 
 // Key implements KeySource.
 func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if k, ok := r.find(kid); ok {
+		return k, nil
+	}
+	r.refresh.Lock()
+	defer r.refresh.Unlock()
+	if k, ok := r.find(kid); ok { // fetched while this call waited
 		return k, nil
 	}
 	minRefresh := r.MinRefresh
 	if minRefresh <= 0 {
 		minRefresh = 10 * time.Second
 	}
-	// Fetch again at most once per minRefresh after a success, and once a second after a
-	// failure (the auth service may just be starting).
+	r.mu.RLock()
 	recentSuccess := !r.fetched.IsZero() && time.Since(r.fetched) < minRefresh
 	recentFailure := r.tried.After(r.fetched) && time.Since(r.tried) < time.Second
+	r.mu.RUnlock()
 	if recentSuccess || recentFailure {
 		return Key{}, fmt.Errorf("unknown key id %q", kid)
 	}
-	if err := r.refreshLocked(ctx); err != nil {
+	// The fetch serves every request that waits for it: it does not end with this one's.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.fetch(fctx); err != nil {
 		return Key{}, err
 	}
 	if k, ok := r.find(kid); ok {
@@ -98,19 +108,21 @@ func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
 
 // Refresh fetches the key set now. The gateway calls it at start and reports readiness by it.
 func (r *RemoteKeys) Refresh(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.refreshLocked(ctx)
+	r.refresh.Lock()
+	defer r.refresh.Unlock()
+	return r.fetch(ctx)
 }
 
 // Loaded reports whether a key set has been fetched.
 func (r *RemoteKeys) Loaded() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return len(r.keys) > 0
 }
 
 func (r *RemoteKeys) find(kid string) (Key, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	for _, k := range r.keys {
 		if k.ID == kid {
 			return k, true
@@ -119,8 +131,11 @@ func (r *RemoteKeys) find(kid string) (Key, bool) {
 	return Key{}, false
 }
 
-func (r *RemoteKeys) refreshLocked(ctx context.Context) error {
+// fetch gets the key set; callers hold r.refresh.
+func (r *RemoteKeys) fetch(ctx context.Context) error {
+	r.mu.Lock()
 	r.tried = time.Now()
+	r.mu.Unlock()
 	client := r.Client
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
@@ -145,7 +160,9 @@ func (r *RemoteKeys) refreshLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.keys = keys
 	r.fetched = time.Now()
+	r.mu.Unlock()
 	return nil
 }
