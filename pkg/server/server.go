@@ -142,6 +142,9 @@ type UploadStore interface {
 	Upload(ctx context.Context, id string) (*Upload, error)
 	// DeleteUpload removes the record; a missing one is not an error.
 	DeleteUpload(ctx context.Context, id string) error
+	// StaleUploads returns up to limit uploads created before before, oldest first, for the
+	// janitor that discards abandoned uploads.
+	StaleUploads(ctx context.Context, before time.Time, limit int) ([]*Upload, error)
 }
 
 // Buckets of the BlobStore.

@@ -259,7 +259,8 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		},
 		Logger: log, Metrics: m,
 	})
-	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Interval: s.dur("sweep-interval"),
+	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Uploads: db.Uploads(), Blobs: db.Blobs(),
+		UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"),
 		QueuedAfter: s.dur("sweep-queued-after"), StaleAfter: s.dur("sweep-stale-after"), Logger: log, Metrics: m}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -44,6 +44,7 @@ var (
 	uploadSettings = []setting{
 		{"part-size", "8MiB", "upload part size"},
 		{"max-upload-size", "4GiB", "largest video accepted"},
+		{"upload-ttl", 7 * 24 * time.Hour, "uploads not completed within this time are discarded"},
 	}
 	tokenSettings = []setting{
 		{"jwt-issuer", "v2m", "the iss claim of tokens"},
@@ -133,7 +134,8 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
 		Logger: log, Metrics: m}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m}
-	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Logger: log, Metrics: m}
+	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Uploads: db.Uploads(), Blobs: blobs,
+		UploadTTL: s.dur("upload-ttl"), Logger: log, Metrics: m}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -111,6 +112,27 @@ func TestUploadStore(t *testing.T) {
 		t.Errorf("DeleteUpload of a missing upload: %v", err)
 	}
 	wantCode(t, s.CreateUpload(ctx, &server.Upload{}), server.EINVALID)
+}
+
+func TestStaleUploads(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, 0).Uploads()
+	now := time.Now().UTC()
+	old := &server.Upload{ID: server.NewID(), Owner: "a@example.com", Filename: "a.mp4", Size: 1, PartSize: 1, CreatedAt: now.Add(-48 * time.Hour)}
+	older := &server.Upload{ID: server.NewID(), Owner: "a@example.com", Filename: "b.mp4", Size: 1, PartSize: 1, CreatedAt: now.Add(-72 * time.Hour)}
+	fresh := &server.Upload{ID: server.NewID(), Owner: "a@example.com", Filename: "c.mp4", Size: 1, PartSize: 1, CreatedAt: now}
+	for _, u := range []*server.Upload{old, older, fresh} {
+		if err := s.CreateUpload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.StaleUploads(ctx, now.Add(-24*time.Hour), 10)
+	if err != nil || len(got) != 2 || got[0].ID != older.ID || got[1].ID != old.ID {
+		t.Fatalf("StaleUploads = %v, %v; want the two old ones, oldest first", got, err)
+	}
+	if got, _ := s.StaleUploads(ctx, now.Add(-24*time.Hour), 1); len(got) != 1 {
+		t.Fatalf("limit ignored: %d", len(got))
+	}
 }
 
 func TestSentLog(t *testing.T) {

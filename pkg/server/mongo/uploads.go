@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/v2m/v2m/pkg/server"
 )
@@ -57,8 +58,30 @@ func (s *UploadStore) Upload(ctx context.Context, id string) (*server.Upload, er
 		}
 		return nil, wrap(fmt.Sprintf("find upload %s", id), err)
 	}
+	return d.upload(), nil
+}
+
+func (d *uploadDoc) upload() *server.Upload {
 	return &server.Upload{ID: d.ID, Owner: d.Owner, Filename: d.Filename, Size: d.Size,
-		PartSize: d.PartSize, SHA256: d.SHA256, CreatedAt: d.CreatedAt.UTC()}, nil
+		PartSize: d.PartSize, SHA256: d.SHA256, CreatedAt: d.CreatedAt.UTC()}
+}
+
+// StaleUploads returns up to limit uploads created before before, oldest first.
+func (s *UploadStore) StaleUploads(ctx context.Context, before time.Time, limit int) ([]*server.Upload, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}).SetLimit(int64(limit))
+	cur, err := s.c.Find(ctx, bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}}}, opts)
+	if err != nil {
+		return nil, wrap("find stale uploads", err)
+	}
+	var docs []uploadDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("read stale uploads", err)
+	}
+	out := make([]*server.Upload, len(docs))
+	for i := range docs {
+		out[i] = docs[i].upload()
+	}
+	return out, nil
 }
 
 // DeleteUpload removes the record; a missing one is not an error.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/v2m/v2m/pkg/server"
 )
@@ -37,6 +38,26 @@ func (s *uploadStore) Upload(ctx context.Context, id string) (*server.Upload, er
 	}
 	u.CreatedAt = fromMS(created)
 	return &u, nil
+}
+
+func (s *uploadStore) StaleUploads(ctx context.Context, before time.Time, limit int) ([]*server.Upload, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, filename, size, part_size, sha256, created_at FROM uploads
+		WHERE created_at < ? ORDER BY created_at LIMIT ?`, ms(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("select stale uploads: %w", err)
+	}
+	defer rows.Close()
+	var out []*server.Upload
+	for rows.Next() {
+		var u server.Upload
+		var created int64
+		if err := rows.Scan(&u.ID, &u.Owner, &u.Filename, &u.Size, &u.PartSize, &u.SHA256, &created); err != nil {
+			return nil, fmt.Errorf("scan upload: %w", err)
+		}
+		u.CreatedAt = fromMS(created)
+		out = append(out, &u)
+	}
+	return out, rows.Err()
 }
 
 func (s *uploadStore) DeleteUpload(ctx context.Context, id string) error {

@@ -16,8 +16,12 @@ import (
 // heartbeat for StaleAfter (their worker died and its delivery went elsewhere). A duplicate
 // message is harmless: claims are compare-and-set.
 type Sweeper struct {
-	Jobs        server.JobStore
-	Queue       server.Queue
+	Jobs  server.JobStore
+	Queue server.Queue
+	// Uploads and Blobs, when set, let the sweeper discard uploads abandoned for UploadTTL.
+	Uploads     server.UploadStore
+	Blobs       server.BlobStore
+	UploadTTL   time.Duration // default 7 days
 	Interval    time.Duration // default 30 s
 	QueuedAfter time.Duration // default 2 min
 	StaleAfter  time.Duration // default 1 min
@@ -42,6 +46,11 @@ func (s *Sweeper) Run(ctx context.Context) {
 				s.log().Warn("sweep failed", "err", err)
 			} else if n > 0 {
 				s.log().Info("jobs published again", "count", n)
+			}
+			if n, err := s.DiscardAbandoned(ctx); err != nil && ctx.Err() == nil {
+				s.log().Warn("discarding abandoned uploads failed", "err", err)
+			} else if n > 0 {
+				s.log().Info("abandoned uploads discarded", "count", n)
 			}
 		}
 	}
@@ -105,4 +114,29 @@ func Recover(ctx context.Context, jobs server.JobStore, log *slog.Logger) error 
 		log.Info("job interrupted by a restart is queued again", "job_id", j.ID)
 	}
 	return nil
+}
+
+// DiscardAbandoned removes uploads started more than UploadTTL ago and never completed, with
+// their parts, and returns how many it removed.
+func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
+	if s.Uploads == nil || s.Blobs == nil {
+		return 0, nil
+	}
+	ttl := s.UploadTTL
+	if ttl <= 0 {
+		ttl = 7 * 24 * time.Hour
+	}
+	stale, err := s.Uploads.StaleUploads(ctx, time.Now().Add(-ttl), 100)
+	if err != nil {
+		return 0, fmt.Errorf("list abandoned uploads: %w", err)
+	}
+	for i, u := range stale {
+		if err := s.Blobs.AbortUpload(ctx, u); err != nil {
+			return i, fmt.Errorf("discard upload %s: %w", u.ID, err)
+		}
+		if err := s.Uploads.DeleteUpload(ctx, u.ID); err != nil {
+			return i, fmt.Errorf("delete upload %s: %w", u.ID, err)
+		}
+	}
+	return len(stale), nil
 }

@@ -382,3 +382,31 @@ func TestJobClaimedTooOftenFails(t *testing.T) {
 		t.Fatalf("job = %s %q after %d runs", got.State, got.Error, f.conv.runs.Load())
 	}
 }
+
+func TestAbandonedUploadsDiscarded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	old := &server.Upload{ID: server.NewID(), Owner: "a@x.io", Filename: "a.mp4", Size: 4, PartSize: 4, CreatedAt: time.Now().Add(-8 * 24 * time.Hour)}
+	fresh := &server.Upload{ID: server.NewID(), Owner: "a@x.io", Filename: "b.mp4", Size: 4, PartSize: 4, CreatedAt: time.Now()}
+	for _, u := range []*server.Upload{old, fresh} {
+		if err := f.db.Uploads().CreateUpload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.blobs.WritePart(ctx, u, 0, strings.NewReader("data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Sweeper{Jobs: f.db.Jobs(), Queue: f.q, Uploads: f.db.Uploads(), Blobs: f.blobs}
+	if n, err := s.DiscardAbandoned(ctx); err != nil || n != 1 {
+		t.Fatalf("discarded %d, %v", n, err)
+	}
+	if _, err := f.db.Uploads().Upload(ctx, old.ID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("old upload kept: %v", err)
+	}
+	if parts, _ := f.blobs.Parts(ctx, old); len(parts) != 0 {
+		t.Fatalf("old upload's parts kept: %v", parts)
+	}
+	if parts, _ := f.blobs.Parts(ctx, fresh); len(parts) != 1 {
+		t.Fatalf("fresh upload touched: %v", parts)
+	}
+}
