@@ -39,8 +39,14 @@ mkdir -p "$V2M_TESTMEDIA_DIR"
 log "go vet"
 go vet ./...
 log "go test (module github.com/v2m/v2m)"
+# Tests that stop the broker or change its settings (the rabbitmq package, the end-to-end
+# tests) run one package at a time, after the others.
+serial="github.com/v2m/v2m/pkg/server/rabbitmq github.com/v2m/v2m/e2e"
+parallel=$(go list ./... | grep -v -x -F -e github.com/v2m/v2m/pkg/server/rabbitmq -e github.com/v2m/v2m/e2e)
 # shellcheck disable=SC2086
-go test -count=1 -timeout 45m ${GOTEST_FLAGS:-} ./...
+go test -count=1 -timeout 20m ${GOTEST_FLAGS:-} $parallel
+# shellcheck disable=SC2086
+go test -count=1 -timeout 30m -p 1 ${GOTEST_FLAGS:-} $serial
 if [ -f manifests/go.mod ]; then
 	log "go test (module manifests: Kubernetes validation)"
 	# shellcheck disable=SC2086
