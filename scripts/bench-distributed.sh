@@ -17,11 +17,13 @@
 #     V2M_BENCH_BIG_MIB forces a size.
 #
 # The services run as processes of bin/v2md on free loopback ports, with a fresh MongoDB
-# database, and, when V2M_TEST_RABBITCTL is set, a fresh RabbitMQ vhost, so that other users of
+# database for each part (the gateway and the notifier restart between parts), and, when V2M_TEST_RABBITCTL is set, a fresh RabbitMQ vhost, so that other users of
 # the same servers neither take these jobs nor give theirs; everything is removed at the end.
 # Servers: the V2M_TEST_* variables when set (source the env.sh of scripts/services.sh), else
 # the ones scripts/services.sh runs in V2M_SERVICES_DIR (default .cache/services), started when
 # needed and then stopped again.
+#
+# V2M_BENCH_KEEP=1 keeps the services' logs and the work files.
 #
 # Measurements are printed, never asserted: a missed target says MISS and the script exits 0.
 # A failed conversion or a wrong MP3 is an error (exit 1).
@@ -58,7 +60,7 @@ for v in V2M_TEST_MYSQL_DSN V2M_TEST_MONGO_URI V2M_TEST_AMQP_URL V2M_TEST_SMTP_A
 done
 
 run_id=$(date +%s)$$
-mongo_db=bench_$run_id
+dbs=()
 vhost=
 amqp_url=$V2M_TEST_AMQP_URL
 benchtool=$work/benchtool
@@ -66,7 +68,9 @@ benchtool=$work/benchtool
 cleanup() {
 	stop_all
 	if [ -x "$benchtool" ]; then
-		"$benchtool" dropdb -uri "$V2M_TEST_MONGO_URI" -db "$mongo_db" || log "could not drop database $mongo_db"
+		for db in "${dbs[@]}"; do
+			"$benchtool" dropdb -uri "$V2M_TEST_MONGO_URI" -db "$db" || log "could not drop database $db"
+		done
 	fi
 	if [ -n "$vhost" ]; then
 		# shellcheck disable=SC2086
@@ -75,7 +79,11 @@ cleanup() {
 	if [ "$svc_started" = 1 ]; then
 		scripts/services.sh down "$svc_dir" || true
 	fi
-	rm -rf "$work"
+	if [ "${V2M_BENCH_KEEP:-0}" = 1 ]; then
+		log "kept the logs and files in $work"
+	else
+		rm -rf "$work"
+	fi
 }
 trap cleanup EXIT
 
@@ -96,7 +104,7 @@ fi
 # ------------------------------------------------------------ the services
 keyfile=$work/jwt.pem
 "$root/bin/v2md" keygen -o "$keyfile" >/dev/null || die "v2md keygen"
-export V2MD_MONGO_URI=$V2M_TEST_MONGO_URI V2MD_MONGO_DB=$mongo_db V2MD_AMQP_URL=$amqp_url V2MD_LOG_FORMAT=json
+export V2MD_MONGO_URI=$V2M_TEST_MONGO_URI V2MD_AMQP_URL=$amqp_url V2MD_LOG_FORMAT=json
 
 port() { "$benchtool" freeport; }
 
@@ -105,14 +113,29 @@ start_proc auth "$work/auth.log" "$root/bin/v2md" auth --listen "127.0.0.1:$p" \
 	--mysql-dsn "$V2M_TEST_MYSQL_DSN" --jwt-key-file "$keyfile" --bcrypt-cost 4
 auth_url=http://127.0.0.1:$p
 wait_ready "$auth_url/readyz" "$last_pid"
-p=$(port)
-start_proc gateway "$work/gateway.log" "$root/bin/v2md" gateway --listen "127.0.0.1:$p" --auth-url "$auth_url"
-gw_pid=$last_pid
-gw_url=http://127.0.0.1:$p
-p=$(port)
-start_proc notify "$work/notify.log" "$root/bin/v2md" notify --listen "127.0.0.1:$p" \
-	--smtp-addr "$V2M_TEST_SMTP_ADDR" --public-url "$gw_url"
-wait_ready "$gw_url/readyz" "$gw_pid"
+gw_url=http://127.0.0.1:$(port)
+gw_pid='' notify_pid=''
+
+# use_db NAME: (re)starts the gateway, always on the same address, and the notifier on a fresh
+# database. Each part gets its own: FerretDB does not use the GridFS chunk index, so every read
+# of a file scans the whole chunks collection (about 25 ms per MiB held here), and the files of
+# one part would slow the next.
+use_db() {
+	[ -z "$gw_pid" ] || stop_proc "$gw_pid"
+	[ -z "$notify_pid" ] || stop_proc "$notify_pid"
+	export V2MD_MONGO_DB=bench_${run_id}_$1
+	dbs+=("$V2MD_MONGO_DB")
+	start_proc "gateway ($V2MD_MONGO_DB)" "$work/gateway-$1.log" "$root/bin/v2md" gateway \
+		--listen "${gw_url#http://}" --auth-url "$auth_url"
+	gw_pid=$last_pid
+	local p
+	p=$(port)
+	start_proc notify "$work/notify-$1.log" "$root/bin/v2md" notify --listen "127.0.0.1:$p" \
+		--smtp-addr "$V2M_TEST_SMTP_ADDR" --public-url "$gw_url"
+	notify_pid=$last_pid
+	wait_ready "$gw_url/readyz" "$gw_pid"
+}
+use_db convert
 
 # start_converter NAME: a converter with one conversion at a time, logging to $work/NAME.log;
 # sets $last_pid.
@@ -154,7 +177,7 @@ stop_proc "$c1"
 log "1. bare GridFS upload + download, and raw ffmpeg (each best of 2)"
 up_best='' down_best='' raw_best=''
 for i in 1 2; do
-	out=$("$benchtool" gridfs -uri "$V2M_TEST_MONGO_URI" -db "$mongo_db" -file "$long") || die "GridFS round trip"
+	out=$("$benchtool" gridfs -uri "$V2M_TEST_MONGO_URI" -db "$V2MD_MONGO_DB" -file "$long") || die "GridFS round trip"
 	u=$(printf '%s\n' "$out" | sed -E 's/.*upload_s=([0-9.]+).*/\1/')
 	d=$(printf '%s\n' "$out" | sed -E 's/.*download_s=([0-9.]+).*/\1/')
 	log "   GridFS run $i: upload ${u}s, download ${d}s"
@@ -186,13 +209,18 @@ run_batch() {
 	for ((i = 0; i < batch; i++)); do
 		cp "$clip" "$work/$name-$i.mp4" # one path per upload: the CLI resumes uploads by path
 	done
+	use_db "$name"
 	log "2. $name: uploading $batch clips at once"
 	for ((i = 0; i < batch; i++)); do
 		v2m upload "$work/$name-$i.mp4" >"$work/$name-$i.job" &
 		pids+=("$!")
 	done
+	local failed=()
 	for i in "${!pids[@]}"; do
-		wait "${pids[$i]}" || die "upload $name-$i"
+		wait "${pids[$i]}" || failed+=("$name-$i")
+	done
+	[ ${#failed[@]} = 0 ] || die "upload ${failed[*]}"
+	for ((i = 0; i < batch; i++)); do
 		jobs+=("$(cat "$work/$name-$i.job")")
 	done
 	log "2. $name: starting $k converter(s)"
@@ -256,10 +284,10 @@ else
 	[ "$big_mib" -ge 64 ] || die "no time left for part 3 ($left s)"
 fi
 log "3. big video: $big_mib MiB ($why)"
+use_db big
 big=$(sized_video "$big_mib")
 big_s=$(duration "$big")
 big_bytes=$(size_of "$big")
-reset_hwm "$gw_pid"
 t0=$(now)
 job=$(v2m upload "$big") || die "upload the big video"
 up_s=$(calc "$(now) - $t0")

@@ -12,6 +12,7 @@
 #
 # Needs bin/v2md and bin/v2m (make build), ffmpeg, ffprobe, curl and go. Generated media are
 # kept in .cache/bench (V2M_BENCH_DIR); generating them the first time takes about 3 minutes.
+# V2M_BENCH_KEEP=1 keeps the servers' logs and the work files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,7 +29,11 @@ mkdir -p "$cache"
 work=$(mktemp -d "${TMPDIR:-/tmp}/v2m-bench.XXXXXX")
 cleanup() {
 	stop_all
-	rm -rf "$work"
+	if [ "${V2M_BENCH_KEEP:-0}" = 1 ]; then
+		log "kept the logs and files in $work"
+	else
+		rm -rf "$work"
+	fi
 }
 trap cleanup EXIT
 

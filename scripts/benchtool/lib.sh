@@ -188,5 +188,3 @@ hwm_mib() {
 	calc "$kib / 1024"
 }
 
-# reset_hwm PID sets the process's VmHWM back to its current RSS (Linux clear_refs 5).
-reset_hwm() { echo 5 >"/proc/$1/clear_refs"; }
