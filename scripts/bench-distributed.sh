@@ -30,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-# shellcheck source=benchtool/lib.sh
+# shellcheck source-path=SCRIPTDIR/..
 source scripts/benchtool/lib.sh
 script_start=$(now)
 budget=${V2M_BENCH_BUDGET:-900}

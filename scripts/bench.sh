@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-# shellcheck source=benchtool/lib.sh
+# shellcheck source-path=SCRIPTDIR/..
 source scripts/benchtool/lib.sh
 
 for tool in ffmpeg ffprobe curl go; do

@@ -91,10 +91,15 @@ big_video() {
 	printf '%s\n' "$out"
 }
 
-# sized_video MIB prints the path of the big video cut (without re-encoding) to at most MIB MiB.
+# sized_video MIB prints the path of the big video cut (without re-encoding) to at most MIB MiB;
+# 1024 or more gives the whole ~1 GiB video.
 sized_video() {
 	local big out
 	big=$(big_video)
+	if [ "$1" -ge 1024 ]; then
+		printf '%s\n' "$big"
+		return
+	fi
 	out=$cache/big-$1MiB.mp4
 	gen_media "$out" -i "$big" -map 0 -c copy -fs $(($1 << 20))
 	printf '%s\n' "$out"
