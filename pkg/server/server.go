@@ -181,6 +181,13 @@ type BlobStore interface {
 	Delete(ctx context.Context, bucket, fid string) error
 }
 
+// LocalFiler is an optional capability of a BlobStore that keeps files on local disk: the
+// converter then reads a video in place instead of copying it.
+type LocalFiler interface {
+	// LocalPath returns the path of file fid in bucket, or ENOTFOUND. The file must only be read.
+	LocalPath(ctx context.Context, bucket, fid string) (string, error)
+}
+
 // Queue topics.
 const (
 	TopicVideo = "video" // a job to convert: VideoMessage

@@ -37,6 +37,7 @@ type Config struct {
 	MaxUploadSize int64         // largest video accepted; 4 GiB when zero
 	MaxWait       time.Duration // longest long-poll; 60 s when zero
 	PollInterval  time.Duration // how often a long-poll looks at the job; 250 ms when zero
+	Changes       *Signal       // optional: wakes long-polls when a job changes in this process
 
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics

@@ -455,3 +455,24 @@ func TestDrainEndsLongPolls(t *testing.T) {
 		t.Fatal("long-poll outlived the drain")
 	}
 }
+
+func TestLongPollWokenBySignal(t *testing.T) {
+	sig := NewSignal()
+	e := newEnv(t, func(c *Config) { c.PollInterval = time.Hour; c.Changes = sig })
+	tok := e.user("ann@example.com")
+	var j jobResp
+	e.tutorialUpload(tok, "a.mp4", []byte("v")).json(&j)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		e.finish(j.ID, []byte("mp3"))
+		sig.Notify()
+	}()
+	// With an hour between polls, only the signal can end this wait before its 30 s.
+	start := time.Now()
+	if r := e.do("GET", "/v1/jobs/"+j.ID+"?wait=30s", tok, nil); r.json(&j) != nil || j.State != "done" {
+		t.Fatalf("wait: %s", r.body)
+	}
+	if time.Since(start) >= 30*time.Second {
+		t.Fatal("the signal did not end the long-poll")
+	}
+}

@@ -116,23 +116,34 @@ func (s *Server) waitJob(c *gin.Context, j *server.Job, wait time.Duration) (*se
 	defer deadline.Stop()
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
+	changes := func() <-chan struct{} {
+		if s.cfg.Changes == nil {
+			return nil // never ready: polling only
+		}
+		return s.cfg.Changes.Wait()
+	}
+	changed := changes()
 	for {
 		select {
+		case <-changed:
+			// reload below
+		case <-tick.C:
+			// reload below
 		case <-deadline.C:
 			return j, nil
 		case <-s.draining:
 			return j, nil
 		case <-c.Request.Context().Done():
 			return j, c.Request.Context().Err()
-		case <-tick.C:
-			cur, err := s.cfg.Jobs.Job(c, j.ID)
-			if err != nil {
-				return nil, err
-			}
-			j = cur
-			if j.State.Final() {
-				return j, nil
-			}
+		}
+		changed = changes() // before the read, so that no change slips between the two
+		cur, err := s.cfg.Jobs.Job(c, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		j = cur
+		if j.State.Final() {
+			return j, nil
 		}
 	}
 }

@@ -123,7 +123,9 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	issuer := s.str("jwt-issuer")
+	changes := api.NewSignal()
 	handler := api.New(api.Config{
+		Changes:  changes,
 		Accounts: &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}},
 		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
@@ -132,7 +134,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Logger: log, Metrics: m,
 	})
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
-		Logger: log, Metrics: m}
+		Logger: log, Metrics: m, Changed: changes.Notify}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m}
 	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Uploads: db.Uploads(), Blobs: blobs,
 		UploadTTL: s.dur("upload-ttl"), Logger: log, Metrics: m}

@@ -243,6 +243,20 @@ func (s *Store) Open(_ context.Context, bucket, fid string) (server.Blob, error)
 	return &blob{File: f, size: st.Size(), mod: st.ModTime()}, nil
 }
 
+// LocalPath implements server.LocalFiler.
+func (s *Store) LocalPath(_ context.Context, bucket, fid string) (string, error) {
+	p, err := s.path(bucket, fid)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return "", server.Errorf(server.ENOTFOUND, "file %s not found", fid)
+	} else if err != nil {
+		return "", fmt.Errorf("stat %s/%s: %w", bucket, fid, err)
+	}
+	return p, nil
+}
+
 // Delete implements server.BlobStore.
 func (s *Store) Delete(_ context.Context, bucket, fid string) error {
 	p, err := s.path(bucket, fid)

@@ -38,6 +38,15 @@ type Converter struct {
 	StaleAfter time.Duration
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics
+	// Changed, when set, is called after each change of a job's state or progress (standalone
+	// uses it to answer long-polls at once).
+	Changed func()
+}
+
+func (w *Converter) changed() {
+	if w.Changed != nil {
+		w.Changed()
+	}
 }
 
 func (w *Converter) log() *slog.Logger {
@@ -82,6 +91,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 		return fmt.Errorf("claim job %s: %w", msg.JobID, err)
 	}
 	w.Metrics.Job(string(server.JobConverting))
+	w.changed()
 	if limit := d.MaxAttempts; limit > 0 && j.Attempts > limit {
 		// The job's messages keep coming back (a crash on every try, republished by a sweeper).
 		log.Error("job claimed too many times; giving up", "claims", j.Attempts)
@@ -148,9 +158,11 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 		return fmt.Errorf("create work dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	src := filepath.Join(dir, "video"+filepath.Ext(j.Filename))
+	// No extension from the user: ffmpeg recognises formats by their content, and a name like
+	// x.m3u8 must not select a playlist reader.
+	src := filepath.Join(dir, "video")
 	dst := filepath.Join(dir, "audio.mp3")
-	if err := w.fetch(ctx, j, src); err != nil {
+	if src, err = w.fetch(ctx, j, src); err != nil {
 		return err
 	}
 
@@ -173,29 +185,41 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 	return nil
 }
 
-// fetch copies the video into a local, seekable file: ffmpeg cannot read an MP4 whose index
-// is at its end from a pipe.
-func (w *Converter) fetch(ctx context.Context, j *server.Job, dst string) error {
+// fetch returns the path of the video as a local, seekable file (ffmpeg cannot read an MP4
+// whose index is at its end from a pipe): the store's own file when it keeps files on local
+// disk, else a copy at dst.
+func (w *Converter) fetch(ctx context.Context, j *server.Job, dst string) (string, error) {
+	missing := server.Permanent(server.Errorf(server.EINVALID, "the uploaded video is missing"))
+	if lf, ok := w.Blobs.(server.LocalFiler); ok {
+		p, err := lf.LocalPath(ctx, server.BucketVideos, j.VideoFID)
+		if server.IsCode(err, server.ENOTFOUND) {
+			return "", missing
+		}
+		if err != nil {
+			return "", fmt.Errorf("find video: %w", err)
+		}
+		return p, nil
+	}
 	b, err := w.Blobs.Open(ctx, server.BucketVideos, j.VideoFID)
 	if server.IsCode(err, server.ENOTFOUND) {
-		return server.Permanent(server.Errorf(server.EINVALID, "the uploaded video is missing"))
+		return "", missing
 	}
 	if err != nil {
-		return fmt.Errorf("open video: %w", err)
+		return "", fmt.Errorf("open video: %w", err)
 	}
 	defer b.Close()
 	f, err := os.Create(dst)
 	if err != nil {
-		return fmt.Errorf("create temp video: %w", err)
+		return "", fmt.Errorf("create temp video: %w", err)
 	}
 	if _, err := io.Copy(f, b); err != nil {
 		f.Close()
-		return fmt.Errorf("copy video: %w", err)
+		return "", fmt.Errorf("copy video: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write temp video: %w", err)
+		return "", fmt.Errorf("write temp video: %w", err)
 	}
-	return nil
+	return dst, nil
 }
 
 func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job) error {
@@ -208,6 +232,7 @@ func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job)
 		return fmt.Errorf("finish job %s: %w", j.ID, err)
 	}
 	w.Metrics.Job(string(server.JobDone))
+	w.changed()
 	log.Info("conversion done", "mp3_fid", done.MP3FID)
 	return w.announce(ctx, done)
 }
@@ -221,6 +246,7 @@ func (w *Converter) fail(ctx context.Context, log *slog.Logger, id, why string) 
 		return fmt.Errorf("fail job %s: %w", id, err)
 	}
 	w.Metrics.Job(string(server.JobFailed))
+	w.changed()
 	return w.announce(ctx, j)
 }
 
@@ -268,6 +294,7 @@ func (w *Converter) startHeartbeat(ctx context.Context, id string) *heartbeat {
 		if err := w.Jobs.SetProgress(hbCtx, id, p); err != nil && hbCtx.Err() == nil {
 			w.log().Warn("heartbeat failed", "job_id", id, "err", err)
 		}
+		w.changed()
 	}
 	go func() {
 		defer close(h.done)
