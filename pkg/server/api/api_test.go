@@ -476,3 +476,30 @@ func TestLongPollWokenBySignal(t *testing.T) {
 		t.Fatal("the signal did not end the long-poll")
 	}
 }
+
+func TestStalledPartUploadTimesOut(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.BodyIdle = 200 * time.Millisecond })
+	tok := e.user("ann@example.com")
+	var up uploadResp
+	e.do("POST", "/v1/uploads", tok, jsonBody(map[string]any{"filename": "a.mp4", "size": 1024})).json(&up)
+	pr, pw := io.Pipe()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { pw.Write(make([]byte, 100)); <-stop; pw.Close() }() // then stalls for good
+	req, _ := http.NewRequest("PUT", e.srv.URL+"/v1/uploads/"+up.ID+"/parts/0", pr)
+	req.ContentLength = 1024
+	req.Header.Set("Authorization", "Bearer "+tok)
+	// Without the server's idle limit this request would hang until the test binary's timeout.
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "stalled") {
+		t.Fatalf("stalled part: %d %s", res.StatusCode, body)
+	}
+	if r := e.do("GET", "/v1/uploads/"+up.ID, tok, nil); r.json(&up) != nil || len(up.Received) != 0 {
+		t.Fatalf("received %v", up.Received)
+	}
+}

@@ -3,10 +3,12 @@ package api
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -137,7 +139,7 @@ func (s *Server) putPart(c *gin.Context) {
 		s.fail(c, server.Errorf(server.EINVALID, "part %d must be %d bytes, the request has %d", n, want, cl))
 		return
 	}
-	var body io.Reader = c.Request.Body
+	var body io.Reader = s.idleLimited(c)
 	if h := c.GetHeader("X-Part-CRC32C"); h != "" {
 		sum, err := strconv.ParseUint(h, 16, 32)
 		if err != nil || len(h) != 8 {
@@ -147,7 +149,7 @@ func (s *Server) putPart(c *gin.Context) {
 		body = &checkedReader{r: body, want: want, sum: uint32(sum), h: crc32.New(crc32.MakeTable(crc32.Castagnoli)), part: n}
 	}
 	if err := s.cfg.Blobs.WritePart(c, u, n, body); err != nil {
-		s.fail(c, err)
+		s.fail(c, stalled(err, s.cfg.BodyIdle))
 		return
 	}
 	s.cfg.Metrics.BytesIn(want)
@@ -247,4 +249,31 @@ func (s *Server) abortUpload(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// idleLimited returns the request body with a read deadline that moves forward with every
+// read: a client may send a large body slowly, but not stall for longer than BodyIdle and hold
+// the request open forever.
+func (s *Server) idleLimited(c *gin.Context) io.Reader {
+	return &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: s.cfg.BodyIdle}
+}
+
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	_ = r.rc.SetReadDeadline(time.Now().Add(r.idle)) // unsupported writers (tests) just do without
+	return r.r.Read(p)
+}
+
+// stalled turns a read timeout of the request body into a client error.
+func stalled(err error, idle time.Duration) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return server.Errorf(server.EINVALID, "the request body stalled for more than %v", idle)
+	}
+	return err
 }
