@@ -79,7 +79,8 @@ func New(cfg Config) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, log: cfg.Logger, eng: gin.New(), draining: make(chan struct{})}
-	s.eng.ContextWithFallback = true // c.Done() and c.Value() follow the request's context
+	// Handlers pass c.Request.Context() to stores, never the *gin.Context: gin recycles
+	// contexts after a request, while a driver may still watch the one it was given.
 	s.eng.HandleMethodNotAllowed = true
 	s.eng.Use(s.recoverer(), s.observe())
 	s.eng.NoRoute(func(c *gin.Context) {
@@ -138,7 +139,7 @@ func (s *Server) routes() {
 
 func (s *Server) ready(c *gin.Context) {
 	if s.cfg.Ready != nil {
-		ctx, cancel := context.WithTimeout(c, 5*time.Second)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
 			s.log.Warn("not ready", "err", err) // the details name internal hosts: logs only

@@ -23,7 +23,7 @@ func (s *Server) serveMP3(c *gin.Context, fid string) {
 		s.fail(c, notFound)
 		return
 	}
-	j, err := s.cfg.Jobs.JobByMP3(c, fid)
+	j, err := s.cfg.Jobs.JobByMP3(c.Request.Context(), fid)
 	if err == nil && (j.Owner != owner(c) || j.State != server.JobDone) {
 		err = notFound
 	}
@@ -31,7 +31,7 @@ func (s *Server) serveMP3(c *gin.Context, fid string) {
 		s.fail(c, err)
 		return
 	}
-	b, err := s.cfg.Blobs.Open(c, server.BucketMP3s, fid)
+	b, err := s.cfg.Blobs.Open(c.Request.Context(), server.BucketMP3s, fid)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -40,7 +40,7 @@ func toJobJSON(j *server.Job) jobJSON {
 }
 
 func (s *Server) listJobs(c *gin.Context) {
-	jobs, err := s.cfg.Jobs.ListJobs(c, owner(c), 100)
+	jobs, err := s.cfg.Jobs.ListJobs(c.Request.Context(), owner(c), 100)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -59,7 +59,7 @@ func (s *Server) ownJob(c *gin.Context, id string) (*server.Job, error) {
 	if !server.ValidID(id) {
 		return nil, notFound
 	}
-	j, err := s.cfg.Jobs.Job(c, id)
+	j, err := s.cfg.Jobs.Job(c.Request.Context(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ func (s *Server) waitJob(c *gin.Context, j *server.Job, wait time.Duration) (*se
 			return j, c.Request.Context().Err()
 		}
 		changed = changes() // before the read, so that no change slips between the two
-		cur, err := s.cfg.Jobs.Job(c, j.ID)
+		cur, err := s.cfg.Jobs.Job(c.Request.Context(), j.ID)
 		if err != nil {
 			return nil, err
 		}

@@ -62,7 +62,7 @@ func (s *Server) recoverer() gin.HandlerFunc {
 
 // authenticate requires a valid bearer token and stores its claims.
 func (s *Server) authenticate(c *gin.Context) {
-	claims, err := s.cfg.Verifier.Verify(c, bearer(c.Request))
+	claims, err := s.cfg.Verifier.Verify(c.Request.Context(), bearer(c.Request))
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -41,7 +41,7 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 		}
 		if files++; files > 1 {
 			p.Close()
-			s.cfg.Blobs.Delete(c, server.BucketVideos, fid)
+			s.cfg.Blobs.Delete(c.Request.Context(), server.BucketVideos, fid)
 			s.fail(c, server.Errorf(server.EINVALID, "exactly one file is required"))
 			return
 		}
@@ -53,7 +53,7 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 		size, err = s.putLimited(c, fid, name, p)
 		p.Close()
 		if err != nil {
-			s.cfg.Blobs.Delete(c, server.BucketVideos, fid)
+			s.cfg.Blobs.Delete(c.Request.Context(), server.BucketVideos, fid)
 			s.fail(c, stalled(err, s.cfg.BodyIdle))
 			return
 		}
@@ -73,7 +73,7 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 
 func (s *Server) putLimited(c *gin.Context, fid, name string, p *multipart.Part) (int64, error) {
 	lr := &io.LimitedReader{R: p, N: s.cfg.MaxUploadSize + 1}
-	n, err := s.cfg.Blobs.Put(c, server.BucketVideos, fid, name, lr)
+	n, err := s.cfg.Blobs.Put(c.Request.Context(), server.BucketVideos, fid, name, lr)
 	if err != nil {
 		return 0, err
 	}

@@ -85,7 +85,7 @@ func (s *Server) createUpload(c *gin.Context) {
 	}
 	u := &server.Upload{ID: server.NewID(), Owner: owner(c), Filename: name, Size: size, PartSize: s.cfg.PartSize,
 		SHA256: sum, CreatedAt: time.Now().UTC()}
-	if err := s.cfg.Uploads.CreateUpload(c, u); err != nil {
+	if err := s.cfg.Uploads.CreateUpload(c.Request.Context(), u); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -100,7 +100,7 @@ func (s *Server) ownUpload(c *gin.Context) (*server.Upload, bool) {
 		s.fail(c, notFound)
 		return nil, false
 	}
-	u, err := s.cfg.Uploads.Upload(c, id)
+	u, err := s.cfg.Uploads.Upload(c.Request.Context(), id)
 	if err == nil && u.Owner != owner(c) {
 		err = notFound
 	}
@@ -116,7 +116,7 @@ func (s *Server) getUpload(c *gin.Context) {
 	if !ok {
 		return
 	}
-	parts, err := s.cfg.Blobs.Parts(c, u)
+	parts, err := s.cfg.Blobs.Parts(c.Request.Context(), u)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -148,7 +148,7 @@ func (s *Server) putPart(c *gin.Context) {
 		}
 		body = &checkedReader{r: body, want: want, sum: uint32(sum), h: crc32.New(crc32.MakeTable(crc32.Castagnoli)), part: n}
 	}
-	if err := s.cfg.Blobs.WritePart(c, u, n, body); err != nil {
+	if err := s.cfg.Blobs.WritePart(c.Request.Context(), u, n, body); err != nil {
 		s.fail(c, stalled(err, s.cfg.BodyIdle))
 		return
 	}
@@ -183,7 +183,7 @@ func (s *Server) completeUpload(c *gin.Context) {
 		s.fail(c, server.Errorf(server.ENOTFOUND, "upload %s not found", id))
 		return
 	}
-	if j, err := s.cfg.Jobs.Job(c, id); err == nil && j.Owner == owner(c) {
+	if j, err := s.cfg.Jobs.Job(c.Request.Context(), id); err == nil && j.Owner == owner(c) {
 		c.JSON(http.StatusCreated, toJobJSON(j)) // completed before: the answer was lost
 		return
 	}
@@ -191,9 +191,9 @@ func (s *Server) completeUpload(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.cfg.Blobs.CompleteUpload(c, u); err != nil {
+	if err := s.cfg.Blobs.CompleteUpload(c.Request.Context(), u); err != nil {
 		if server.IsCode(err, server.EINVALID) { // checksum mismatch: the upload is gone
-			_ = s.cfg.Uploads.DeleteUpload(c, u.ID)
+			_ = s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID)
 		}
 		s.fail(c, err)
 		return
@@ -203,7 +203,7 @@ func (s *Server) completeUpload(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.cfg.Uploads.DeleteUpload(c, u.ID); err != nil {
+	if err := s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID); err != nil {
 		s.log.Warn("delete completed upload", "upload_id", u.ID, "err", err)
 	}
 	c.JSON(http.StatusCreated, toJobJSON(j))
@@ -216,18 +216,18 @@ func (s *Server) enqueue(c *gin.Context, fid, owner, filename string, size int64
 	now := time.Now().UTC()
 	j := &server.Job{ID: fid, Owner: owner, State: server.JobQueued, Filename: filename, Size: size, VideoFID: fid,
 		MP3FID: server.NewID(), CreatedAt: now, UpdatedAt: now}
-	if err := s.cfg.Jobs.CreateJob(c, j); err != nil {
+	if err := s.cfg.Jobs.CreateJob(c.Request.Context(), j); err != nil {
 		if !server.IsCode(err, server.ECONFLICT) {
 			return nil, fmt.Errorf("create job: %w", err)
 		}
-		if j, err = s.cfg.Jobs.Job(c, fid); err != nil {
+		if j, err = s.cfg.Jobs.Job(c.Request.Context(), fid); err != nil {
 			return nil, err
 		}
 		return j, nil
 	}
 	s.cfg.Metrics.Job(string(server.JobQueued))
 	body, _ := json.Marshal(server.VideoMessage{JobID: j.ID, VideoFID: j.VideoFID, Username: j.Owner})
-	if err := s.cfg.Queue.Publish(c, server.TopicVideo, body); err != nil {
+	if err := s.cfg.Queue.Publish(c.Request.Context(), server.TopicVideo, body); err != nil {
 		s.cfg.Metrics.PublishFailure(server.TopicVideo)
 		s.log.Warn("publish failed; the sweeper will retry", "job_id", j.ID, "err", err)
 	}
@@ -240,11 +240,11 @@ func (s *Server) abortUpload(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.cfg.Blobs.AbortUpload(c, u); err != nil {
+	if err := s.cfg.Blobs.AbortUpload(c.Request.Context(), u); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := s.cfg.Uploads.DeleteUpload(c, u.ID); err != nil {
+	if err := s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -37,7 +37,7 @@ type userJSON struct {
 }
 
 func (s *Server) register(c *gin.Context, email, password string) {
-	u, err := s.cfg.Accounts.Register(c, email, password)
+	u, err := s.cfg.Accounts.Register(c.Request.Context(), email, password)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -82,7 +82,7 @@ func (s *Server) basicLogin(c *gin.Context) (string, time.Time, bool) {
 		s.fail(c, server.Errorf(server.EUNAUTHORIZED, "HTTP Basic credentials required"))
 		return "", time.Time{}, false
 	}
-	tok, exp, err := s.cfg.Accounts.Login(c, email, password)
+	tok, exp, err := s.cfg.Accounts.Login(c.Request.Context(), email, password)
 	if err != nil {
 		s.fail(c, err)
 		return "", time.Time{}, false
