@@ -44,7 +44,7 @@ log "go test (module github.com/v2m/v2m)"
 serial="github.com/v2m/v2m/pkg/server/rabbitmq github.com/v2m/v2m/e2e"
 parallel=$(go list ./... | grep -v -x -F -e github.com/v2m/v2m/pkg/server/rabbitmq -e github.com/v2m/v2m/e2e)
 # shellcheck disable=SC2086
-go test -count=1 -timeout 20m ${GOTEST_FLAGS:-} $parallel
+go test -race -count=1 -timeout 20m ${GOTEST_FLAGS:-} $parallel
 # shellcheck disable=SC2086
 go test -count=1 -timeout 30m -p 1 ${GOTEST_FLAGS:-} $serial
 if [ -f manifests/go.mod ]; then
