@@ -205,42 +205,17 @@ func TestStandaloneResume(t *testing.T) {
 		t.Fatalf("video has only %d parts", parts)
 	}
 	// A proxy between v2m and the server counts stored parts, and kills v2m at half of them.
-	target, _ := url.Parse(srv.url())
 	var stored atomic.Int32
-	var victim atomic.Pointer[os.Process]
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(r *http.Response) error {
-		if r.Request.Method == http.MethodPut && r.StatusCode == http.StatusNoContent {
-			if n := stored.Add(1); int(n) >= parts/2 {
-				if p := victim.Load(); p != nil {
-					p.Signal(syscall.SIGKILL)
-				}
-			}
-		}
-		return nil
-	}
-	paddr := freeAddr(t)
-	psrv := &http.Server{Addr: paddr, Handler: proxy}
-	go psrv.ListenAndServe()
-	defer psrv.Close()
-	u := newUser(t, "http://"+paddr, "ann@example.com")
+	k := newKiller(t, srv.url(), func(r *http.Response) bool {
+		return r.Request.Method == http.MethodPut && r.StatusCode == http.StatusNoContent && int(stored.Add(1)) >= parts/2
+	})
+	u := newUser(t, k.url, "ann@example.com")
 	u.signup()
-
-	v2m, _ := binaries(t)
-	cmd := exec.Command(v2m, "upload", video, "--parallel", "1")
-	cmd.Env = append(os.Environ(), "V2M_SERVER=http://"+paddr, "V2M_CONFIG_DIR="+u.dir, "V2M_TOKEN=")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	victim.Store(cmd.Process)
-	if err := cmd.Wait(); err == nil {
-		t.Fatal("the upload finished before it was killed")
-	}
+	k.run(u, "upload", video, "--parallel", "1")
 	before := int(stored.Load())
 	if before < parts/2 || before >= parts {
 		t.Fatalf("killed after %d of %d parts", before, parts)
 	}
-	victim.Store(nil)
 	r := u.must("", "upload", video, "--wait", "-o", filepath.Join(t.TempDir(), "resumed.mp3"))
 	if total := int(stored.Load()); total != parts {
 		t.Fatalf("parts stored over both runs: %d, want %d (no part sent twice)", total, parts)
@@ -316,39 +291,17 @@ func TestStandaloneGracefulShutdown(t *testing.T) {
 // it read the answer; running it again finds the job instead of uploading a second time.
 func TestStandaloneLostCompleteAnswer(t *testing.T) {
 	srv := startStandalone(t, t.TempDir())
-	target, _ := url.Parse(srv.url())
-	var victim atomic.Pointer[os.Process]
 	var puts atomic.Int32
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(r *http.Response) error {
-		switch {
-		case r.Request.Method == http.MethodPut:
+	k := newKiller(t, srv.url(), func(r *http.Response) bool {
+		if r.Request.Method == http.MethodPut {
 			puts.Add(1)
-		case strings.HasSuffix(r.Request.URL.Path, "/complete"):
-			if p := victim.Load(); p != nil {
-				p.Signal(syscall.SIGKILL)
-			}
 		}
-		return nil
-	}
-	paddr := freeAddr(t)
-	psrv := &http.Server{Addr: paddr, Handler: proxy}
-	go psrv.ListenAndServe()
-	defer psrv.Close()
-	u := newUser(t, "http://"+paddr, "ann@example.com")
+		return strings.HasSuffix(r.Request.URL.Path, "/complete")
+	})
+	u := newUser(t, k.url, "ann@example.com")
 	u.signup()
 	video := media(t, testmedia.Good[1])
-	v2m, _ := binaries(t)
-	cmd := exec.Command(v2m, "upload", video)
-	cmd.Env = append(os.Environ(), "V2M_SERVER=http://"+paddr, "V2M_CONFIG_DIR="+u.dir, "V2M_TOKEN=")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	victim.Store(cmd.Process)
-	if err := cmd.Wait(); err == nil {
-		t.Fatal("v2m finished although it was killed at complete")
-	}
-	victim.Store(nil)
+	k.run(u, "upload", video)
 	sent := puts.Load()
 	r := u.must("", "upload", video)
 	jobs := u.jobs()
@@ -357,5 +310,51 @@ func TestStandaloneLostCompleteAnswer(t *testing.T) {
 	}
 	if puts.Load() != sent {
 		t.Fatalf("the rerun sent %d parts again", puts.Load()-sent)
+	}
+}
+
+// killer is a proxy between v2m and a server that kills v2m with SIGKILL when a response
+// matches, the way a crash or a lost connection would.
+type killer struct {
+	t      *testing.T
+	url    string
+	victim atomic.Pointer[os.Process]
+}
+
+func newKiller(t *testing.T, target string, kill func(*http.Response) bool) *killer {
+	t.Helper()
+	k := &killer{t: t}
+	tu, _ := url.Parse(target)
+	proxy := httputil.NewSingleHostReverseProxy(tu)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if kill(r) {
+			if p := k.victim.Load(); p != nil {
+				p.Signal(syscall.SIGKILL)
+			}
+		}
+		return nil
+	}
+	addr := freeAddr(t)
+	srv := &http.Server{Addr: addr, Handler: proxy}
+	go srv.ListenAndServe()
+	t.Cleanup(func() { srv.Close() })
+	k.url = "http://" + addr
+	return k
+}
+
+// run runs v2m as u through the proxy and requires that it was killed.
+func (k *killer) run(u *user, args ...string) {
+	k.t.Helper()
+	v2m, _ := binaries(k.t)
+	cmd := exec.Command(v2m, args...)
+	cmd.Env = append(os.Environ(), "V2M_SERVER="+k.url, "V2M_CONFIG_DIR="+u.dir, "V2M_TOKEN=")
+	if err := cmd.Start(); err != nil {
+		k.t.Fatal(err)
+	}
+	k.victim.Store(cmd.Process)
+	err := cmd.Wait()
+	k.victim.Store(nil)
+	if err == nil {
+		k.t.Fatalf("v2m %v finished before it was killed", args)
 	}
 }
