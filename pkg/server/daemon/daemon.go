@@ -86,7 +86,13 @@ func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 	}
 }
 
-func defaultConcurrency() int { return runtime.NumCPU() }
+// concurrency is --concurrency, with 0 meaning one per CPU.
+func concurrency(s *settings) int {
+	if n := s.int("concurrency"); n > 0 {
+		return n
+	}
+	return runtime.NumCPU()
+}
 
 // serve runs h on addr until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler) error {

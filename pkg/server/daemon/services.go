@@ -304,7 +304,7 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx), conv.Check(ctx)) },
 		Logger: log, Metrics: m,
 	})
-	return runConsumer(ctx, s, log, h, q, server.TopicVideo, s.int("concurrency"), s.dur("shutdown-timeout"), w.Handle)
+	return runConsumer(ctx, s, log, h, q, server.TopicVideo, concurrency(s), s.dur("shutdown-timeout"), w.Handle)
 }
 
 // runConsumer serves h and consumes topic until ctx ends; running handlers get grace to finish.

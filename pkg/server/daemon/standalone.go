@@ -34,7 +34,7 @@ var (
 		{"smtp-tls", "auto", "auto (STARTTLS when offered), starttls, tls (implicit) or none"},
 	}
 	converterSettings = []setting{
-		{"concurrency", defaultConcurrency(), "conversions run at once"},
+		{"concurrency", 0, "conversions run at once; 0 for one per CPU"},
 		{"job-timeout", 30 * time.Minute, "longest one conversion may take"},
 		{"bitrate", "", `MP3 bitrate such as 192k; empty for VBR quality 2`},
 		{"max-attempts", 5, "deliveries of a message before it is dead-lettered"},
@@ -146,12 +146,12 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	g := newGroup(cancel)
 	g.Go("http", func() error { return serve(ctx, log, s.str("addr"), handler) })
 	g.Go("converter", func() error {
-		return q.Consume(ctx, server.TopicVideo, s.int("concurrency"), workIn(work, converter.Handle))
+		return q.Consume(ctx, server.TopicVideo, concurrency(s), workIn(work, converter.Handle))
 	})
 	g.Go("notifier", func() error { return mailQ.Consume(ctx, server.TopicMP3, 1, workIn(work, notifier.Handle)) })
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
 	log.Info("v2md standalone started", "version", Version, "addr", s.str("addr"), "data", data,
-		"concurrency", s.int("concurrency"), "public_url", publicURL)
+		"concurrency", concurrency(s), "public_url", publicURL)
 	err = g.Wait()
 	log.Info("v2md standalone stopped")
 	return err
@@ -171,8 +171,8 @@ func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.C
 	if err := conv.Check(ctx); err != nil {
 		return nil, err
 	}
-	if s.int("concurrency") < 1 {
-		return nil, fmt.Errorf("--concurrency must be at least 1")
+	if s.int("concurrency") < 0 {
+		return nil, fmt.Errorf("--concurrency must be 0 (one per CPU) or more")
 	}
 	return conv, nil
 }
