@@ -87,13 +87,16 @@ type JobStore interface {
 	// SetProgress records progress (0-100) of a converting job and sets its UpdatedAt to now,
 	// even when pct is unchanged: workers call it as a heartbeat. Other states are left alone.
 	SetProgress(ctx context.Context, id string, pct int) error
-	// FinishJob moves a converting job to done. Any other state gives ECONFLICT.
-	FinishJob(ctx context.Context, id string) (*Job, error)
+	// FinishJob moves a converting job to done, provided its Attempts is still attempt (the
+	// caller's claim): a worker whose job was taken over cannot finish it. Anything else gives
+	// ECONFLICT.
+	FinishJob(ctx context.Context, id string, attempt int) (*Job, error)
 	// FailJob moves a job that is not final to failed with the reason. A final job gives
 	// ECONFLICT.
 	FailJob(ctx context.Context, id, reason string) (*Job, error)
-	// RequeueJob moves a converting job back to queued; other states are left alone.
-	RequeueJob(ctx context.Context, id string) error
+	// RequeueJob moves a converting job whose Attempts is attempt back to queued; other
+	// states, and a job claimed again since, are left alone.
+	RequeueJob(ctx context.Context, id string, attempt int) error
 	// TouchJob sets UpdatedAt to now when the job is in state; other states are left alone.
 	// Sweepers call it on the jobs they publish again, so that a job waiting in a long queue
 	// is not published again on every pass.

@@ -305,7 +305,7 @@ func (e *env) finish(id string, mp3 []byte) *server.Job {
 	if _, err := e.blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "", bytes.NewReader(mp3)); err != nil {
 		e.t.Fatal(err)
 	}
-	if j, err = e.db.Jobs().FinishJob(ctx, id); err != nil {
+	if j, err = e.db.Jobs().FinishJob(ctx, id, j.Attempts); err != nil {
 		e.t.Fatal(err)
 	}
 	return j

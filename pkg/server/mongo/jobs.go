@@ -180,8 +180,9 @@ func (s *JobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Tim
 	return s.change(ctx, id, "claim", cond, update)
 }
 
-// FinishJob moves a converting job to done. Any other state gives ECONFLICT.
-func (s *JobStore) FinishJob(ctx context.Context, id string) (*server.Job, error) {
+// FinishJob moves a converting job whose attempts is attempt (the caller's claim) to done.
+// Anything else gives ECONFLICT.
+func (s *JobStore) FinishJob(ctx context.Context, id string, attempt int) (*server.Job, error) {
 	t := now()
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobDone)},
@@ -190,7 +191,11 @@ func (s *JobStore) FinishJob(ctx context.Context, id string) (*server.Job, error
 		{Key: "updated_at", Value: t},
 		{Key: "finished_at", Value: t},
 	}}}
-	return s.change(ctx, id, "finish", inStates(server.JobConverting), update)
+	cond := bson.E{Key: "$and", Value: bson.A{
+		bson.D{inStates(server.JobConverting)},
+		bson.D{{Key: "attempts", Value: attempt}},
+	}}
+	return s.change(ctx, id, "finish", cond, update)
 }
 
 // FailJob moves a queued or converting job to failed with the reason. A final job gives
@@ -246,15 +251,16 @@ func (s *JobStore) SetProgress(ctx context.Context, id string, pct int) error {
 	return s.update(ctx, id, "set progress of", server.JobConverting, update)
 }
 
-// RequeueJob moves a converting job back to queued; other states are left alone. A missing
+// RequeueJob moves a converting job whose attempts is attempt back to queued; other states
+// and later claims are left alone. A missing
 // job gives ENOTFOUND.
-func (s *JobStore) RequeueJob(ctx context.Context, id string) error {
+func (s *JobStore) RequeueJob(ctx context.Context, id string, attempt int) error {
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobQueued)},
 		{Key: "progress", Value: 0},
 		{Key: "updated_at", Value: now()},
 	}}}
-	return s.update(ctx, id, "requeue", server.JobConverting, update)
+	return s.updateWhere(ctx, id, "requeue", bson.D{{Key: "state", Value: string(server.JobConverting)}, {Key: "attempts", Value: attempt}}, update)
 }
 
 // TouchJob sets updated_at to now when the job is in state; other states are left alone. A
@@ -265,7 +271,13 @@ func (s *JobStore) TouchJob(ctx context.Context, id string, state server.JobStat
 }
 
 func (s *JobStore) update(ctx context.Context, id, verb string, from server.JobState, update bson.D) error {
-	filter := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: string(from)}}
+	return s.updateWhere(ctx, id, verb, bson.D{{Key: "state", Value: string(from)}}, update)
+}
+
+// updateWhere applies update to job id when it also matches cond; a miss is not an error
+// unless the job does not exist.
+func (s *JobStore) updateWhere(ctx context.Context, id, verb string, cond bson.D, update bson.D) error {
+	filter := append(bson.D{{Key: "_id", Value: id}}, cond...)
 	res, err := s.c.UpdateOne(ctx, filter, update)
 	if err != nil {
 		return wrap(fmt.Sprintf("%s job %s", verb, id), err)

@@ -60,7 +60,9 @@ func TestJobLifecycle(t *testing.T) {
 		t.Errorf("progress %d, want 40", got.Progress)
 	}
 
-	d, err := s.FinishJob(ctx, j.ID)
+	_, err = s.FinishJob(ctx, j.ID, 0) // not the claim
+	wantCode(t, err, server.ECONFLICT)
+	d, err := s.FinishJob(ctx, j.ID, 1)
 	if err != nil {
 		t.Fatalf("FinishJob: %v", err)
 	}
@@ -75,14 +77,14 @@ func TestJobLifecycle(t *testing.T) {
 	// A done job moves no more.
 	_, err = s.ClaimJob(ctx, j.ID, time.Now().Add(time.Hour))
 	wantCode(t, err, server.ECONFLICT)
-	_, err = s.FinishJob(ctx, j.ID)
+	_, err = s.FinishJob(ctx, j.ID, 1)
 	wantCode(t, err, server.ECONFLICT)
 	_, err = s.FailJob(ctx, j.ID, "late")
 	wantCode(t, err, server.ECONFLICT)
 	if err := s.SetProgress(ctx, j.ID, 5); err != nil {
 		t.Errorf("SetProgress of a done job: %v", err)
 	}
-	if err := s.RequeueJob(ctx, j.ID); err != nil {
+	if err := s.RequeueJob(ctx, j.ID, 1); err != nil {
 		t.Errorf("RequeueJob of a done job: %v", err)
 	}
 	after, _ := s.Job(ctx, j.ID)
@@ -98,7 +100,7 @@ func TestJobConflicts(t *testing.T) {
 	if err := s.CreateJob(ctx, j); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.FinishJob(ctx, j.ID) // queued
+	_, err := s.FinishJob(ctx, j.ID, 0) // queued
 	wantCode(t, err, server.ECONFLICT)
 
 	// A converting job whose worker is alive cannot be claimed; a stale one can.
@@ -115,7 +117,13 @@ func TestJobConflicts(t *testing.T) {
 		t.Errorf("attempts %d, want 2", c.Attempts)
 	}
 
-	if err := s.RequeueJob(ctx, j.ID); err != nil {
+	if err := s.RequeueJob(ctx, j.ID, 1); err != nil { // the first claim's worker is late
+		t.Fatal(err)
+	}
+	if g, _ := s.Job(ctx, j.ID); g.State != server.JobConverting {
+		t.Fatalf("a superseded claim requeued the job: %s", g.State)
+	}
+	if err := s.RequeueJob(ctx, j.ID, 2); err != nil {
 		t.Fatal(err)
 	}
 	q, _ := s.Job(ctx, j.ID)
@@ -196,12 +204,12 @@ func TestJobNotFound(t *testing.T) {
 	wantCode(t, err, server.ENOTFOUND)
 	_, err = s.ClaimJob(ctx, id, time.Now())
 	wantCode(t, err, server.ENOTFOUND)
-	_, err = s.FinishJob(ctx, id)
+	_, err = s.FinishJob(ctx, id, 1)
 	wantCode(t, err, server.ENOTFOUND)
 	_, err = s.FailJob(ctx, id, "x")
 	wantCode(t, err, server.ENOTFOUND)
 	wantCode(t, s.SetProgress(ctx, id, 1), server.ENOTFOUND)
-	wantCode(t, s.RequeueJob(ctx, id), server.ENOTFOUND)
+	wantCode(t, s.RequeueJob(ctx, id, 1), server.ENOTFOUND)
 	wantCode(t, s.CreateJob(ctx, &server.Job{}), server.EINVALID)
 }
 

@@ -132,10 +132,14 @@ func (s *jobStore) SetProgress(ctx context.Context, id string, pct int) error {
 	return nil
 }
 
-func (s *jobStore) FinishJob(ctx context.Context, id string) (*server.Job, error) {
+func (s *jobStore) FinishJob(ctx context.Context, id string, attempt int) (*server.Job, error) {
 	now := ms(s.now())
-	return s.update(ctx, id, `state = 'done', progress = 100, error = '', updated_at = ?, finished_at = ?`,
-		`state = 'converting'`, now, now, id)
+	j, err := s.update(ctx, id, `state = 'done', progress = 100, error = '', updated_at = ?, finished_at = ?`,
+		`state = 'converting' AND attempts = ?`, now, now, id, attempt)
+	if server.IsCode(err, server.ECONFLICT) {
+		return nil, server.Errorf(server.ECONFLICT, "job %s is not converting under claim %d", id, attempt)
+	}
+	return j, err
 }
 
 func (s *jobStore) FailJob(ctx context.Context, id, reason string) (*server.Job, error) {
@@ -151,9 +155,9 @@ func (s *jobStore) TouchJob(ctx context.Context, id string, state server.JobStat
 	return nil
 }
 
-func (s *jobStore) RequeueJob(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ? WHERE id = ? AND state = 'converting'`,
-		ms(s.now()), id)
+func (s *jobStore) RequeueJob(ctx context.Context, id string, attempt int) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ?
+		WHERE id = ? AND state = 'converting' AND attempts = ?`, ms(s.now()), id, attempt)
 	if err != nil {
 		return fmt.Errorf("requeue job: %w", err)
 	}

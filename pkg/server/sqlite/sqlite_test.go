@@ -73,7 +73,7 @@ func TestJobLifecycle(t *testing.T) {
 	if err := js.CreateJob(ctx, j); !server.IsCode(err, server.ECONFLICT) {
 		t.Fatalf("duplicate job: %v", err)
 	}
-	if _, err := js.FinishJob(ctx, j.ID); !server.IsCode(err, server.ECONFLICT) {
+	if _, err := js.FinishJob(ctx, j.ID, 0); !server.IsCode(err, server.ECONFLICT) {
 		t.Fatalf("finish of a queued job: %v", err)
 	}
 	c, err := js.ClaimJob(ctx, j.ID, time.Now().Add(-time.Minute))
@@ -94,7 +94,17 @@ func TestJobLifecycle(t *testing.T) {
 	if g, _ := js.Job(ctx, j.ID); g.Progress != 100 {
 		t.Fatalf("progress clamped to %d", g.Progress)
 	}
-	d, err := js.FinishJob(ctx, j.ID)
+	// The first claim's worker lost the job: it can neither requeue nor finish it.
+	if err := js.RequeueJob(ctx, j.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.FinishJob(ctx, j.ID, 1); !server.IsCode(err, server.ECONFLICT) {
+		t.Fatalf("finish under a superseded claim: %v", err)
+	}
+	if g, _ := js.Job(ctx, j.ID); g.State != server.JobConverting {
+		t.Fatalf("a superseded claim moved the job to %s", g.State)
+	}
+	d, err := js.FinishJob(ctx, j.ID, 2)
 	if err != nil || d.State != server.JobDone || d.FinishedAt.IsZero() {
 		t.Fatalf("finish: %+v %v", d, err)
 	}
@@ -135,7 +145,7 @@ func TestFailRequeueStaleList(t *testing.T) {
 	if _, err := js.ClaimJob(ctx, a.ID, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := js.RequeueJob(ctx, a.ID); err != nil {
+	if err := js.RequeueJob(ctx, a.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	if g, _ := js.Job(ctx, a.ID); g.State != server.JobQueued {

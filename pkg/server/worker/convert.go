@@ -114,7 +114,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	case ctx.Err() != nil:
 		// Shutting down: give the job back, and the queue hands the message back too.
 		log.Info("conversion interrupted; job requeued")
-		if rerr := w.Jobs.RequeueJob(bg, j.ID); rerr != nil {
+		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts); rerr != nil {
 			log.Error("requeue job", "err", rerr)
 		}
 		return fmt.Errorf("job %s interrupted: %w", j.ID, ctx.Err())
@@ -129,7 +129,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 		return err // dead-letter the message; the job is settled
 	default:
 		log.Warn("conversion failed; will retry", "err", err)
-		if rerr := w.Jobs.RequeueJob(bg, j.ID); rerr != nil {
+		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts); rerr != nil {
 			log.Error("requeue job", "err", rerr)
 		}
 		return err
@@ -223,9 +223,10 @@ func (w *Converter) fetch(ctx context.Context, j *server.Job, dst string) (strin
 }
 
 func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job) error {
-	done, err := w.Jobs.FinishJob(ctx, j.ID)
+	done, err := w.Jobs.FinishJob(ctx, j.ID, j.Attempts)
 	if server.IsCode(err, server.ECONFLICT) {
-		// Another worker took the job over and settled it meanwhile; announce what stands.
+		// Another worker took the job over (this one looked dead); whatever stands is its to
+		// settle, or already settled and announced again here.
 		return w.alreadyClaimed(ctx, log, j.ID)
 	}
 	if err != nil {

@@ -108,7 +108,7 @@ func Recover(ctx context.Context, jobs server.JobStore, log *slog.Logger) error 
 		return fmt.Errorf("list converting jobs: %w", err)
 	}
 	for _, j := range stuck {
-		if err := jobs.RequeueJob(ctx, j.ID); err != nil {
+		if err := jobs.RequeueJob(ctx, j.ID, j.Attempts); err != nil {
 			return fmt.Errorf("requeue job %s: %w", j.ID, err)
 		}
 		log.Info("job interrupted by a restart is queued again", "job_id", j.ID)
