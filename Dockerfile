@@ -17,7 +17,8 @@ WORKDIR /src
 # The module and build caches are named here so that the cache mounts below hold them whatever
 # GOPATH the Go image sets.
 ENV CGO_ENABLED=0 GOFLAGS=-trimpath GOMODCACHE=/root/go/pkg/mod GOCACHE=/root/.cache/go-build
-ARG GOPROXY=https://proxy.golang.org,direct
+# Empty means Go's default module proxy.
+ARG GOPROXY=
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .

@@ -16,7 +16,7 @@
 # caches (/var/lib/containers, /var/tmp) make a second run fast.
 #
 # Environment: V2M_IMAGE_CACHE (default .cache/image), V2M_IMAGE_TAG (default
-# localhost/v2m:test), V2M_DEBIAN_MIRROR (default http://deb.debian.org/debian), VERSION
+# localhost/v2m:test), V2M_DEBIAN_MIRROR and V2M_DEBIAN_SECURITY (default: the mirrors of this machine's apt sources), VERSION
 # (default: git describe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,12 @@ step_done() { timings+=("$(printf '%4ds  %s' $((SECONDS - step_start)) "$step_na
 
 cache=${V2M_IMAGE_CACHE:-$root/.cache/image}
 image=${V2M_IMAGE_TAG:-localhost/v2m:test}
-mirror=${V2M_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirrors this machine's apt uses (the first URIs of its deb822 sources: the main
+# archive, then the security archive), unless V2M_DEBIAN_MIRROR / V2M_DEBIAN_SECURITY say.
+host_uris() { grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'; }
+mirror=${V2M_DEBIAN_MIRROR:-$(host_uris | grep -v -- '-security' | head -n 1)}
+security=${V2M_DEBIAN_SECURITY:-$(host_uris | grep -- '-security' | head -n 1)}
+[ -n "$mirror" ] || { echo "image-test.sh: set V2M_DEBIAN_MIRROR (no apt source found)" >&2; exit 1; }
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 base=localhost/v2m-base:bookworm
 rootfs_tar=$cache/debian-bookworm-minbase.tar
@@ -87,7 +92,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: http://deb.debian.org/debian-security
+URIs: ${security:-$mirror-security}
 Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
