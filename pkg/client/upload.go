@@ -134,9 +134,13 @@ func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, 
 			case err == nil && up.Size == key.Size && up.Filename == filepath.Base(key.Path):
 				return up, nil, nil
 			case IsNotFound(err):
-				if job, cerr := c.complete(ctx, id); cerr == nil { // completed before
+				job, cerr := c.complete(ctx, id)
+				if cerr == nil { // completed before
 					_ = opts.State.Forget(key)
 					return nil, job, nil
+				}
+				if !IsNotFound(cerr) { // cannot tell yet; a new upload could duplicate the job
+					return nil, nil, fmt.Errorf("upload %s: %w", key.Path, cerr)
 				}
 				_ = opts.State.Forget(key) // gone: start over
 			case err == nil:

@@ -12,6 +12,7 @@ const (
 	ENOTFOUND     = "not_found"    // 404: no such thing, or not the caller's
 	ECONFLICT     = "conflict"     // 409: the thing exists, or is in the wrong state
 	ETOOLARGE     = "too_large"    // 413: over a configured size limit
+	ETIMEOUT      = "timeout"      // 408: the client stopped sending its request
 	EUNAVAILABLE  = "unavailable"  // 503: a backend is down; try again
 	EINTERNAL     = "internal"     // 500: a real fault
 )

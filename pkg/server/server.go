@@ -95,8 +95,11 @@ type JobStore interface {
 	// ECONFLICT.
 	FailJob(ctx context.Context, id, reason string) (*Job, error)
 	// RequeueJob moves a converting job whose Attempts is attempt back to queued; other
-	// states, and a job claimed again since, are left alone.
-	RequeueJob(ctx context.Context, id string, attempt int) error
+	// states, and a job claimed again since, are left alone. With refund, the claim is given
+	// back (Attempts goes down by one): a worker that hands a job back in order, on shutdown
+	// or for a retry that its queue counts, does not use up the job's attempts; a job found
+	// abandoned by a dead worker is requeued without refund.
+	RequeueJob(ctx context.Context, id string, attempt int, refund bool) error
 	// TouchJob sets UpdatedAt to now when the job is in state; other states are left alone.
 	// Sweepers call it on the jobs they publish again, so that a job waiting in a long queue
 	// is not published again on every pass.

@@ -163,6 +163,8 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case server.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
+	case server.ETIMEOUT:
+		return http.StatusRequestTimeout
 	case server.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	default:

@@ -496,7 +496,7 @@ func TestStalledPartUploadTimesOut(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "stalled") {
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "stalled") {
 		t.Fatalf("stalled part: %d %s", res.StatusCode, body)
 	}
 	if r := e.do("GET", "/v1/uploads/"+up.ID, tok, nil); r.json(&up) != nil || len(up.Received) != 0 {

@@ -14,7 +14,8 @@ import (
 // tutorialUpload is the tutorial's POST /upload: a multipart form with exactly one file. The
 // file streams into the store; nothing is buffered in memory or in a temporary file.
 func (s *Server) tutorialUpload(c *gin.Context) {
-	c.Request.Body = io.NopCloser(s.idleLimited(c))
+	idle := s.idleLimited(c)
+	c.Request.Body = io.NopCloser(idle)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		s.fail(c, server.Errorf(server.EINVALID, "a multipart/form-data body with one file is required"))
@@ -54,7 +55,7 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 		p.Close()
 		if err != nil {
 			s.cfg.Blobs.Delete(c.Request.Context(), server.BucketVideos, fid)
-			s.fail(c, stalled(err, s.cfg.BodyIdle))
+			s.fail(c, idle.stalled(err))
 			return
 		}
 	}

@@ -139,7 +139,8 @@ func (s *Server) putPart(c *gin.Context) {
 		s.fail(c, server.Errorf(server.EINVALID, "part %d must be %d bytes, the request has %d", n, want, cl))
 		return
 	}
-	var body io.Reader = s.idleLimited(c)
+	idle := s.idleLimited(c)
+	var body io.Reader = idle
 	if h := c.GetHeader("X-Part-CRC32C"); h != "" {
 		sum, err := strconv.ParseUint(h, 16, 32)
 		if err != nil || len(h) != 8 {
@@ -149,7 +150,7 @@ func (s *Server) putPart(c *gin.Context) {
 		body = &checkedReader{r: body, want: want, sum: uint32(sum), h: crc32.New(crc32.MakeTable(crc32.Castagnoli)), part: n}
 	}
 	if err := s.cfg.Blobs.WritePart(c.Request.Context(), u, n, body); err != nil {
-		s.fail(c, stalled(err, s.cfg.BodyIdle))
+		s.fail(c, idle.stalled(err))
 		return
 	}
 	s.cfg.Metrics.BytesIn(want)
@@ -254,26 +255,32 @@ func (s *Server) abortUpload(c *gin.Context) {
 // idleLimited returns the request body with a read deadline that moves forward with every
 // read: a client may send a large body slowly, but not stall for longer than BodyIdle and hold
 // the request open forever.
-func (s *Server) idleLimited(c *gin.Context) io.Reader {
+func (s *Server) idleLimited(c *gin.Context) *idleReader {
 	return &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: s.cfg.BodyIdle}
 }
 
 type idleReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	idle time.Duration
+	r        io.Reader
+	rc       *http.ResponseController
+	idle     time.Duration
+	timedOut bool
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
 	_ = r.rc.SetReadDeadline(time.Now().Add(r.idle)) // unsupported writers (tests) just do without
-	return r.r.Read(p)
-}
-
-// stalled turns a read timeout of the request body into a client error.
-func stalled(err error, idle time.Duration) error {
+	n, err := r.r.Read(p)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return server.Errorf(server.EINVALID, "the request body stalled for more than %v", idle)
+		r.timedOut = true
+	}
+	return n, err
+}
+
+// stalled turns err into a 408 when it comes from this body's idle deadline, and leaves any
+// other error (a store that timed out, say) alone.
+func (r *idleReader) stalled(err error) error {
+	if r.timedOut {
+		return server.Errorf(server.ETIMEOUT, "the request body stalled for more than %v", r.idle)
 	}
 	return err
 }

@@ -251,15 +251,18 @@ func (s *JobStore) SetProgress(ctx context.Context, id string, pct int) error {
 	return s.update(ctx, id, "set progress of", server.JobConverting, update)
 }
 
-// RequeueJob moves a converting job whose attempts is attempt back to queued; other states
-// and later claims are left alone. A missing
+// RequeueJob moves a converting job whose attempts is attempt back to queued, giving the
+// claim back with refund; other states and later claims are left alone. A missing
 // job gives ENOTFOUND.
-func (s *JobStore) RequeueJob(ctx context.Context, id string, attempt int) error {
+func (s *JobStore) RequeueJob(ctx context.Context, id string, attempt int, refund bool) error {
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobQueued)},
 		{Key: "progress", Value: 0},
 		{Key: "updated_at", Value: now()},
 	}}}
+	if refund {
+		update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: "attempts", Value: -1}}})
+	}
 	return s.updateWhere(ctx, id, "requeue", bson.D{{Key: "state", Value: string(server.JobConverting)}, {Key: "attempts", Value: attempt}}, update)
 }
 

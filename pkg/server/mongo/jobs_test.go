@@ -84,7 +84,7 @@ func TestJobLifecycle(t *testing.T) {
 	if err := s.SetProgress(ctx, j.ID, 5); err != nil {
 		t.Errorf("SetProgress of a done job: %v", err)
 	}
-	if err := s.RequeueJob(ctx, j.ID, 1); err != nil {
+	if err := s.RequeueJob(ctx, j.ID, 1, false); err != nil {
 		t.Errorf("RequeueJob of a done job: %v", err)
 	}
 	after, _ := s.Job(ctx, j.ID)
@@ -117,13 +117,13 @@ func TestJobConflicts(t *testing.T) {
 		t.Errorf("attempts %d, want 2", c.Attempts)
 	}
 
-	if err := s.RequeueJob(ctx, j.ID, 1); err != nil { // the first claim's worker is late
+	if err := s.RequeueJob(ctx, j.ID, 1, false); err != nil { // the first claim's worker is late
 		t.Fatal(err)
 	}
 	if g, _ := s.Job(ctx, j.ID); g.State != server.JobConverting {
 		t.Fatalf("a superseded claim requeued the job: %s", g.State)
 	}
-	if err := s.RequeueJob(ctx, j.ID, 2); err != nil {
+	if err := s.RequeueJob(ctx, j.ID, 2, false); err != nil {
 		t.Fatal(err)
 	}
 	q, _ := s.Job(ctx, j.ID)
@@ -135,6 +135,16 @@ func TestJobConflicts(t *testing.T) {
 	}
 	if q2, _ := s.Job(ctx, j.ID); q2.Progress != 0 || !q2.UpdatedAt.Equal(q.UpdatedAt) {
 		t.Errorf("SetProgress changed a queued job: %+v", q2)
+	}
+	// A worker handing the job back in order gives its claim back.
+	if _, err := s.ClaimJob(ctx, j.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequeueJob(ctx, j.ID, 3, true); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Job(ctx, j.ID); r.State != server.JobQueued || r.Attempts != 2 {
+		t.Errorf("requeue with refund: %s with %d attempts, want queued with 2", r.State, r.Attempts)
 	}
 
 	f, err := s.FailJob(ctx, j.ID, "no audio stream")
@@ -209,7 +219,7 @@ func TestJobNotFound(t *testing.T) {
 	_, err = s.FailJob(ctx, id, "x")
 	wantCode(t, err, server.ENOTFOUND)
 	wantCode(t, s.SetProgress(ctx, id, 1), server.ENOTFOUND)
-	wantCode(t, s.RequeueJob(ctx, id, 1), server.ENOTFOUND)
+	wantCode(t, s.RequeueJob(ctx, id, 1, false), server.ENOTFOUND)
 	wantCode(t, s.CreateJob(ctx, &server.Job{}), server.EINVALID)
 }
 

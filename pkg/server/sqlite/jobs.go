@@ -155,9 +155,13 @@ func (s *jobStore) TouchJob(ctx context.Context, id string, state server.JobStat
 	return nil
 }
 
-func (s *jobStore) RequeueJob(ctx context.Context, id string, attempt int) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ?
-		WHERE id = ? AND state = 'converting' AND attempts = ?`, ms(s.now()), id, attempt)
+func (s *jobStore) RequeueJob(ctx context.Context, id string, attempt int, refund bool) error {
+	back := 0
+	if refund {
+		back = 1
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ?, attempts = attempts - ?
+		WHERE id = ? AND state = 'converting' AND attempts = ?`, ms(s.now()), back, id, attempt)
 	if err != nil {
 		return fmt.Errorf("requeue job: %w", err)
 	}

@@ -95,7 +95,7 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatalf("progress clamped to %d", g.Progress)
 	}
 	// The first claim's worker lost the job: it can neither requeue nor finish it.
-	if err := js.RequeueJob(ctx, j.ID, 1); err != nil {
+	if err := js.RequeueJob(ctx, j.ID, 1, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.FinishJob(ctx, j.ID, 1); !server.IsCode(err, server.ECONFLICT) {
@@ -145,11 +145,20 @@ func TestFailRequeueStaleList(t *testing.T) {
 	if _, err := js.ClaimJob(ctx, a.ID, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := js.RequeueJob(ctx, a.ID, 1); err != nil {
+	if err := js.RequeueJob(ctx, a.ID, 1, false); err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := js.Job(ctx, a.ID); g.State != server.JobQueued {
-		t.Fatalf("requeue: %s", g.State)
+	if g, _ := js.Job(ctx, a.ID); g.State != server.JobQueued || g.Attempts != 1 {
+		t.Fatalf("requeue without refund: %s, %d attempts", g.State, g.Attempts)
+	}
+	if _, err := js.ClaimJob(ctx, a.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.RequeueJob(ctx, a.ID, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := js.Job(ctx, a.ID); g.State != server.JobQueued || g.Attempts != 1 {
+		t.Fatalf("requeue with refund: %s, %d attempts, want 1", g.State, g.Attempts)
 	}
 	f, err := js.FailJob(ctx, a.ID, "the video has no audio track")
 	if err != nil || f.State != server.JobFailed || f.Error != "the video has no audio track" {

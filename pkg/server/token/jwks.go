@@ -65,21 +65,37 @@ type RemoteKeys struct {
 	Client     *http.Client
 	MinRefresh time.Duration // default 10 s
 
-	refresh sync.Mutex // one fetch at a time; held across the network call
+	refreshOnce sync.Once
+	refresh     chan struct{} // a one-slot semaphore: one fetch at a time, waiters can give up
 
 	mu      sync.RWMutex // guards the fields below; never held across the network
 	keys    []Key
 	fetched time.Time // last successful fetch
-	tried   time.Time // last attempt
+	failed  time.Time // end of the last failed fetch
 }
+
+// lock takes the fetch slot, or gives up when ctx ends.
+func (r *RemoteKeys) lock(ctx context.Context) error {
+	r.refreshOnce.Do(func() { r.refresh = make(chan struct{}, 1) })
+	select {
+	case r.refresh <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the key set: %w", ctx.Err())
+	}
+}
+
+func (r *RemoteKeys) unlock() { <-r.refresh }
 
 // Key implements KeySource.
 func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
 	if k, ok := r.find(kid); ok {
 		return k, nil
 	}
-	r.refresh.Lock()
-	defer r.refresh.Unlock()
+	if err := r.lock(ctx); err != nil {
+		return Key{}, err
+	}
+	defer r.unlock()
 	if k, ok := r.find(kid); ok { // fetched while this call waited
 		return k, nil
 	}
@@ -89,7 +105,7 @@ func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
 	}
 	r.mu.RLock()
 	recentSuccess := !r.fetched.IsZero() && time.Since(r.fetched) < minRefresh
-	recentFailure := r.tried.After(r.fetched) && time.Since(r.tried) < time.Second
+	recentFailure := r.failed.After(r.fetched) && time.Since(r.failed) < time.Second
 	r.mu.RUnlock()
 	if recentSuccess || recentFailure {
 		return Key{}, fmt.Errorf("unknown key id %q", kid)
@@ -108,8 +124,10 @@ func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
 
 // Refresh fetches the key set now. The gateway calls it at start and reports readiness by it.
 func (r *RemoteKeys) Refresh(ctx context.Context) error {
-	r.refresh.Lock()
-	defer r.refresh.Unlock()
+	if err := r.lock(ctx); err != nil {
+		return err
+	}
+	defer r.unlock()
 	return r.fetch(ctx)
 }
 
@@ -131,11 +149,18 @@ func (r *RemoteKeys) find(kid string) (Key, bool) {
 	return Key{}, false
 }
 
-// fetch gets the key set; callers hold r.refresh.
+// fetch gets the key set and records a failure's time; callers hold the fetch slot.
 func (r *RemoteKeys) fetch(ctx context.Context) error {
-	r.mu.Lock()
-	r.tried = time.Now()
-	r.mu.Unlock()
+	err := r.get(ctx)
+	if err != nil {
+		r.mu.Lock()
+		r.failed = time.Now()
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *RemoteKeys) get(ctx context.Context) error {
 	client := r.Client
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}

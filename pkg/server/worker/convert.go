@@ -41,6 +41,29 @@ type Converter struct {
 	// Changed, when set, is called after each change of a job's state or progress (standalone
 	// uses it to answer long-polls at once).
 	Changed func()
+	// IOTimeout bounds copying a video in and storing its MP3, so that a hung store cannot
+	// hold a job forever while its heartbeat goes on; 1 hour when zero.
+	IOTimeout time.Duration
+}
+
+// errLostClaim says that another worker took the job over while this one worked on it.
+var errLostClaim = errors.New("the job was taken over by another worker")
+
+func (w *Converter) ioTimeout() time.Duration {
+	if w.IOTimeout <= 0 {
+		return time.Hour
+	}
+	return w.IOTimeout
+}
+
+// holds reports whether this worker's claim on j still stands (an error reading the job
+// counts as yes: the stores' own compare-and-set still guards the outcome).
+func (w *Converter) holds(ctx context.Context, j *server.Job) bool {
+	cur, err := w.Jobs.Job(ctx, j.ID)
+	if err != nil {
+		return true
+	}
+	return cur.State == server.JobConverting && cur.Attempts == j.Attempts
 }
 
 func (w *Converter) changed() {
@@ -106,15 +129,23 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	hb.stop()
 	w.Metrics.Conversion(time.Since(start))
 	if err == nil {
-		return w.finish(ctx, log, j)
+		// The work is done: record it even if shutdown began meanwhile.
+		return w.finish(context.WithoutCancel(ctx), log, j)
 	}
 	// Past here the conversion failed; record why before returning.
 	bg := context.WithoutCancel(ctx)
+	if errors.Is(err, errLostClaim) {
+		log.Warn("job was taken over by another worker; leaving it to that one")
+		return nil
+	}
+	if (server.IsPermanent(err) || d.LastAttempt()) && ctx.Err() == nil && !w.holds(bg, j) {
+		return w.alreadyClaimed(bg, log, j.ID) // not this worker's to fail any more
+	}
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down: give the job back, and the queue hands the message back too.
 		log.Info("conversion interrupted; job requeued")
-		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts); rerr != nil {
+		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts, true); rerr != nil {
 			log.Error("requeue job", "err", rerr)
 		}
 		return fmt.Errorf("job %s interrupted: %w", j.ID, ctx.Err())
@@ -129,7 +160,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 		return err // dead-letter the message; the job is settled
 	default:
 		log.Warn("conversion failed; will retry", "err", err)
-		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts); rerr != nil {
+		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts, true); rerr != nil {
 			log.Error("requeue job", "err", rerr)
 		}
 		return err
@@ -162,7 +193,10 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 	// x.m3u8 must not select a playlist reader.
 	src := filepath.Join(dir, "video")
 	dst := filepath.Join(dir, "audio.mp3")
-	if src, err = w.fetch(ctx, j, src); err != nil {
+	fctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
+	src, err = w.fetch(fctx, j, src)
+	cancel()
+	if err != nil {
 		return err
 	}
 
@@ -176,8 +210,14 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 	}
 	defer f.Close()
 	// The MP3's fid was fixed when the job was created: a second conversion of the same job
-	// replaces the file instead of adding one.
-	n, err := w.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, server.MP3Name(j.Filename), f)
+	// replaces the file instead of adding one. A worker that was taken over (it looked dead)
+	// must not replace the file under the worker that holds the job now.
+	if !w.holds(ctx, j) {
+		return errLostClaim
+	}
+	sctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
+	defer cancel()
+	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, server.MP3Name(j.Filename), f)
 	if err != nil {
 		return fmt.Errorf("store mp3: %w", err)
 	}

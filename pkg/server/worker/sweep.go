@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -108,7 +109,9 @@ func Recover(ctx context.Context, jobs server.JobStore, log *slog.Logger) error 
 		return fmt.Errorf("list converting jobs: %w", err)
 	}
 	for _, j := range stuck {
-		if err := jobs.RequeueJob(ctx, j.ID, j.Attempts); err != nil {
+		// No refund: the process that held it died, and a job that keeps killing its
+		// process must run out of attempts.
+		if err := jobs.RequeueJob(ctx, j.ID, j.Attempts, false); err != nil {
 			return fmt.Errorf("requeue job %s: %w", j.ID, err)
 		}
 		log.Info("job interrupted by a restart is queued again", "job_id", j.ID)
@@ -130,13 +133,19 @@ func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list abandoned uploads: %w", err)
 	}
-	for i, u := range stale {
+	// One upload that cannot be discarded does not hold up the others.
+	n := 0
+	var errs []error
+	for _, u := range stale {
 		if err := s.Blobs.AbortUpload(ctx, u); err != nil {
-			return i, fmt.Errorf("discard upload %s: %w", u.ID, err)
+			errs = append(errs, fmt.Errorf("discard upload %s: %w", u.ID, err))
+			continue
 		}
 		if err := s.Uploads.DeleteUpload(ctx, u.ID); err != nil {
-			return i, fmt.Errorf("delete upload %s: %w", u.ID, err)
+			errs = append(errs, fmt.Errorf("delete upload %s: %w", u.ID, err))
+			continue
 		}
+		n++
 	}
-	return len(stale), nil
+	return n, errors.Join(errs...)
 }

@@ -410,3 +410,59 @@ func TestAbandonedUploadsDiscarded(t *testing.T) {
 		t.Fatalf("fresh upload touched: %v", parts)
 	}
 }
+
+// takeoverConverter lets another worker take the job over while it converts.
+type takeoverConverter struct {
+	server.Converter
+	jobs server.JobStore
+	id   string
+}
+
+func (c *takeoverConverter) Convert(ctx context.Context, src, dst string, p func(int)) error {
+	if _, err := c.jobs.ClaimJob(ctx, c.id, time.Now().Add(time.Hour)); err != nil {
+		return err
+	}
+	return c.Converter.Convert(ctx, src, dst, p)
+}
+
+func TestWorkerTakenOverLeavesTheJob(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	j := f.job(testmedia.Good[1])
+	f.w.Converter = &takeoverConverter{Converter: f.conv, jobs: f.db.Jobs(), id: j.ID}
+	if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.db.Jobs().Job(ctx, j.ID)
+	if got.State != server.JobConverting || got.Attempts != 2 {
+		t.Fatalf("job = %s after %d claims; the new holder must keep it", got.State, got.Attempts)
+	}
+	if _, err := f.blobs.Open(ctx, server.BucketMP3s, j.MP3FID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("the worker that lost the job stored its MP3: %v", err)
+	}
+}
+
+// interruptedConverter is a conversion cut short by shutdown.
+type interruptedConverter struct{ cancel context.CancelFunc }
+
+func (c interruptedConverter) Convert(ctx context.Context, _, _ string, _ func(int)) error {
+	c.cancel()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestShutdownGivesTheClaimBack(t *testing.T) {
+	f := newFixture(t)
+	j := f.job(testmedia.Good[1])
+	for range 3 {
+		ctx, cancel := context.WithCancel(context.Background())
+		f.w.Converter = interruptedConverter{cancel}
+		if err := f.w.Handle(ctx, delivery(j, 1)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("interrupted conversion: %v", err)
+		}
+	}
+	got, _ := f.db.Jobs().Job(context.Background(), j.ID)
+	if got.State != server.JobQueued || got.Attempts != 0 {
+		t.Fatalf("after three shutdowns: %s with %d attempts, want queued with 0", got.State, got.Attempts)
+	}
+}
