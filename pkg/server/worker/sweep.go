@@ -77,17 +77,23 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 			return published, fmt.Errorf("list %s jobs: %w", c.state, err)
 		}
 		for _, j := range jobs {
+			if c.state == server.JobConverting {
+				// Its worker is gone: hand the job back (fenced by that worker's claim, and
+				// without refund, so that a job that kills its workers runs out of attempts).
+				// As a queued job it is then published again at most once per QueuedAfter.
+				if err := s.Jobs.RequeueJob(ctx, j.ID, j.Attempts, false); err != nil {
+					return published, fmt.Errorf("requeue job %s: %w", j.ID, err)
+				}
+			}
 			body, _ := json.Marshal(server.VideoMessage{JobID: j.ID, VideoFID: j.VideoFID, Username: j.Owner})
 			if err := s.Queue.Publish(ctx, server.TopicVideo, body); err != nil {
 				s.Metrics.PublishFailure(server.TopicVideo)
 				return published, fmt.Errorf("publish job %s: %w", j.ID, err)
 			}
 			published++
-			if c.state == server.JobQueued {
-				// Not again on the next pass: a queued job may just be waiting its turn.
-				if err := s.Jobs.TouchJob(ctx, j.ID, server.JobQueued); err != nil {
-					return published, fmt.Errorf("touch job %s: %w", j.ID, err)
-				}
+			// Not again on the next pass: a queued job may just be waiting its turn.
+			if err := s.Jobs.TouchJob(ctx, j.ID, server.JobQueued); err != nil {
+				return published, fmt.Errorf("touch job %s: %w", j.ID, err)
 			}
 		}
 	}

@@ -353,6 +353,23 @@ func TestSweeperRepublishesLostJobs(t *testing.T) {
 	if live, _, _ := f.q.Depth(ctx, server.TopicVideo); live != 1 {
 		t.Fatalf("video queue holds %d", live)
 	}
+	// A converting job whose worker went quiet is handed back, then published once.
+	stale := &server.Job{ID: server.NewID(), Owner: "a@x.io", State: server.JobQueued, Filename: "c.mp4", MP3FID: server.NewID(), CreatedAt: old, UpdatedAt: old}
+	f.db.Jobs().CreateJob(ctx, stale)
+	if _, err := f.db.Jobs().ClaimJob(ctx, stale.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.StaleAfter = time.Millisecond
+	time.Sleep(5 * time.Millisecond)
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("stale converting job: swept %d, %v", n, err)
+	}
+	if g, _ := f.db.Jobs().Job(ctx, stale.ID); g.State != server.JobQueued || g.Attempts != 1 {
+		t.Fatalf("stale job after the sweep: %s with %d attempts, want queued with 1 (no refund)", g.State, g.Attempts)
+	}
+	if n, _ := s.Sweep(ctx); n != 0 {
+		t.Fatalf("the stale job was published again on the next pass")
+	}
 	// Recover hands back converting jobs at start.
 	f.db.Jobs().ClaimJob(ctx, fresh.ID, time.Now())
 	if err := Recover(ctx, f.db.Jobs(), discard()); err != nil {
