@@ -60,11 +60,11 @@ func startCluster(t *testing.T, converters int) *cluster {
 	start(t, "auth", authAddr, c.env, "auth", "--listen", authAddr, "--mysql-dsn", dsn, "--jwt-key-file", key, "--bcrypt-cost", "4")
 	gwAddr := freeAddr(t)
 	c.gateway = start(t, "gateway", gwAddr, c.env, "gateway", "--listen", gwAddr, "--auth-url", "http://"+authAddr,
-		"--part-size", "1MiB", "--sweep-interval", "1s", "--sweep-stale-after", "8s")
+		"--part-size", "1MiB", "--sweep-interval", "1s", "--sweep-stale-after", "20s")
 	for i := range converters {
 		addr := freeAddr(t)
 		c.converters = append(c.converters, start(t, fmt.Sprintf("convert-%d", i+1), addr, c.env, "convert", "--listen", addr,
-			"--concurrency", "1", "--stale-after", "8s", "--tmp-dir", dir))
+			"--concurrency", "1", "--stale-after", "20s", "--tmp-dir", dir))
 	}
 	nAddr := freeAddr(t)
 	c.notify = start(t, "notify", nAddr, c.env, "notify", "--listen", nAddr, "--smtp-addr", smtpAddr,

@@ -125,7 +125,7 @@ func start(t *testing.T, name, addr string, env []string, args ...string) *proc 
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop(syscall.SIGTERM)
-		if t.Failed() {
+		if t.Failed() || os.Getenv("V2M_E2E_LOGS") != "" {
 			t.Logf("--- %s output:\n%s", p.name, tail(p.out.String(), 6000))
 		}
 	})

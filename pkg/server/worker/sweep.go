@@ -77,13 +77,19 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 			return published, fmt.Errorf("list %s jobs: %w", c.state, err)
 		}
 		for _, j := range jobs {
+			// Both changes come before the publish: once the message is out, a worker may
+			// claim the job at any moment, and nothing may write the job under it.
+			var err error
 			if c.state == server.JobConverting {
 				// Its worker is gone: hand the job back (fenced by that worker's claim, and
 				// without refund, so that a job that kills its workers runs out of attempts).
-				// As a queued job it is then published again at most once per QueuedAfter.
-				if err := s.Jobs.RequeueJob(ctx, j.ID, j.Attempts, false); err != nil {
-					return published, fmt.Errorf("requeue job %s: %w", j.ID, err)
-				}
+				err = s.Jobs.RequeueJob(ctx, j.ID, j.Attempts, false)
+			} else {
+				// Not again on the next pass: a queued job may just be waiting its turn.
+				err = s.Jobs.TouchJob(ctx, j.ID, server.JobQueued)
+			}
+			if err != nil {
+				return published, fmt.Errorf("update job %s: %w", j.ID, err)
 			}
 			body, _ := json.Marshal(server.VideoMessage{JobID: j.ID, VideoFID: j.VideoFID, Username: j.Owner})
 			if err := s.Queue.Publish(ctx, server.TopicVideo, body); err != nil {
@@ -91,10 +97,6 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 				return published, fmt.Errorf("publish job %s: %w", j.ID, err)
 			}
 			published++
-			// Not again on the next pass: a queued job may just be waiting its turn.
-			if err := s.Jobs.TouchJob(ctx, j.ID, server.JobQueued); err != nil {
-				return published, fmt.Errorf("touch job %s: %w", j.ID, err)
-			}
 		}
 	}
 	return published, nil
