@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,6 +34,12 @@ type DB struct {
 	db   *sql.DB
 	lock *os.File
 	now  func() time.Time
+
+	// Shared by every Queue of the database: a publish through one wakes the consumers of
+	// another, and a topic has one consumer in the process (it owns the topic's leases).
+	qmu       sync.Mutex
+	wake      map[string]chan struct{}
+	consuming map[string]bool
 }
 
 // Open opens (creating if needed) the database at path and applies pending migrations.
@@ -58,7 +65,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	d := &DB{db: sqldb, lock: lock, now: time.Now}
+	d := &DB{db: sqldb, lock: lock, now: time.Now, wake: map[string]chan struct{}{}, consuming: map[string]bool{}}
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err

@@ -28,10 +28,6 @@ type QueueConfig struct {
 type Queue struct {
 	db  *DB
 	cfg QueueConfig
-
-	mu      sync.Mutex
-	wake    map[string]chan struct{}
-	started map[string]bool
 }
 
 // Queue returns the durable queue in this database.
@@ -51,7 +47,7 @@ func (d *DB) Queue(cfg QueueConfig) *Queue {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Queue{db: d, cfg: cfg, wake: map[string]chan struct{}{}, started: map[string]bool{}}
+	return &Queue{db: d, cfg: cfg}
 }
 
 // DefaultBackoff waits 1 s, 2 s, 4 s ... up to 5 min, with ±20 % jitter.
@@ -62,12 +58,12 @@ func DefaultBackoff(attempt int) time.Duration {
 }
 
 func (q *Queue) wakeChan(topic string) chan struct{} {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	c, ok := q.wake[topic]
+	q.db.qmu.Lock()
+	defer q.db.qmu.Unlock()
+	c, ok := q.db.wake[topic]
 	if !ok {
 		c = make(chan struct{}, 1)
-		q.wake[topic] = c
+		q.db.wake[topic] = c
 	}
 	return c
 }
@@ -101,14 +97,14 @@ func (q *Queue) Consume(ctx context.Context, topic string, concurrency int, h se
 	if concurrency < 1 {
 		concurrency = 1
 	}
-	q.mu.Lock()
-	if q.started[topic] {
-		q.mu.Unlock()
+	q.db.qmu.Lock()
+	if q.db.consuming[topic] {
+		q.db.qmu.Unlock()
 		return fmt.Errorf("topic %s already has a consumer", topic)
 	}
-	q.started[topic] = true
-	q.mu.Unlock()
-	defer func() { q.mu.Lock(); delete(q.started, topic); q.mu.Unlock() }()
+	q.db.consuming[topic] = true
+	q.db.qmu.Unlock()
+	defer func() { q.db.qmu.Lock(); delete(q.db.consuming, topic); q.db.qmu.Unlock() }()
 
 	// This process is the database's only user, so every lease still held was held by a
 	// process that is gone.

@@ -289,3 +289,28 @@ func TestQueueSurvivesCrashAndShutdown(t *testing.T) {
 		t.Fatalf("after shutdown live=%d dead=%d, want the message kept", live, dead)
 	}
 }
+
+func TestQueuesOfOneDatabaseShareTopics(t *testing.T) {
+	d := open(t)
+	pub := d.Queue(QueueConfig{Poll: time.Hour}) // only a wake-up can deliver in time
+	sub := d.Queue(QueueConfig{Poll: time.Hour, MaxAttempts: 20})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan server.Delivery, 1)
+	go sub.Consume(ctx, "mp3", 1, func(_ context.Context, dv server.Delivery) error { got <- dv; return nil })
+	time.Sleep(50 * time.Millisecond) // let the consumer reach its wait
+	if err := pub.Publish(ctx, "mp3", []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case dv := <-got:
+		if dv.MaxAttempts != 20 {
+			t.Fatalf("delivered with MaxAttempts %d, want the consuming queue's 20", dv.MaxAttempts)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a publish through another Queue of the database did not wake the consumer")
+	}
+	if err := pub.Consume(ctx, "mp3", 1, func(context.Context, server.Delivery) error { return nil }); err == nil {
+		t.Fatal("a second consumer of the topic was accepted")
+	}
+}
