@@ -69,9 +69,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Registry returns the registry, for tests and extra collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // HTTPRequest counts one request.
 func (m *Metrics) HTTPRequest(method, route string, status int, d time.Duration) {
 	if m == nil {

@@ -216,16 +216,7 @@ func (s *BlobStore) Parts(ctx context.Context, u *server.Upload) ([]int, error) 
 
 // started reports whether any part of upload id was started and not yet discarded.
 func (s *BlobStore) started(ctx context.Context, id string) (bool, error) {
-	opts := options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})
-	err := s.parts.FindOne(ctx, bson.D{{Key: "upload", Value: id}}, opts).Err()
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, mongo.ErrNoDocuments):
-		return false, nil
-	default:
-		return false, wrap(fmt.Sprintf("upload %s: read parts", id), err)
-	}
+	return exists(ctx, s.parts, bson.D{{Key: "upload", Value: id}}, fmt.Sprintf("upload %s: read parts", id))
 }
 
 // CompleteUpload turns u's parts into the file u.ID in bucket "videos" by inserting its files

@@ -187,6 +187,20 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
+// exists reports whether c holds a document matching filter; op names the lookup in errors.
+func exists(ctx context.Context, c *mongo.Collection, filter bson.D, op string) (bool, error) {
+	opts := options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})
+	err := c.FindOne(ctx, filter, opts).Err()
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	default:
+		return false, wrap(op, err)
+	}
+}
+
 func unavailable(err error) bool {
 	return mongo.IsNetworkError(err) ||
 		errors.As(err, new(topology.ServerSelectionError)) ||

@@ -2,12 +2,10 @@ package mongo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // SentLog remembers sent notifications in the collection "notifications", one document per
@@ -18,16 +16,7 @@ type SentLog struct {
 
 // Sent reports whether key was marked.
 func (s *SentLog) Sent(ctx context.Context, key string) (bool, error) {
-	opts := options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})
-	err := s.c.FindOne(ctx, bson.D{{Key: "_id", Value: key}}, opts).Err()
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, mongo.ErrNoDocuments):
-		return false, nil
-	default:
-		return false, wrap(fmt.Sprintf("look up notification %q", key), err)
-	}
+	return exists(ctx, s.c, bson.D{{Key: "_id", Value: key}}, fmt.Sprintf("look up notification %q", key))
 }
 
 // MarkSent records key with the time it was first marked; marking it again is not an error.
