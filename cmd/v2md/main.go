@@ -5,6 +5,10 @@ import (
 	"os"
 
 	"github.com/v2m/v2m/pkg/server/daemon"
+	"github.com/v2m/v2m/pkg/server/sandbox"
 )
 
-func main() { os.Exit(daemon.Main()) }
+func main() {
+	sandbox.Main() // v2md is also the helper that starts ffmpeg confined
+	os.Exit(daemon.Main())
+}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/sandbox"
 )
 
 // errTimeout is the cause of a conversion's context when Config.Timeout expires.
@@ -103,10 +106,11 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, progress func(
 // run runs ffmpeg, feeding its -progress output to pw.
 func (c *Converter) run(ctx context.Context, src, dst string, pw *progressWriter) error {
 	input, output := "file:"+src, "file:"+dst
-	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y",
-		// Only local files: a playlist inside an upload must not make ffmpeg fetch URLs.
-		"-protocol_whitelist", "file,pipe",
-		"-i", input, "-vn", "-map", "0:a:0", "-c:a", "libmp3lame"}
+	// Only the input file, and only as a real media container: a playlist inside an upload
+	// must not make ffmpeg read other files or fetch URLs.
+	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
+	args = append(args, c.inputArgs()...)
+	args = append(args, "-i", input, "-vn", "-map", "0:a:0", "-c:a", "libmp3lame")
 	if c.bitrate != "" {
 		args = append(args, "-b:a", c.bitrate)
 	} else {
@@ -115,21 +119,32 @@ func (c *Converter) run(ctx context.Context, src, dst string, pw *progressWriter
 	args = append(args, "-abort_on", "empty_output", "-progress", "pipe:1", "-nostats", "-f", "mp3", output)
 
 	var stderr tail
-	cmd := command(ctx, c.ffmpeg, args...)
+	// ffmpeg works in the MP3's directory, may read src and write there, and nothing else.
+	work := filepath.Dir(dst)
+	cmd, err := c.command(ctx, sandbox.Policy{ReadFiles: []string{src}, WriteDirs: []string{work}}, work, c.ffmpeg, args...)
+	if err != nil {
+		return err
+	}
 	cmd.Stdout, cmd.Stderr = pw, &stderr
 	c.log.DebugContext(ctx, "ffmpeg", "args", args)
-	err := cmd.Run()
+	err = cmd.Run()
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("ffmpeg: %w", context.Cause(ctx))
 	}
+	if sandboxFailed(err) {
+		return fmt.Errorf("ffmpeg: %s", oneLine(stderr.String()))
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		return fmt.Errorf("run %s: %w", c.ffmpeg, err)
 	}
 	msg := stderr.String()
+	if strings.Contains(msg, "not on whitelist") {
+		return server.Permanent(server.Errorf(server.EINVALID, "not a supported media file"))
+	}
 	if !ee.Exited() { // killed by a signal not ours: the machine's trouble
 		return fmt.Errorf("ffmpeg: %v: %s", err, reason(msg, input, src, output, dst))
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/sandbox"
 )
 
 // installHint is how to get both programs on the Debian family.
@@ -37,6 +38,21 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives debug records of the commands run; nil discards them.
 	Logger *slog.Logger
+	// Sandbox, when set, runs ffmpeg and ffprobe confined by Landlock to the system's
+	// libraries, their one input file and their work directory. Nil runs them unconfined
+	// (the demuxer allow-list, the work directory and the empty environment still apply).
+	Sandbox *sandbox.Launcher
+}
+
+// Formats are the demuxers that ffmpeg and ffprobe may use, passed as -format_whitelist:
+// media containers that hold their own data. Playlist and reference formats (hls, dash,
+// concat, image2, ffmetadata, webm_dash_manifest, ...), which open further files or URLs
+// named inside an upload, and devices are not among them. ffmpeg matches any name of a
+// demuxer's list, so "mov" admits "mov,mp4,m4a,3gp,3g2,mj2" and "matroska" admits WebM.
+var Formats = []string{
+	"mov", "matroska", "avi", "flv", "mpeg", "mpegts", "ogg", "asf", "nut", "rm", "dv", "mxf", "wtv",
+	"mp3", "aac", "loas", "ac3", "eac3", "dts", "dtshd", "truehd", "mlp", "flac", "wav", "w64", "aiff",
+	"caf", "amr", "au", "wv", "ape", "tta", "tak", "mpc", "mpc8",
 }
 
 // Converter converts videos to MP3 with ffmpeg. It is safe for concurrent use.
@@ -45,6 +61,8 @@ type Converter struct {
 	bitrate         string
 	timeout         time.Duration
 	log             *slog.Logger
+	sandbox         *sandbox.Launcher
+	formats         string // -format_whitelist; tests of the Landlock layer alone clear it
 }
 
 var _ server.Converter = (*Converter)(nil)
@@ -72,7 +90,8 @@ func New(cfg Config) (*Converter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Converter{ffmpeg: ff, ffprobe: fp, bitrate: cfg.Bitrate, timeout: cfg.Timeout, log: log}, nil
+	return &Converter{ffmpeg: ff, ffprobe: fp, bitrate: cfg.Bitrate, timeout: cfg.Timeout, log: log,
+		sandbox: cfg.Sandbox, formats: strings.Join(Formats, ",")}, nil
 }
 
 // lookup resolves a program given by path, or by name in PATH when path is "".
@@ -114,7 +133,10 @@ func validBitrate(b string) error {
 func (c *Converter) Check(ctx context.Context) error {
 	for _, p := range []struct{ name, path string }{{"ffmpeg", c.ffmpeg}, {"ffprobe", c.ffprobe}} {
 		var out, errb tail
-		cmd := command(ctx, p.path, "-version")
+		cmd, err := c.command(ctx, sandbox.Policy{}, "/", p.path, "-version")
+		if err != nil {
+			return fmt.Errorf("check %s: %w", p.name, err)
+		}
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
 			if ctx.Err() != nil {
@@ -127,4 +149,37 @@ func (c *Converter) Check(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// env is the whole environment of ffmpeg and ffprobe: nothing of the server's own.
+var env = []string{"LC_ALL=C"}
+
+// command returns the command that runs program path with args in dir, confined by p (plus
+// what every program needs) when the Converter has a sandbox. Canceling ctx kills it with
+// anything it started; it is killed too when the process that started it dies.
+func (c *Converter) command(ctx context.Context, p sandbox.Policy, dir, path string, args ...string) (*exec.Cmd, error) {
+	if c.sandbox == nil {
+		return sandbox.Unconfined(ctx, dir, env, path, args...), nil
+	}
+	cmd, err := c.sandbox.Command(ctx, sandbox.System().Merge(p), dir, env, path, args...)
+	if err != nil {
+		return nil, fmt.Errorf("confine %s: %w", path, err)
+	}
+	return cmd, nil
+}
+
+// inputArgs are the options that pin how ffmpeg and ffprobe read an input: local files only,
+// and only real media containers.
+func (c *Converter) inputArgs() []string {
+	args := []string{"-protocol_whitelist", "file"}
+	if c.formats != "" {
+		args = append(args, "-format_whitelist", c.formats)
+	}
+	return args
+}
+
+// sandboxFailed reports whether err is the sandbox helper saying it could not start the program.
+func sandboxFailed(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee) && ee.Exited() && ee.ExitCode() == sandbox.ExitSetup
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/v2m/v2m/internal/testmedia"
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/ffmpeg"
+	"github.com/v2m/v2m/pkg/server/sandbox"
 )
 
 // mediaDir holds the samples, generated once for all the tests of the package: in the
@@ -22,6 +23,7 @@ import (
 var mediaDir string
 
 func TestMain(m *testing.M) {
+	sandbox.Main() // the test binary is the sandbox's helper too
 	if dir := os.Getenv(testmedia.DirEnv); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, err)

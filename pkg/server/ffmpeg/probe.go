@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/sandbox"
 )
 
 // Info is what ffprobe tells about a media file.
@@ -65,24 +67,36 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 	}
 
 	input := "file:" + path
-	args := []string{"-hide_banner", "-v", "error", "-protocol_whitelist", "file,pipe",
+	args := []string{"-hide_banner", "-v", "error"}
+	args = append(args, c.inputArgs()...)
+	args = append(args,
 		"-show_entries", "format=format_name,duration,bit_rate:stream=codec_type,codec_name,duration:stream_tags=DURATION",
-		"-of", "json", "-i", input}
+		"-of", "json", "-i", input)
 	var stdout limitedBuffer
 	stdout.limit = maxProbeOutput
 	var stderr tail
-	cmd := command(ctx, c.ffprobe, args...)
+	cmd, err := c.command(ctx, sandbox.Policy{ReadFiles: []string{path}}, filepath.Dir(path), c.ffprobe, args...)
+	if err != nil {
+		return Info{}, fmt.Errorf("probe: %w", err)
+	}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	c.log.DebugContext(ctx, "ffprobe", "path", path)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return Info{}, fmt.Errorf("probe %s: %w", path, context.Cause(ctx))
 		}
+		if sandboxFailed(err) {
+			return Info{}, fmt.Errorf("probe %s: %s", path, oneLine(stderr.String()))
+		}
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
 			return Info{}, fmt.Errorf("probe %s: run %s: %w", path, c.ffprobe, err)
 		}
 		msg := stderr.String()
+		if strings.Contains(msg, "not on whitelist") {
+			// A playlist, a reference to other files, or a format we do not read.
+			return Info{}, server.Permanent(server.Errorf(server.EINVALID, "not a supported media file"))
+		}
 		if systemTrouble(msg) {
 			return Info{}, fmt.Errorf("probe %s: %s", path, reason(msg, input, path))
 		}

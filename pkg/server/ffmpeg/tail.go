@@ -40,6 +40,10 @@ var ctxPrefix = regexp.MustCompile(`^\[[^\]]* @ 0x[0-9a-f]+\] *`)
 // to a user.
 var streamPrefix = regexp.MustCompile(`^Error while (de|en)coding stream #[0-9:]+: *`)
 
+// absPath matches an absolute path (or a file: URL) in a message, so that no server path
+// reaches a user: a program names the files it failed to open.
+var absPath = regexp.MustCompile(`(^|[\s'"(\[=])(?:file:)?/[^\s'"()\[\]:,;]*`)
+
 // plainWords rewrites ffmpeg's terse messages for users.
 var plainWords = map[string]string{
 	"Empty output": "no audio could be decoded",
@@ -68,6 +72,7 @@ func reason(stderr string, paths ...string) string {
 			}
 			l = strings.ReplaceAll(l, p, "the file")
 		}
+		l = absPath.ReplaceAllString(l, "${1}a file")
 		if l == "" || len(lines) > 0 && lines[len(lines)-1] == l {
 			continue
 		}
