@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,27 +228,35 @@ func TestStandaloneResume(t *testing.T) {
 
 // TestStandaloneCrash: v2md killed with SIGKILL mid-conversion finishes the job after a restart
 // on the same data directory.
+//
+// The ffmpeg it ran dies with it, and the work directory it left (with the user's audio in it)
+// is gone once the server is back.
 func TestStandaloneCrash(t *testing.T) {
-	data := t.TempDir()
-	srv := startStandalone(t, data, "--concurrency", "1")
+	data, tmp := t.TempDir(), t.TempDir()
+	srv := startStandalone(t, data, "--concurrency", "1", "--tmp-dir", tmp)
 	u := newUser(t, srv.url(), "ann@example.com")
 	u.signup()
 	long := longSample
 	r := u.must("", "upload", media(t, long))
 	id := strings.TrimSpace(r.stdout)
-	waitUntil(t, time.Minute, "the conversion to start", func() bool {
-		for _, j := range u.jobs() {
-			if j.ID == id && j.State == "converting" {
-				return true
-			}
-		}
-		return false
+	var ffmpegs []int
+	waitUntil(t, time.Minute, "ffmpeg to run in a work dir", func() bool {
+		ffmpegs = processesIn(tmp)
+		return len(ffmpegs) > 0
 	})
+	left, _ := filepath.Glob(filepath.Join(tmp, "v2m-work-*"))
+	if len(left) != 1 {
+		t.Fatalf("work dirs while converting: %v, want one", left)
+	}
 	srv.stop(syscall.SIGKILL)
 	if js := u.run("", "jobs"); js.code != 7 {
 		t.Fatalf("server still answering after SIGKILL: %s", js)
 	}
-	srv = start(t, "standalone-restarted", srv.addr, nil, "standalone", "--addr", srv.addr, "--data", data, "--concurrency", "1")
+	waitUntil(t, 10*time.Second, "ffmpeg to die with v2md", func() bool { return len(processesIn(tmp)) == 0 })
+	srv = start(t, "standalone-restarted", srv.addr, nil, "standalone", "--addr", srv.addr, "--data", data, "--concurrency", "1", "--tmp-dir", tmp)
+	if _, err := os.Stat(left[0]); !os.IsNotExist(err) {
+		t.Errorf("the work dir of the killed conversion is still there after the restart: %v", err)
+	}
 	mp3 := filepath.Join(t.TempDir(), "after-crash.mp3")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -357,4 +366,21 @@ func (k *killer) run(u *user, args ...string) {
 	if err == nil {
 		k.t.Fatalf("v2m %v finished before it was killed", args)
 	}
+}
+
+// processesIn returns the processes whose working directory is under dir: the ffmpeg and
+// ffprobe that a converter runs in its work dirs.
+func processesIn(dir string) []int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	var pids []int
+	for _, p := range procs {
+		cwd, err := os.Readlink(p)
+		if err != nil || !strings.HasPrefix(cwd, dir+"/") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -218,3 +218,22 @@ func TestDrainGivesRunningWorkGrace(t *testing.T) {
 		t.Fatal("work not stopped after the grace period")
 	}
 }
+
+func TestTmpDirOutsideData(t *testing.T) {
+	data := t.TempDir()
+	for _, tc := range []struct {
+		tmp string
+		ok  bool
+	}{
+		{"", true},
+		{t.TempDir(), true},
+		{data, false},
+		{filepath.Join(data, "tmp"), false},
+		{filepath.Join(data, "..", filepath.Base(data), "blobs"), false},
+		{data + "-tmp", true},
+	} {
+		if err := outside(tc.tmp, data); (err == nil) != tc.ok {
+			t.Errorf("outside(%q, %q) = %v, want ok=%v", tc.tmp, data, err, tc.ok)
+		}
+	}
+}

@@ -300,6 +300,9 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 	defer q.Close()
 	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
 		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m}
+	if _, err := w.CleanWorkDirs(ctx); err != nil {
+		return err
+	}
 	h := api.New(api.Config{
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx), conv.Check(ctx)) },
 		Logger: log, Metrics: m,

@@ -19,6 +19,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/ffmpeg"
 	"github.com/v2m/v2m/pkg/server/mail"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/sandbox"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
 	"github.com/v2m/v2m/pkg/server/worker"
@@ -94,6 +95,9 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	data := s.str("data")
+	if err := outside(s.str("tmp-dir"), data); err != nil {
+		return err
+	}
 	db, err := sqlite.Open(ctx, filepath.Join(data, "v2m.db"))
 	if err != nil {
 		return err
@@ -135,6 +139,9 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	})
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
 		Logger: log, Metrics: m, Changed: changes.Notify}
+	if _, err := converter.CleanWorkDirs(ctx); err != nil {
+		return err
+	}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m}
 	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Uploads: db.Uploads(), Blobs: blobs,
 		UploadTTL: s.dur("upload-ttl"), Logger: log, Metrics: m}
@@ -164,7 +171,16 @@ func workIn(work context.Context, h server.Handler) server.Handler {
 }
 
 func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.Converter, error) {
-	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log})
+	box, err := sandbox.New()
+	if err != nil {
+		return nil, err
+	}
+	if abi := sandbox.ABI(); abi > 0 {
+		log.Info("ffmpeg runs confined by Landlock", "landlock_abi", abi)
+	} else {
+		log.Warn("this kernel offers no Landlock: ffmpeg runs unconfined, with the demuxer allow-list, an empty environment and a private work dir")
+	}
+	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log, Sandbox: box})
 	if err != nil {
 		return nil, err
 	}
@@ -199,4 +215,21 @@ func newMailer(s *settings, log *slog.Logger, outbox string) (server.Mailer, err
 		return nil, fmt.Errorf("--smtp-tls must be auto, starttls, tls or none, not %q", mode)
 	}
 	return &mail.SMTP{Addr: s.str("smtp-addr"), From: from, User: s.str("smtp-user"), Password: password, TLS: mode}, nil
+}
+
+// outside refuses a --tmp-dir inside the data directory: ffmpeg's work directories must not
+// sit next to users' files.
+func outside(tmp, data string) error {
+	if tmp == "" {
+		return nil
+	}
+	t, err1 := filepath.Abs(tmp)
+	d, err2 := filepath.Abs(data)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("--tmp-dir: %w", err)
+	}
+	if rel, err := filepath.Rel(d, t); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		return fmt.Errorf("--tmp-dir %s is inside --data %s: choose a directory outside the data directory", tmp, data)
+	}
+	return nil
 }

@@ -184,11 +184,16 @@ func (w *Converter) alreadyClaimed(ctx context.Context, log *slog.Logger, id str
 }
 
 func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(int)) error {
-	dir, err := os.MkdirTemp(w.TmpDir, "v2m-"+j.ID+"-")
+	wd, err := newWorkDir(w.TmpDir)
 	if err != nil {
-		return fmt.Errorf("create work dir: %w", err)
+		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err := wd.remove(); err != nil {
+			w.log().Warn("remove work dir", "dir", wd.path, "err", err)
+		}
+	}()
+	dir := wd.path
 	// No extension from the user: ffmpeg recognises formats by their content, and a name like
 	// x.m3u8 must not select a playlist reader.
 	src := filepath.Join(dir, "video")
@@ -304,13 +309,15 @@ func (w *Converter) announce(ctx context.Context, j *server.Job) error {
 	return nil
 }
 
-// reason is the text a user reads for err.
+// reason is the text a user reads for err: the message of a domain error, which is written
+// for users. Any other error is the server's own trouble, whose text may name hosts, paths
+// or files of the server; it is logged, and users read only that it was internal.
 func reason(err error) string {
 	var e *server.Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e.Code != server.EINTERNAL {
 		return e.Message
 	}
-	return err.Error()
+	return "an internal error on the server"
 }
 
 func truncate(b []byte, n int) string {
