@@ -55,6 +55,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		lock.Close()
 		return nil, fmt.Errorf("database %s is in use by another v2md process", path)
 	}
+	// The database holds password hashes: only its owner may read it. SQLite gives its -wal
+	// and -shm files the database's mode.
+	if err := private(path); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
 		q.Add("_pragma", p)
@@ -145,3 +151,23 @@ func notFound(what, id string) error {
 var errNoRows = sql.ErrNoRows
 
 func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
+
+// private creates the file at path with mode 0600, or takes group and other access away
+// from an existing one.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open database file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat database file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := f.Chmod(fi.Mode().Perm() &^ 0o077); err != nil {
+			return fmt.Errorf("restrict database file: %w", err)
+		}
+	}
+	return nil
+}
