@@ -23,12 +23,12 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
-# main.version is set too for a client that declares it; -X ignores a missing variable.
+ARG COMMIT=unknown
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X github.com/v2m/v2m/pkg/server/daemon.Version=${VERSION}" \
+    go build -trimpath -ldflags "-s -w -X github.com/v2m/v2m/internal/version.Version=${VERSION} -X github.com/v2m/v2m/internal/version.commit=${COMMIT}" \
       -o /out/v2md ./cmd/v2md && \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/v2m ./cmd/v2m && \
+    go build -trimpath -ldflags "-s -w -X github.com/v2m/v2m/internal/version.Version=${VERSION} -X github.com/v2m/v2m/internal/version.commit=${COMMIT}" -o /out/v2m ./cmd/v2m && \
     /out/v2md --version
 
 FROM ${BASE_IMAGE}

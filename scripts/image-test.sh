@@ -151,7 +151,8 @@ step "podman build ($image, VERSION=$version)"
 build_log=$cache/build.log
 if ! pm build --pull=never --network host "${limits[@]}" \
 	--build-arg GO_IMAGE="$goimage" --build-arg BASE_IMAGE="$base" \
-	--build-arg VERSION="$version" --build-arg GOPROXY="$goproxy" \
+	--build-arg VERSION="$version" --build-arg COMMIT="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
+	--build-arg GOPROXY="$goproxy" \
 	-f Dockerfile -t "$image" . >"$build_log" 2>&1; then
 	tail -n 40 "$build_log" >&2
 	die "podman build failed (log: $build_log)"
@@ -249,6 +250,9 @@ printf '%s\n' "$password" | cli register --email image-test@example.com --passwo
 printf '%s\n' "$password" | cli login --email image-test@example.com --password-stdin || die "v2m login failed"
 cli convert /io/in.mp4 -o /io/out.mp3 --timeout 2m </dev/null || die "v2m convert failed"
 [ -s "$work/out.mp3" ] || die "no MP3 came back"
+# Whether the container runtime lets ffmpeg be confined by Landlock (v2md logs it at start).
+sandbox=$(pm logs "$server" 2>&1 | grep -o -m1 -E 'ffmpeg runs confined by Landlock[^"]*landlock_abi=[0-9]+|this kernel offers no Landlock' || true)
+log "sandbox in the image: ${sandbox:-not reported}"
 
 # ffprobe of the host when there is one (an independent check), else the image's.
 if command -v ffprobe >/dev/null; then

@@ -616,7 +616,7 @@ func TestDockerfile(t *testing.T) {
 	df := string(data)
 	for _, want := range []string{
 		"ARG BASE_IMAGE=debian:bookworm-slim", "FROM ${BASE_IMAGE}", "golang:1.26", "CGO_ENABLED=0", "-trimpath",
-		"-s -w", "github.com/v2m/v2m/pkg/server/daemon.Version=${VERSION}", "./cmd/v2md", "./cmd/v2m",
+		"-s -w", "github.com/v2m/v2m/internal/version.Version=${VERSION}", "./cmd/v2md", "./cmd/v2m",
 		"ffmpeg", "USER 65532:65532", "ENV TMPDIR=/tmp/v2m", `ENTRYPOINT ["v2md"]`,
 	} {
 		if !strings.Contains(df, want) {

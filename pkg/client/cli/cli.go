@@ -39,6 +39,7 @@ import (
 	"github.com/spf13/viper"
 	"golang.org/x/term"
 
+	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/client"
 )
 
@@ -210,6 +211,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "v2m",
 		Short:         "Convert videos to MP3 on a v2m server",
+		Version:       version.String(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -217,6 +219,7 @@ func (a *app) rootCmd() *cobra.Command {
 			return a.configure(cmd)
 		},
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetIn(a.d.Stdin)
 	root.SetOut(a.d.Stdout)
 	root.SetErr(a.d.Stderr)

@@ -18,10 +18,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-)
 
-// Version is stamped at build time with -ldflags "-X github.com/v2m/v2m/pkg/server/daemon.Version=...".
-var Version = "dev"
+	"github.com/v2m/v2m/internal/version"
+)
 
 // Main runs v2md with the process's arguments and returns its exit code.
 func Main() int {
@@ -41,10 +40,11 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 		Use:           "v2md",
 		Short:         "v2m's server: turns uploaded videos into MP3s",
 		Long:          "v2md runs v2m's services. `v2md standalone` runs all of them in one process on embedded storage;\nauth, gateway, convert and notify run them separately on MySQL, MongoDB, RabbitMQ and SMTP.",
-		Version:       Version,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	for _, c := range subcommands(stderr) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/api"
 	"github.com/v2m/v2m/pkg/server/auth"
@@ -53,7 +54,7 @@ func service(stderr io.Writer, use, short, listen string, run func(ctx context.C
 			return err
 		}
 		log = log.With("service", use)
-		log.Info("starting", "version", Version)
+		log.Info("starting", "version", version.Version)
 		return run(cmd.Context(), s, log)
 	}
 	return subcommand{cmd: cmd, settings: s, paths: servicePaths}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/api"
 	"github.com/v2m/v2m/pkg/server/auth"
@@ -157,7 +158,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	})
 	g.Go("notifier", func() error { return mailQ.Consume(ctx, server.TopicMP3, 1, workIn(work, notifier.Handle)) })
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
-	log.Info("v2md standalone started", "version", Version, "addr", s.str("addr"), "data", data,
+	log.Info("v2md standalone started", "version", version.Version, "addr", s.str("addr"), "data", data,
 		"concurrency", concurrency(s), "public_url", publicURL)
 	err = g.Wait()
 	log.Info("v2md standalone stopped")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/server/token"
 )
 
@@ -77,7 +78,7 @@ type SettingDescription struct {
 
 // Describe returns the description of v2md's service subcommands.
 func Describe(stderr io.Writer) Description {
-	d := Description{Version: Version}
+	d := Description{Version: version.Version}
 	for _, sc := range subcommands(stderr) {
 		sd := SubcommandDescription{Name: sc.cmd.Name(), HTTPPaths: sc.paths}
 		for _, st := range sc.settings.list {
