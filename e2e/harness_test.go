@@ -207,6 +207,7 @@ func (u *user) runCtx(ctx context.Context, stdin string, args ...string) result 
 	v2m, _ := binaries(u.t)
 	cmd := exec.CommandContext(ctx, v2m, args...)
 	cmd.Env = append(os.Environ(), "V2M_SERVER="+u.server, "V2M_CONFIG_DIR="+u.dir, "V2M_TOKEN=")
+	cmd.Dir = u.dir // a download without -o lands in the user's temp dir, never in the source tree
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

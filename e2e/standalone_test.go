@@ -253,7 +253,7 @@ func TestStandaloneCrash(t *testing.T) {
 		t.Fatalf("server still answering after SIGKILL: %s", js)
 	}
 	waitUntil(t, 10*time.Second, "ffmpeg to die with v2md", func() bool { return len(processesIn(tmp)) == 0 })
-	srv = start(t, "standalone-restarted", srv.addr, nil, "standalone", "--addr", srv.addr, "--data", data, "--concurrency", "1", "--tmp-dir", tmp)
+	start(t, "standalone-restarted", srv.addr, nil, "standalone", "--addr", srv.addr, "--data", data, "--concurrency", "1", "--tmp-dir", tmp)
 	if _, err := os.Stat(left[0]); !os.IsNotExist(err) {
 		t.Errorf("the work dir of the killed conversion is still there after the restart: %v", err)
 	}
