@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestUploadParts(t *testing.T) {
@@ -76,5 +77,23 @@ func TestEventFor(t *testing.T) {
 	j.State = JobFailed
 	if e := EventFor(j); e.MP3FID != "" || e.Error != "stale" {
 		t.Fatalf("failed event %+v", e)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for attempt, want := range map[int]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second,
+		9: 256 * time.Second, 10: MaxBackoff, 50: MaxBackoff, 1 << 30: MaxBackoff} {
+		for range 20 {
+			if got := Backoff(attempt); got > want || got < want*3/4 {
+				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", attempt, got, want*3/4, want)
+			}
+		}
+	}
+	var total time.Duration
+	for a := 1; a < DefaultMailAttempts; a++ {
+		total += Backoff(a)
+	}
+	if total < 40*time.Minute || total > 80*time.Minute {
+		t.Errorf("a mail is retried for %v, want about an hour", total)
 	}
 }

@@ -330,7 +330,7 @@ func notifyCommand(stderr io.Writer) subcommand {
 	return service(stderr, "notify", "Run the notifier: consumes queue mp3 and mails each job's outcome over SMTP", ":8083", runNotify,
 		[]setting{
 			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
-			{"max-attempts", 20, "send attempts of a mail (backoff up to a minute) before its event is dead-lettered"},
+			{"max-attempts", server.DefaultMailAttempts, "send attempts of a mail (about an hour) before its event is dead-lettered"},
 			{"shutdown-timeout", 10 * time.Second, "on SIGTERM, how long a mail being sent may take"},
 		}, []setting{mongoSettings[0], mongoSettings[1], mongoSettings[2]}, amqpSettings, smtpSettings)
 }

@@ -39,7 +39,7 @@ var (
 		{"concurrency", 0, "conversions run at once; 0 for one per CPU"},
 		{"job-timeout", 30 * time.Minute, "longest one conversion may take"},
 		{"bitrate", "", `MP3 bitrate such as 192k; empty for VBR quality 2`},
-		{"max-attempts", 5, "deliveries of a message before it is dead-lettered"},
+		{"max-attempts", server.DefaultMaxAttempts, "deliveries of a message before it is dead-lettered"},
 		{"tmp-dir", "", "directory for temporary video and MP3 files (default: the system's)"},
 		{"shutdown-timeout", 25 * time.Second, "on SIGTERM, how long running conversions may finish before they are requeued"},
 	}
@@ -122,8 +122,8 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	m := metrics.New()
 	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log})
-	// Mails keep trying for about an hour (backoff up to 5 minutes) before they give up.
-	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: 20, Logger: log})
+	// Mails keep trying for about an hour before they give up, as notify's do.
+	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log})
 	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
 		return err
 	}

@@ -77,9 +77,9 @@ const (
 	DLQSuffix   = ".dlq"
 )
 
-// Defaults of Config.
+// Defaults of Config. MaxAttempts and Backoff default to server.DefaultMaxAttempts and
+// server.Backoff, the retry policy of every queue.
 const (
-	DefaultMaxAttempts    = 5
 	DefaultHeartbeat      = 10 * time.Second
 	DefaultPublishTimeout = 10 * time.Second
 )
@@ -122,7 +122,7 @@ type Config struct {
 	// MaxAttempts is how many deliveries a message gets before it is dead-lettered.
 	MaxAttempts int
 	// Backoff returns how long a message waits in T.retry after its attempt-th delivery
-	// failed. Default: ExponentialBackoff(time.Second, time.Minute).
+	// failed. Default: server.Backoff.
 	Backoff   func(attempt int) time.Duration
 	Logger    *slog.Logger
 	Heartbeat time.Duration // DefaultHeartbeat when zero
@@ -132,22 +132,6 @@ type Config struct {
 	Observer       Observer // optional
 	// Name shows in the broker's connection list.
 	Name string
-}
-
-// ExponentialBackoff returns base·2^(attempt-1), capped at limit, less up to a quarter of
-// random jitter so that messages failing together do not come back together.
-func ExponentialBackoff(base, limit time.Duration) func(attempt int) time.Duration {
-	return func(attempt int) time.Duration {
-		d := base
-		for i := 1; i < attempt && d < limit; i++ {
-			d *= 2
-		}
-		d = min(d, limit)
-		if q := int64(d / 4); q > 0 {
-			d -= time.Duration(rand.Int64N(q))
-		}
-		return max(d, time.Millisecond)
-	}
 }
 
 // Queue is a server.Queue on RabbitMQ. It is safe for concurrent use.
@@ -179,10 +163,10 @@ func Dial(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, errors.New("rabbitmq: the URL is malformed (check the password for characters that need %-encoding)")
 	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
+		cfg.MaxAttempts = server.DefaultMaxAttempts
 	}
 	if cfg.Backoff == nil {
-		cfg.Backoff = ExponentialBackoff(time.Second, time.Minute)
+		cfg.Backoff = server.Backoff
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -210,7 +210,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("got %v, want %v", bodies(got), want)
 	}
 	for _, d := range got {
-		if d.Topic != tp || d.Attempt != 1 || d.MaxAttempts != rabbitmq.DefaultMaxAttempts {
+		if d.Topic != tp || d.Attempt != 1 || d.MaxAttempts != server.DefaultMaxAttempts {
 			t.Fatalf("delivery %+v", d)
 		}
 	}
@@ -546,19 +546,6 @@ func TestFailures(t *testing.T) {
 	}
 	if err := q.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
-	}
-}
-
-func TestExponentialBackoff(t *testing.T) {
-	t.Parallel()
-	b := rabbitmq.ExponentialBackoff(time.Second, 10*time.Second)
-	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 50: 10 * time.Second} {
-		for range 20 {
-			got := b(attempt)
-			if got > want || got < want*3/4 {
-				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", attempt, got, want*3/4, want)
-			}
-		}
 	}
 }
 

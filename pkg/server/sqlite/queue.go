@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -33,10 +32,10 @@ type Queue struct {
 // Queue returns the durable queue in this database.
 func (d *DB) Queue(cfg QueueConfig) *Queue {
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
+		cfg.MaxAttempts = server.DefaultMaxAttempts
 	}
 	if cfg.Backoff == nil {
-		cfg.Backoff = DefaultBackoff
+		cfg.Backoff = server.Backoff
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 30 * time.Second
@@ -48,13 +47,6 @@ func (d *DB) Queue(cfg QueueConfig) *Queue {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Queue{db: d, cfg: cfg}
-}
-
-// DefaultBackoff waits 1 s, 2 s, 4 s ... up to 5 min, with ±20 % jitter.
-func DefaultBackoff(attempt int) time.Duration {
-	d := time.Second << min(max(attempt-1, 0), 9)
-	d = min(d, 5*time.Minute)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 func (q *Queue) wakeChan(topic string) chan struct{} {

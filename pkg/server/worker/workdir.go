@@ -83,4 +83,3 @@ func (w *Converter) CleanWorkDirs(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
