@@ -124,12 +124,8 @@ func (s *jobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Tim
 
 func (s *jobStore) SetProgress(ctx context.Context, id string, pct int) error {
 	pct = max(0, min(100, pct))
-	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND state = 'converting'`,
+	return s.exec(ctx, id, "set progress of", `UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND state = 'converting'`,
 		pct, ms(s.now()), id)
-	if err != nil {
-		return fmt.Errorf("update progress: %w", err)
-	}
-	return nil
 }
 
 func (s *jobStore) FinishJob(ctx context.Context, id string, attempt int) (*server.Job, error) {
@@ -149,10 +145,7 @@ func (s *jobStore) FailJob(ctx context.Context, id, reason string) (*server.Job,
 }
 
 func (s *jobStore) TouchJob(ctx context.Context, id string, state server.JobState) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET updated_at = ? WHERE id = ? AND state = ?`, ms(s.now()), id, state); err != nil {
-		return fmt.Errorf("touch job: %w", err)
-	}
-	return nil
+	return s.exec(ctx, id, "touch", `UPDATE jobs SET updated_at = ? WHERE id = ? AND state = ?`, ms(s.now()), id, state)
 }
 
 func (s *jobStore) RequeueJob(ctx context.Context, id string, attempt int, refund bool) error {
@@ -160,10 +153,24 @@ func (s *jobStore) RequeueJob(ctx context.Context, id string, attempt int, refun
 	if refund {
 		back = 1
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ?, attempts = attempts - ?
+	return s.exec(ctx, id, "requeue", `UPDATE jobs SET state = 'queued', progress = 0, updated_at = ?, attempts = attempts - ?
 		WHERE id = ? AND state = 'converting' AND attempts = ?`, ms(s.now()), back, id, attempt)
+}
+
+// exec runs a conditional UPDATE of job id. A job in another state is left alone without an
+// error; a missing job gives ENOTFOUND.
+func (s *jobStore) exec(ctx context.Context, id, verb, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("requeue job: %w", err)
+		return fmt.Errorf("%s job %s: %w", verb, id, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s job %s: %w", verb, id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err = s.Job(ctx, id)
+	return err
 }

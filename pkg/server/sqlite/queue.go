@@ -101,6 +101,9 @@ func (q *Queue) Consume(ctx context.Context, topic string, concurrency int, h se
 	// This process is the database's only user, so every lease still held was held by a
 	// process that is gone.
 	if _, err := q.db.db.ExecContext(ctx, `UPDATE messages SET lease_until = 0 WHERE topic = ? AND dead = 0`, topic); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("release leases: %w", err)
 	}
 	wake := q.wakeChan(topic)
