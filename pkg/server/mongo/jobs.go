@@ -16,8 +16,12 @@ import (
 // JobStore keeps jobs in the collection "jobs". Every state change is one FindOneAndUpdate
 // whose filter names the states the change may start from.
 type JobStore struct {
-	c *mongo.Collection
+	c   *mongo.Collection
+	now func() time.Time // the DB's clock
 }
+
+// clock returns the current time as stored: UTC, millisecond precision.
+func (s *JobStore) clock() time.Time { return msUTC(s.now()) }
 
 type jobDoc struct {
 	ID         string     `bson:"_id"`
@@ -62,7 +66,7 @@ func (s *JobStore) CreateJob(ctx context.Context, j *server.Job) error {
 	if j.ID == "" {
 		return server.Errorf(server.EINVALID, "job has no id")
 	}
-	t := now()
+	t := s.clock()
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = t
 	}
@@ -166,7 +170,7 @@ func (s *JobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Tim
 		{Key: "$set", Value: bson.D{
 			{Key: "state", Value: string(server.JobConverting)},
 			{Key: "progress", Value: 0},
-			{Key: "updated_at", Value: now()},
+			{Key: "updated_at", Value: s.clock()},
 		}},
 		{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
 	}
@@ -183,7 +187,7 @@ func (s *JobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Tim
 // FinishJob moves a converting job whose attempts is attempt (the caller's claim) to done.
 // Anything else gives ECONFLICT.
 func (s *JobStore) FinishJob(ctx context.Context, id string, attempt int) (*server.Job, error) {
-	t := now()
+	t := s.clock()
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobDone)},
 		{Key: "progress", Value: 100},
@@ -201,7 +205,7 @@ func (s *JobStore) FinishJob(ctx context.Context, id string, attempt int) (*serv
 // FailJob moves a queued or converting job to failed with the reason. A final job gives
 // ECONFLICT.
 func (s *JobStore) FailJob(ctx context.Context, id, reason string) (*server.Job, error) {
-	t := now()
+	t := s.clock()
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobFailed)},
 		{Key: "error", Value: reason},
@@ -246,7 +250,7 @@ func (s *JobStore) SetProgress(ctx context.Context, id string, pct int) error {
 	pct = min(max(pct, 0), 100)
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "progress", Value: pct},
-		{Key: "updated_at", Value: now()},
+		{Key: "updated_at", Value: s.clock()},
 	}}}
 	return s.update(ctx, id, "set progress of", server.JobConverting, update)
 }
@@ -258,7 +262,7 @@ func (s *JobStore) RequeueJob(ctx context.Context, id string, attempt int, refun
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobQueued)},
 		{Key: "progress", Value: 0},
-		{Key: "updated_at", Value: now()},
+		{Key: "updated_at", Value: s.clock()},
 	}}}
 	if refund {
 		update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: "attempts", Value: -1}}})
@@ -269,7 +273,7 @@ func (s *JobStore) RequeueJob(ctx context.Context, id string, attempt int, refun
 // TouchJob sets updated_at to now when the job is in state; other states are left alone. A
 // missing job gives ENOTFOUND.
 func (s *JobStore) TouchJob(ctx context.Context, id string, state server.JobState) error {
-	update := bson.D{{Key: "$set", Value: bson.D{{Key: "updated_at", Value: now()}}}}
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "updated_at", Value: s.clock()}}}}
 	return s.update(ctx, id, "touch", state, update)
 }
 

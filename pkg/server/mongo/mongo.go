@@ -55,6 +55,7 @@ type DB struct {
 	db        *mongo.Database
 	chunkSize int32
 	log       *slog.Logger
+	now       func() time.Time // the clock of the job store; tests set it
 }
 
 // Open connects to the database, checks that it answers and creates the indexes.
@@ -93,7 +94,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongo: connect: %w", err)
 	}
-	db := &DB{client: client, db: client.Database(name), chunkSize: chunk, log: log}
+	db := &DB{client: client, db: client.Database(name), chunkSize: chunk, log: log, now: time.Now}
 	if err := db.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -126,7 +127,7 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Database() *mongo.Database { return db.db }
 
 // Jobs returns the job store (collection "jobs").
-func (db *DB) Jobs() *JobStore { return &JobStore{c: db.db.Collection(collJobs)} }
+func (db *DB) Jobs() *JobStore { return &JobStore{c: db.db.Collection(collJobs), now: db.now} }
 
 // Uploads returns the store of uploads in progress (collection "uploads").
 func (db *DB) Uploads() *UploadStore { return &UploadStore{c: db.db.Collection(collUploads)} }

@@ -29,7 +29,7 @@ func TestContractUserStore(t *testing.T) {
 }
 
 func TestContractJobStore(t *testing.T) {
-	servertest.TestJobStore(t, func(t *testing.T, now func() time.Time) server.JobStore { return openClock(t, now).Jobs() })
+	servertest.TestJobStore(t, func(t *testing.T, now func() time.Time) server.JobStore { return openClock(t, now).Jobs() }, servertest.JobStoreOptions{})
 }
 
 func TestContractUploadStore(t *testing.T) {
