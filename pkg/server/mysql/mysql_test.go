@@ -1,20 +1,19 @@
 package mysql_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/v2m/v2m/internal/testenv"
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/mysql"
+	"github.com/v2m/v2m/pkg/server/servertest"
 )
 
 func logger(t *testing.T) *slog.Logger {
@@ -46,78 +45,15 @@ func openTable(t *testing.T) (*mysql.Store, *sql.DB, string) {
 	return s, raw, table
 }
 
-func TestCreateAndFind(t *testing.T) {
+func TestContractUserStore(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTable(t)
-	ctx := t.Context()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	if err := s.Migrate(ctx); err != nil { // idempotent
-		t.Fatalf("second Migrate: %v", err)
-	}
-	email := unique("alice") + "@example.com"
-	hash := []byte("$2a$10$abcdefghijklmnopqrstuv")
-	before := time.Now().Add(-time.Second)
-	u, err := s.CreateUser(ctx, email, hash)
-	if err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	if u.ID <= 0 || u.Email != email || !bytes.Equal(u.PasswordHash, hash) || u.CreatedAt.Before(before) {
-		t.Fatalf("CreateUser returned %+v", u)
-	}
-	got, err := s.UserByEmail(ctx, email)
-	if err != nil {
-		t.Fatalf("UserByEmail: %v", err)
-	}
-	if got.ID != u.ID || got.Email != email || !bytes.Equal(got.PasswordHash, hash) || !got.CreatedAt.Equal(u.CreatedAt) {
-		t.Fatalf("UserByEmail = %+v, want %+v", got, u)
-	}
-	// Case-insensitive lookup.
-	got, err = s.UserByEmail(ctx, strings.ToUpper(email))
-	if err != nil || got.ID != u.ID {
-		t.Fatalf("UserByEmail(upper) = %+v, %v", got, err)
-	}
-	// A second user gets another id.
-	u2, err := s.CreateUser(ctx, unique("bob")+"@example.com", hash)
-	if err != nil || u2.ID == u.ID {
-		t.Fatalf("second CreateUser = %+v, %v", u2, err)
-	}
-}
-
-func TestDuplicateEmail(t *testing.T) {
-	t.Parallel()
-	s, _, _ := openTable(t)
-	ctx := t.Context()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	email := unique("dup") + "@example.com"
-	if _, err := s.CreateUser(ctx, email, []byte("h1")); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range []string{email, strings.ToUpper(email)} {
-		_, err := s.CreateUser(ctx, e, []byte("h2"))
-		if !server.IsCode(err, server.ECONFLICT) {
-			t.Fatalf("CreateUser(%s) again: %v, want %s", e, err, server.ECONFLICT)
+	servertest.TestUserStore(t, func(t *testing.T) server.UserStore {
+		s, _, _ := openTable(t)
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate: %v", err)
 		}
-	}
-	u, err := s.UserByEmail(ctx, email)
-	if err != nil || string(u.PasswordHash) != "h1" {
-		t.Fatalf("first user changed: %+v, %v", u, err)
-	}
-}
-
-func TestNotFound(t *testing.T) {
-	t.Parallel()
-	s, _, _ := openTable(t)
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.UserByEmail(t.Context(), unique("nobody")+"@example.com")
-	if !server.IsCode(err, server.ENOTFOUND) {
-		t.Fatalf("UserByEmail(missing) = %v, want %s", err, server.ENOTFOUND)
-	}
+		return s
+	})
 }
 
 // TestMigrateAddsCreatedAt starts from the tutorial's table, without created_at.
