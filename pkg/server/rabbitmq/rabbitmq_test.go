@@ -19,6 +19,7 @@ import (
 	"github.com/v2m/v2m/internal/testenv"
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/rabbitmq"
+	"github.com/v2m/v2m/pkg/server/servertest"
 )
 
 // patience bounds every wait for the broker; it only turns a hang into a failure.
@@ -191,37 +192,16 @@ func numbered(prefix string, n int) []string {
 	return out
 }
 
-func TestRoundTrip(t *testing.T) {
-	t.Parallel()
+func TestContractQueue(t *testing.T) {
 	url := testenv.Get(t, testenv.AMQPURL)
-	q := dial(t, rabbitmq.Config{URL: url})
-	tp := topic(t, url)
-	want := numbered("msg", 20)
-	publish(t, q, tp, want[:10]...) // before any consumer: Publish declares the queues
-	var r recorder
-	stop := consume(t, q, tp, 4, func(ctx context.Context, d server.Delivery) error { r.add(d); return nil })
-	publish(t, q, tp, want[10:]...)
-	eventually(t, "20 deliveries", func() bool { return r.len() >= 20 })
-	if err := stop(); err != nil {
-		t.Fatalf("Consume returned %v", err)
-	}
-	got := r.snapshot()
-	if !slices.Equal(bodies(got), want) {
-		t.Fatalf("got %v, want %v", bodies(got), want)
-	}
-	for _, d := range got {
-		if d.Topic != tp || d.Attempt != 1 || d.MaxAttempts != server.DefaultMaxAttempts {
-			t.Fatalf("delivery %+v", d)
-		}
-	}
-	for _, name := range []string{tp, tp + rabbitmq.RetrySuffix, tp + rabbitmq.DLQSuffix} {
-		if n := depth(t, url, name); n != 0 {
-			t.Errorf("%s has %d messages left", name, n)
-		}
-	}
-	if err := q.Ping(t.Context()); err != nil {
-		t.Errorf("Ping: %v", err)
-	}
+	const maxAttempts = 3
+	servertest.TestQueue(t, func(t *testing.T) server.Queue {
+		return dial(t, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Backoff: fastBackoff})
+	}, servertest.QueueOptions{
+		MaxAttempts: maxAttempts,
+		Topic:       func(t *testing.T) string { return topic(t, url) },
+		DeadLetters: func(t *testing.T, _ server.Queue, topic string) int { return depth(t, url, topic+rabbitmq.DLQSuffix) },
+	})
 }
 
 func TestNilHandlerAcks(t *testing.T) {
@@ -356,47 +336,6 @@ func TestPermanentErrorDeadLettersAtOnce(t *testing.T) {
 	}
 }
 
-func TestConcurrencyLimit(t *testing.T) {
-	t.Parallel()
-	url := testenv.Get(t, testenv.AMQPURL)
-	q := dial(t, rabbitmq.Config{URL: url})
-	tp := topic(t, url)
-	const limit, n = 3, 15
-	publish(t, q, tp, numbered("c", n)...)
-	var inFlight, peak atomic.Int32
-	var r recorder
-	full := make(chan struct{})
-	var fullOnce sync.Once
-	consume(t, q, tp, limit, func(ctx context.Context, d server.Delivery) error {
-		cur := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for {
-			p := peak.Load()
-			if cur <= p || peak.CompareAndSwap(p, cur) {
-				break
-			}
-		}
-		if cur == limit {
-			fullOnce.Do(func() { close(full) })
-		}
-		// The first handlers wait until the limit is reached, so the limit is exercised.
-		select {
-		case <-full:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		r.add(d)
-		return nil
-	})
-	eventually(t, "all deliveries", func() bool { return r.len() >= n })
-	if p := peak.Load(); p != limit {
-		t.Fatalf("peak concurrency %d, want %d", p, limit)
-	}
-	if got := bodies(r.snapshot()); !slices.Equal(got, numbered("c", n)) {
-		t.Fatalf("got %v", got)
-	}
-}
-
 // TestConsumerDiesWithoutAck: a consumer whose connection goes away mid-handler loses
 // nothing; the redelivery counts as an attempt, so a message that kills every consumer
 // reaches the dead-letter queue.
@@ -450,32 +389,6 @@ func TestConsumerDiesWithoutAck(t *testing.T) {
 	d := getOne(t, url, tp+rabbitmq.DLQSuffix)
 	if s, _ := d.Headers[rabbitmq.HeaderError].(string); !strings.Contains(s, "without being acknowledged") {
 		t.Fatalf("dead letter error %q", s)
-	}
-}
-
-// TestGracefulStop: a handler interrupted by shutdown puts its message back without counting
-// an attempt.
-func TestGracefulStop(t *testing.T) {
-	t.Parallel()
-	url := testenv.Get(t, testenv.AMQPURL)
-	q := dial(t, rabbitmq.Config{URL: url})
-	tp := topic(t, url)
-	publish(t, q, tp, "long")
-	started := make(chan struct{})
-	stop := consume(t, q, tp, 1, func(ctx context.Context, d server.Delivery) error {
-		close(started)
-		<-ctx.Done()
-		return ctx.Err()
-	})
-	<-started
-	if err := stop(); err != nil {
-		t.Fatalf("Consume returned %v, want nil", err)
-	}
-	var r recorder
-	consume(t, q, tp, 1, func(ctx context.Context, d server.Delivery) error { r.add(d); return nil })
-	eventually(t, "the message again", func() bool { return r.len() == 1 })
-	if d := r.snapshot()[0]; d.Attempt != 1 || string(d.Body) != "long" {
-		t.Fatalf("after a graceful stop: %+v, want attempt 1", d)
 	}
 }
 
