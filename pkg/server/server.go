@@ -24,12 +24,14 @@ type User struct {
 	CreatedAt    time.Time
 }
 
-// UserStore keeps users.
+// UserStore keeps users. Emails are compared case-insensitively everywhere.
 type UserStore interface {
-	// CreateUser stores a new user and returns it with ID and CreatedAt set.
-	// A user with the same email (compared case-insensitively) gives ECONFLICT.
+	// CreateUser stores a new user and returns it with a new ID (> 0) and CreatedAt set; the
+	// email is kept as given. A user with the same email in any letter case gives ECONFLICT
+	// and leaves that user unchanged; of concurrent creations of one email, exactly one
+	// succeeds.
 	CreateUser(ctx context.Context, email string, passwordHash []byte) (*User, error)
-	// UserByEmail returns the user, or ENOTFOUND.
+	// UserByEmail returns the user whose email matches in any letter case, or ENOTFOUND.
 	UserByEmail(ctx context.Context, email string) (*User, error)
 }
 
@@ -68,44 +70,57 @@ type Job struct {
 }
 
 // JobStore keeps jobs. Every state change is a compare-and-set on the current state, so that
-// two workers, or a worker and a sweeper, cannot both move the same job.
+// two workers, or a worker and a sweeper, cannot both move the same job: of concurrent
+// changes that each require the state the job was in, exactly one succeeds.
+//
+// Every method that names a job by id gives ENOTFOUND when there is none, the writes too: a
+// worker whose job was deleted learns so from its next heartbeat. A write that requires a
+// state gives ECONFLICT when the job is in another, and changes nothing, where its doc says
+// so; the others (SetProgress, RequeueJob, TouchJob) leave such a job alone and return nil.
+// "Now" is the store's clock; times are kept in UTC to the millisecond.
 type JobStore interface {
-	// CreateJob stores a new job. An existing ID gives ECONFLICT.
+	// CreateJob stores j as given. An existing ID gives ECONFLICT and leaves that job unchanged.
 	CreateJob(ctx context.Context, j *Job) error
 	// Job returns a job by id, or ENOTFOUND.
 	Job(ctx context.Context, id string) (*Job, error)
 	// JobByMP3 returns the job whose MP3FID is fid, or ENOTFOUND.
 	JobByMP3(ctx context.Context, fid string) (*Job, error)
-	// ListJobs returns owner's jobs, newest first, at most limit of them.
+	// ListJobs returns owner's jobs and no one else's, newest CreatedAt first, at most limit
+	// (> 0) of them; an owner without jobs gets an empty list.
 	ListJobs(ctx context.Context, owner string, limit int) ([]*Job, error)
 	// ClaimJob moves a queued job, or a converting job whose UpdatedAt is before staleBefore
 	// (its worker stopped sending heartbeats), to converting; it counts an attempt, sets
 	// progress to 0, sets UpdatedAt to now and returns the job. A done or failed job, or a
 	// converting job updated at or after staleBefore (a live worker has it), gives ECONFLICT
-	// with no change. This is what makes a redelivered message harmless.
+	// with no change. Of concurrent claims of one job, exactly one wins and the others get
+	// ECONFLICT. This is what makes a redelivered message harmless.
 	ClaimJob(ctx context.Context, id string, staleBefore time.Time) (*Job, error)
-	// SetProgress records progress (0-100) of a converting job and sets its UpdatedAt to now,
-	// even when pct is unchanged: workers call it as a heartbeat. Other states are left alone.
+	// SetProgress records progress of a converting job, clamped to 0-100, and sets its
+	// UpdatedAt to now, even when pct is unchanged: workers call it as a heartbeat. Other
+	// states are left alone.
 	SetProgress(ctx context.Context, id string, pct int) error
 	// FinishJob moves a converting job to done, provided its Attempts is still attempt (the
-	// caller's claim): a worker whose job was taken over cannot finish it. Anything else gives
-	// ECONFLICT.
+	// caller's claim): a worker whose job was taken over cannot finish it. It sets progress to
+	// 100, clears Error, sets UpdatedAt and FinishedAt to now and returns the job. Any other
+	// state or claim gives ECONFLICT with no change.
 	FinishJob(ctx context.Context, id string, attempt int) (*Job, error)
-	// FailJob moves a job that is not final to failed with the reason. A final job gives
-	// ECONFLICT.
+	// FailJob moves a queued or converting job to failed with the reason, sets UpdatedAt and
+	// FinishedAt to now (progress is kept) and returns the job. A final job gives ECONFLICT
+	// with no change.
 	FailJob(ctx context.Context, id, reason string) (*Job, error)
-	// RequeueJob moves a converting job whose Attempts is attempt back to queued; other
-	// states, and a job claimed again since, are left alone. With refund, the claim is given
-	// back (Attempts goes down by one): a worker that hands a job back in order, on shutdown
-	// or for a retry that its queue counts, does not use up the job's attempts; a job found
-	// abandoned by a dead worker is requeued without refund.
+	// RequeueJob moves a converting job whose Attempts is attempt back to queued, with
+	// progress 0 and UpdatedAt now; other states, and a job claimed again since, are left
+	// alone. With refund, the claim is given back (Attempts goes down by one): a worker that
+	// hands a job back in order, on shutdown or for a retry that its queue counts, does not
+	// use up the job's attempts; a job found abandoned by a dead worker is requeued without
+	// refund.
 	RequeueJob(ctx context.Context, id string, attempt int, refund bool) error
-	// TouchJob sets UpdatedAt to now when the job is in state; other states are left alone.
-	// Sweepers call it on the jobs they publish again, so that a job waiting in a long queue
-	// is not published again on every pass.
+	// TouchJob sets UpdatedAt to now, and nothing else, when the job is in state; other
+	// states are left alone. Sweepers call it on the jobs they publish again, so that a job
+	// waiting in a long queue is not published again on every pass.
 	TouchJob(ctx context.Context, id string, state JobState) error
-	// StaleJobs returns up to limit jobs in the given state not updated since before,
-	// oldest first, for sweepers that republish or recover them.
+	// StaleJobs returns up to limit (> 0) jobs in the given state whose UpdatedAt is before
+	// before (strictly), oldest UpdatedAt first, for sweepers that republish or recover them.
 	StaleJobs(ctx context.Context, state JobState, before time.Time, limit int) ([]*Job, error)
 }
 
@@ -140,16 +155,18 @@ func (u *Upload) PartLen(n int) int64 {
 	return u.PartSize
 }
 
-// UploadStore keeps the records of uploads in progress.
+// UploadStore keeps the records of uploads in progress. Times are kept in UTC to the
+// millisecond.
 type UploadStore interface {
-	// CreateUpload stores a new upload. An existing ID gives ECONFLICT.
+	// CreateUpload stores u as given. An existing ID gives ECONFLICT and leaves that upload
+	// unchanged.
 	CreateUpload(ctx context.Context, u *Upload) error
 	// Upload returns an upload by id, or ENOTFOUND.
 	Upload(ctx context.Context, id string) (*Upload, error)
-	// DeleteUpload removes the record; a missing one is not an error.
+	// DeleteUpload removes the record; a missing one, or one deleted already, is not an error.
 	DeleteUpload(ctx context.Context, id string) error
-	// StaleUploads returns up to limit uploads created before before, oldest first, for the
-	// janitor that discards abandoned uploads.
+	// StaleUploads returns up to limit (> 0) uploads whose CreatedAt is before before
+	// (strictly), oldest first, for the janitor that discards abandoned uploads.
 	StaleUploads(ctx context.Context, before time.Time, limit int) ([]*Upload, error)
 }
 
@@ -221,9 +238,15 @@ type Handler func(ctx context.Context, d Delivery) error
 // Queue is a durable message queue with at-least-once delivery.
 type Queue interface {
 	// Publish stores body on topic durably before it returns (publisher confirms, a commit).
+	// A message published before anyone consumes the topic waits for its consumer.
 	Publish(ctx context.Context, topic string, body []byte) error
-	// Consume runs h on topic's messages, up to concurrency at once, until ctx is done; then
-	// it stops taking new messages, waits for the running handlers, and returns nil.
+	// Consume runs h on topic's messages, and only topic's, up to concurrency at once, until
+	// ctx is done; then it stops taking new messages, waits for the running handlers, and
+	// returns nil, also when it was idle. Each delivery carries its Attempt (1 at first, one
+	// more on each retry) and the queue's MaxAttempts. A handler error retries the message
+	// later; one on the last attempt, or one marked Permanent on any attempt, dead-letters it
+	// at once. A handler that returns ctx's error after ctx ended hands its message back
+	// without using up an attempt: it is delivered again later with the same Attempt.
 	Consume(ctx context.Context, topic string, concurrency int, h Handler) error
 }
 
@@ -280,7 +303,8 @@ type Mailer interface {
 // SentLog remembers which notifications were sent, so that a redelivered event sends no
 // second mail.
 type SentLog interface {
-	// Sent reports whether key was marked.
+	// Sent reports whether key itself was marked: false for a key never marked, whatever
+	// other keys are.
 	Sent(ctx context.Context, key string) (bool, error)
 	// MarkSent records key; marking it again is not an error.
 	MarkSent(ctx context.Context, key string) error
