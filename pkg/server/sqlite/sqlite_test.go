@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/storetest"
 )
 
 func open(t *testing.T) *DB {
@@ -313,4 +314,8 @@ func TestQueuesOfOneDatabaseShareTopics(t *testing.T) {
 	if err := pub.Consume(ctx, "mp3", 1, func(context.Context, server.Delivery) error { return nil }); err == nil {
 		t.Fatal("a second consumer of the topic was accepted")
 	}
+}
+
+func TestRevocations(t *testing.T) {
+	storetest.RevocationStore(t, open(t).Revocations())
 }
