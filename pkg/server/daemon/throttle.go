@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/throttle"
@@ -50,11 +51,11 @@ func throttling(s *settings) (login, register *throttle.Policy, proxies []netip.
 			return nil, nil, nil, err
 		}
 	}
-	for _, c := range s.strings("trusted-proxies") {
-		c = strings.TrimSpace(c)
-		if c == "" {
-			continue
-		}
+	var cidrs []string // a flag gives a list; an environment variable or a file may give "a,b" or "a b"
+	for _, v := range s.strings("trusted-proxies") {
+		cidrs = append(cidrs, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })...)
+	}
+	for _, c := range cidrs {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
 			a, aerr := netip.ParseAddr(c)
