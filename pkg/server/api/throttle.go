@@ -29,7 +29,9 @@ func (s *Server) trustProxies(prefixes []netip.Prefix) {
 
 // throttled takes one attempt of p for email and the client IP. Over the limit it answers 429
 // with Retry-After and returns true. The answer does not depend on whether the email has an
-// account. It also puts the client IP into the request's context, for the auth service.
+// account. It also puts the client IP into the request's context, for the auth service. A
+// refusal is logged at debug level only: the request log has its 429 already, and a flood must
+// not double the log volume.
 func (s *Server) throttled(c *gin.Context, p *throttle.Policy, email string) bool {
 	ip := c.ClientIP()
 	c.Request = c.Request.WithContext(server.WithClientIP(c.Request.Context(), ip))
@@ -37,7 +39,7 @@ func (s *Server) throttled(c *gin.Context, p *throttle.Policy, email string) boo
 	if wait <= 0 {
 		return false
 	}
-	s.log.Warn("throttled", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "client_ip", ip,
+	s.log.Debug("throttled", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "client_ip", ip,
 		"retry_after", wait.String())
 	s.fail(c, &server.Error{Code: server.ERATELIMITED, RetryAfter: wait,
 		Message: "too many attempts; retry after the time given in Retry-After"})
