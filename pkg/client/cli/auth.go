@@ -177,8 +177,12 @@ func (a *app) logoutCmd() *cobra.Command {
 				if !until.IsZero() {
 					when = "until " + until.Local().Format(time.DateTime)
 				}
-				fmt.Fprintf(a.d.Stderr, "v2m: warning: the server did not revoke the token (%v); it was forgotten here but stays valid %s\n",
-					revokeErr, when)
+				reason := revokeErr.Error()
+				if client.IsUnreachable(revokeErr) {
+					reason = "cannot reach " + a.server
+				}
+				fmt.Fprintf(a.d.Stderr, "v2m: warning: the server did not revoke the token (%s); it was forgotten here but stays valid %s\n",
+					reason, when)
 			}
 			if a.json {
 				out := map[string]any{"server": a.server, "logged_out": true, "revoked": revoked}

@@ -99,7 +99,7 @@ func TestLogoutServerUnreachableJSON(t *testing.T) {
 	s.Close()
 	r := e.run("", "logout", "--json")
 	e.want(r, 0)
-	if !strings.Contains(r.stderr, "did not revoke the token") || !strings.Contains(r.stderr, "stays valid until it expires") {
+	if !strings.Contains(r.stderr, "did not revoke the token (cannot reach "+s.URL+")") || !strings.Contains(r.stderr, "stays valid until it expires") {
 		t.Fatalf("stderr %q, want a warning that the token stays valid", r.stderr)
 	}
 	var m map[string]any
