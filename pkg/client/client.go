@@ -266,6 +266,15 @@ func (c *Client) Login(ctx context.Context, email, password string) (*Token, err
 	return &t, nil
 }
 
+// Logout revokes c.Token on the server (DELETE /v1/tokens/current): from then on the server
+// refuses it. It does not change c.Token.
+func (c *Client) Logout(ctx context.Context) error {
+	if err := c.doJSON(ctx, http.MethodDelete, "/v1/tokens/current", nil, nil, nil); err != nil {
+		return fmt.Errorf("revoke the token: %w", err)
+	}
+	return nil
+}
+
 // Me describes the caller's token.
 func (c *Client) Me(ctx context.Context) (*Me, error) {
 	var m Me

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. The HTTP layer maps each to one status; see api.statusOf.
@@ -13,6 +14,7 @@ const (
 	ECONFLICT     = "conflict"     // 409: the thing exists, or is in the wrong state
 	ETOOLARGE     = "too_large"    // 413: over a configured size limit
 	ETIMEOUT      = "timeout"      // 408: the client stopped sending its request
+	ERATELIMITED  = "rate_limited" // 429: too many attempts; retry after Error.RetryAfter
 	EUNAVAILABLE  = "unavailable"  // 503: a backend is down; try again
 	EINTERNAL     = "internal"     // 500: a real fault
 )
@@ -21,6 +23,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, when positive, tells the client how long to wait before trying again
+	// (ERATELIMITED, and EUNAVAILABLE when the server is busy). HTTP sends it as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
@@ -54,6 +59,15 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// RetryAfter returns the RetryAfter of the first *Error in err's chain, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // IsCode reports whether err carries the given code.

@@ -312,10 +312,47 @@ type SentLog interface {
 
 // Claims are what a verified token says.
 type Claims struct {
+	ID        string    `json:"jti"` // unique per token: what a revocation names
 	Subject   string    `json:"sub"`
 	Issuer    string    `json:"iss"`
 	IssuedAt  time.Time `json:"iat"`
 	ExpiresAt time.Time `json:"exp"`
+}
+
+// Revocation is one revoked token: its jti and its expiry, after which the token is refused
+// anyway and the revocation can be forgotten.
+type Revocation struct {
+	ID        string    `json:"jti"`
+	ExpiresAt time.Time `json:"exp"`
+}
+
+// RevocationChecker tells whether a token was revoked.
+type RevocationChecker interface {
+	// Revoked reports whether the token with this jti was revoked. It may answer true or false
+	// for a jti whose revocation has expired: such a token is refused for its expiry anyway.
+	// An error means the answer is unknown; verifiers then refuse the token (fail closed).
+	Revoked(ctx context.Context, jti string) (bool, error)
+}
+
+// RevocationStore keeps revoked tokens until they expire.
+//
+// Edge cases every implementation honours: revoking a jti twice is not an error (the later
+// expiry is kept); revoking with an expiry already past stores nothing that Revocations lists;
+// an empty jti gives EINVALID. Revoke also deletes the revocations that have expired, so the
+// store holds no more than the tokens revoked within one token lifetime.
+type RevocationStore interface {
+	RevocationChecker
+	// Revoke records jti as revoked until exp.
+	Revoke(ctx context.Context, jti string, exp time.Time) error
+	// Revocations returns the revocations whose expiry is after now, in no particular order.
+	Revocations(ctx context.Context, now time.Time) ([]Revocation, error)
+}
+
+// TokenRevoker revokes the token a request was authenticated with: the raw token and what
+// verifying it gave. Standalone and the auth service record it in their RevocationStore; the
+// gateway forwards it to the auth service.
+type TokenRevoker interface {
+	RevokeToken(ctx context.Context, raw string, c *Claims) error
 }
 
 // TokenVerifier checks a bearer token: a bad, expired or forged one gives EUNAUTHORIZED.
@@ -330,6 +367,20 @@ type Accounts interface {
 	Register(ctx context.Context, email, password string) (*User, error)
 	// Login checks the password and returns a signed token: EUNAUTHORIZED on a mismatch.
 	Login(ctx context.Context, email, password string) (token string, expires time.Time, err error)
+}
+
+type clientIPKey struct{}
+
+// WithClientIP returns ctx carrying the IP address of the client a request came from, as the
+// HTTP layer determined it (trusted proxies only). The gateway passes it on to the auth service.
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
+}
+
+// ClientIP returns the client IP address carried by ctx, or "".
+func ClientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
 }
 
 // MP3Name is the name of a video's MP3: the video's name with its extension replaced by .mp3.

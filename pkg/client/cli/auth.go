@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/v2m/v2m/pkg/client"
 )
 
 // credFlags are the flags of register and login.
@@ -143,19 +148,94 @@ func (a *app) loginCmd() *cobra.Command {
 func (a *app) logoutCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
-		Short: "Forget the stored token",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if err := a.tokenStore().Delete(); err != nil {
+		Short: "Revoke the stored token on the server and forget it",
+		Long: "logout asks the server to revoke the token (it is refused from then on) and forgets it. When the\n" +
+			"server cannot revoke it (unreachable, or too old to know how) the token is forgotten all the same,\n" +
+			"and v2m says that it stays valid until it expires.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store := a.tokenStore()
+			if _, env := store.(client.EnvToken); env {
+				return fmt.Errorf("log out: %w", client.ErrReadOnlyToken)
+			}
+			tok, err := store.Get()
+			if err != nil && !errors.Is(err, client.ErrNoToken) {
+				return fmt.Errorf("read token: %w", err)
+			}
+			revoked, revokeErr := false, error(nil)
+			if tok != "" {
+				revokeErr = a.revoke(cmd.Context(), tok)
+				revoked = revokeErr == nil
+			}
+			if err := store.Delete(); err != nil {
 				return fmt.Errorf("log out: %w", err)
 			}
+			var until time.Time
+			if revokeErr != nil {
+				until = tokenExpiry(tok)
+				when := "until it expires"
+				if !until.IsZero() {
+					when = "until " + until.Local().Format(time.DateTime)
+				}
+				reason := revokeErr.Error()
+				if client.IsUnreachable(revokeErr) {
+					reason = "cannot reach " + a.server
+				}
+				fmt.Fprintf(a.d.Stderr, "v2m: warning: the server did not revoke the token (%s); it was forgotten here but stays valid %s\n",
+					reason, when)
+			}
 			if a.json {
-				return a.printJSON(map[string]any{"server": a.server, "logged_out": true})
+				out := map[string]any{"server": a.server, "logged_out": true, "revoked": revoked}
+				if !until.IsZero() {
+					out["valid_until"] = until.UTC()
+				}
+				return a.printJSON(out)
 			}
 			fmt.Fprintf(a.d.Stdout, "logged out of %s\n", a.server)
 			return nil
 		},
 	}
+}
+
+// revoke revokes tok on the server. A token the server refuses already (expired, revoked) needs
+// no revocation.
+func (a *app) revoke(ctx context.Context, tok string) error {
+	var c *client.Client
+	var err error
+	if a.d.NewClient != nil {
+		c, err = a.d.NewClient(a.server, tok)
+	} else {
+		c, err = client.New(a.server, client.WithToken(tok), client.WithUserAgent("v2m-cli"))
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := c.Logout(ctx); err != nil && !client.IsUnauthorized(err) {
+		return err
+	}
+	return nil
+}
+
+// tokenExpiry reads the exp claim of a JWT without checking it (it is our own token, only shown
+// to the user); zero when it has none.
+func tokenExpiry(tok string) time.Time {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(claims.Exp, 0)
 }
 
 func (a *app) whoamiCmd() *cobra.Command {

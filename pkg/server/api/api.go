@@ -11,6 +11,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/throttle"
 )
 
 // Config holds a Server's dependencies and limits. Nil dependencies switch their routes off.
@@ -39,6 +42,15 @@ type Config struct {
 	BodyIdle      time.Duration // longest pause while reading an upload's body; 60 s when zero
 	PollInterval  time.Duration // how often a long-poll looks at the job; 250 ms when zero
 	Changes       *Signal       // optional: wakes long-polls when a job changes in this process
+
+	// Throttling of logins and registrations, by email then client IP (nil: unlimited).
+	LoginLimit, RegisterLimit *throttle.Policy
+	// TrustedProxies are the peers whose X-Forwarded-For gives the client IP; none when empty.
+	TrustedProxies []netip.Prefix
+	// Revoker revokes the caller's token (DELETE /v1/tokens/current) when set.
+	Revoker server.TokenRevoker
+	// Revocations, when set, is listed at GET /v1/revocations for gateways (the auth service).
+	Revocations server.RevocationStore
 
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
@@ -79,6 +91,7 @@ func New(cfg Config) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, log: cfg.Logger, eng: gin.New(), draining: make(chan struct{})}
+	s.trustProxies(cfg.TrustedProxies)
 	// Handlers pass c.Request.Context() to stores, never the *gin.Context: gin recycles
 	// contexts after a request, while a driver may still watch the one it was given.
 	s.eng.HandleMethodNotAllowed = true
@@ -116,11 +129,17 @@ func (s *Server) routes() {
 		e.POST("/registration", s.registration)
 		e.POST("/login", s.login)
 	}
+	if s.cfg.Revocations != nil {
+		v1.GET("/revocations", s.listRevocations)
+	}
 	if s.cfg.Verifier == nil {
 		return
 	}
 	authed := v1.Group("", s.authenticate)
 	authed.GET("/me", s.me)
+	if s.cfg.Revoker != nil {
+		authed.DELETE("/tokens/current", s.revokeToken)
+	}
 	e.POST("/validate", s.authenticate, s.validate)
 	if s.cfg.Jobs == nil || s.cfg.Uploads == nil || s.cfg.Blobs == nil || s.cfg.Queue == nil {
 		return
@@ -165,6 +184,8 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case server.ETIMEOUT:
 		return http.StatusRequestTimeout
+	case server.ERATELIMITED:
+		return http.StatusTooManyRequests
 	case server.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	default:
@@ -188,8 +209,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 		s.log.Error("request failed", "request_id", c.GetString(ctxRequestID), "method", c.Request.Method,
 			"path", c.FullPath(), "err", err)
 	}
-	if code == server.EUNAUTHORIZED {
-		c.Header("WWW-Authenticate", `Bearer realm="v2m"`)
+	if code == server.EUNAUTHORIZED && c.Writer.Header().Get("WWW-Authenticate") == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="v2m"`) // the login routes set Basic
+	}
+	if d := server.RetryAfter(err); d > 0 {
+		c.Header("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 	}
 	c.AbortWithStatusJSON(statusOf(code), errorBody(code, server.ErrorMessage(err)))
 }

@@ -14,6 +14,7 @@ import (
 const (
 	ctxRequestID = "request_id"
 	ctxClaims    = "claims"
+	ctxToken     = "token" // the raw bearer token, for revoking it
 )
 
 // observe gives each request an id, logs it once it is done, and counts it in metrics.
@@ -62,12 +63,14 @@ func (s *Server) recoverer() gin.HandlerFunc {
 
 // authenticate requires a valid bearer token and stores its claims.
 func (s *Server) authenticate(c *gin.Context) {
-	claims, err := s.cfg.Verifier.Verify(c.Request.Context(), bearer(c.Request))
+	raw := bearer(c.Request)
+	claims, err := s.cfg.Verifier.Verify(c.Request.Context(), raw)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Set(ctxClaims, claims)
+	c.Set(ctxToken, raw)
 	c.Next()
 }
 

@@ -37,6 +37,9 @@ type userJSON struct {
 }
 
 func (s *Server) register(c *gin.Context, email, password string) {
+	if s.throttled(c, s.cfg.RegisterLimit, email) {
+		return
+	}
 	u, err := s.cfg.Accounts.Register(c.Request.Context(), email, password)
 	if err != nil {
 		s.fail(c, err)
@@ -82,8 +85,14 @@ func (s *Server) basicLogin(c *gin.Context) (string, time.Time, bool) {
 		s.fail(c, server.Errorf(server.EUNAUTHORIZED, "HTTP Basic credentials required"))
 		return "", time.Time{}, false
 	}
+	if s.throttled(c, s.cfg.LoginLimit, email) {
+		return "", time.Time{}, false
+	}
 	tok, exp, err := s.cfg.Accounts.Login(c.Request.Context(), email, password)
 	if err != nil {
+		if server.IsCode(err, server.EUNAUTHORIZED) {
+			c.Header("WWW-Authenticate", `Basic realm="v2m"`) // these routes take Basic, not Bearer
+		}
 		s.fail(c, err)
 		return "", time.Time{}, false
 	}
@@ -112,5 +121,5 @@ func (s *Server) me(c *gin.Context) {
 func (s *Server) validate(c *gin.Context) {
 	cl := claimsOf(c)
 	c.JSON(http.StatusOK, gin.H{"sub": cl.Subject, "username": cl.Subject, "iss": cl.Issuer,
-		"iat": cl.IssuedAt.Unix(), "exp": cl.ExpiresAt.Unix()})
+		"iat": cl.IssuedAt.Unix(), "exp": cl.ExpiresAt.Unix(), "jti": cl.ID})
 }

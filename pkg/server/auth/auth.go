@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -48,14 +49,79 @@ type Issuer interface {
 	Issue(subject string) (string, time.Time, error)
 }
 
-// Service implements server.Accounts over a UserStore.
+// DefaultHashWait is how long a login or registration waits for a free bcrypt slot when
+// Service.HashWait is zero.
+const DefaultHashWait = 2 * time.Second
+
+// DefaultHashConcurrency is the default number of bcrypt computations at once: half the CPUs,
+// at least one, so that a flood of logins leaves the other half to everything else.
+func DefaultHashConcurrency() int { return max(1, runtime.NumCPU()/2) }
+
+// Service implements server.Accounts over a UserStore, and server.TokenRevoker over a
+// RevocationStore.
 type Service struct {
 	Users  server.UserStore
 	Tokens Issuer
 	Cost   int // bcrypt cost; bcrypt.DefaultCost when zero
+	// HashConcurrency bounds the bcrypt hashes and comparisons running at once
+	// (DefaultHashConcurrency when zero). A request waits at most HashWait (DefaultHashWait
+	// when zero) or until its context ends for a slot; then it gets EUNAVAILABLE with a
+	// RetryAfter, instead of queueing without end.
+	HashConcurrency int
+	HashWait        time.Duration
+	// Revocations records the tokens revoked by RevokeToken.
+	Revocations server.RevocationStore
 
 	dummyOnce sync.Once
 	dummy     []byte // a hash to compare against when the user does not exist
+
+	slotsOnce sync.Once
+	slots     chan struct{}
+}
+
+// errBusy is the answer when no bcrypt slot frees up in time.
+var errBusy = &server.Error{Code: server.EUNAVAILABLE, Message: "the server is busy; retry in a moment", RetryAfter: time.Second}
+
+// hashing runs f, a bcrypt computation, in one of the bounded slots.
+func (s *Service) hashing(ctx context.Context, f func()) error {
+	s.slotsOnce.Do(func() {
+		n := s.HashConcurrency
+		if n <= 0 {
+			n = DefaultHashConcurrency()
+		}
+		s.slots = make(chan struct{}, n)
+	})
+	wait := s.HashWait
+	if wait <= 0 {
+		wait = DefaultHashWait
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case s.slots <- struct{}{}:
+		case <-t.C:
+			return errBusy
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a password hashing slot: %w", ctx.Err())
+		}
+	}
+	defer func() { <-s.slots }()
+	f()
+	return nil
+}
+
+// RevokeToken implements server.TokenRevoker: the token's jti is recorded until it expires.
+func (s *Service) RevokeToken(ctx context.Context, _ string, c *server.Claims) error {
+	if s.Revocations == nil {
+		return errors.New("no revocation store configured")
+	}
+	if err := s.Revocations.Revoke(ctx, c.ID, c.ExpiresAt); err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
 }
 
 // Register implements server.Accounts.
@@ -67,7 +133,10 @@ func (s *Service) Register(ctx context.Context, email, password string) (*server
 	if err := CheckPassword(password); err != nil {
 		return nil, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost())
+	var hash []byte
+	if werr := s.hashing(ctx, func() { hash, err = bcrypt.GenerateFromPassword([]byte(password), s.cost()) }); werr != nil {
+		return nil, werr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
@@ -91,13 +160,19 @@ func (s *Service) Login(ctx context.Context, email, password string) (string, ti
 	}
 	u, err := s.Users.UserByEmail(ctx, norm)
 	if server.IsCode(err, server.ENOTFOUND) {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
+		if werr := s.hashing(ctx, func() { _ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password)) }); werr != nil {
+			return "", time.Time{}, werr
+		}
 		return "", time.Time{}, bad
 	}
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("look up user: %w", err)
 	}
-	if err := bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)); err != nil {
+	var cmpErr error
+	if werr := s.hashing(ctx, func() { cmpErr = bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) }); werr != nil {
+		return "", time.Time{}, werr
+	}
+	if err := cmpErr; err != nil {
 		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 			return "", time.Time{}, bad
 		}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -108,5 +109,38 @@ func TestRemoteMapsErrors(t *testing.T) {
 	srv.Close()
 	if _, _, err := r.Login(ctx, "a@example.com", "pw123456"); !server.IsCode(err, server.EUNAVAILABLE) {
 		t.Fatalf("down: %v", err)
+	}
+}
+
+// TestHashingBounded: with every bcrypt slot taken, a login waits at most HashWait, then gets
+// EUNAVAILABLE with a Retry-After; one whose context ends stops waiting at once.
+func TestHashingBounded(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t)
+	s.HashConcurrency, s.HashWait = 1, 50*time.Millisecond
+	if _, err := s.Register(ctx, "ann@example.com", "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	hold, held := make(chan struct{}), make(chan struct{})
+	go s.hashing(ctx, func() { close(held); <-hold })
+	<-held
+	for _, email := range []string{"ann@example.com", "nobody@example.com"} {
+		_, _, err := s.Login(ctx, email, "correct horse")
+		if !server.IsCode(err, server.EUNAVAILABLE) || server.RetryAfter(err) <= 0 {
+			t.Fatalf("login of %s with no free slot: %v (retry after %v)", email, err, server.RetryAfter(err))
+		}
+	}
+	if _, err := s.Register(ctx, "bob@example.com", "correct horse"); !server.IsCode(err, server.EUNAVAILABLE) {
+		t.Fatalf("register with no free slot: %v", err)
+	}
+	s.HashWait = time.Hour
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := s.Login(cctx, "ann@example.com", "correct horse"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("login with an ended context: %v", err)
+	}
+	close(hold)
+	if _, _, err := s.Login(ctx, "ann@example.com", "correct horse"); err != nil {
+		t.Fatalf("login once the slot is free: %v", err)
 	}
 }

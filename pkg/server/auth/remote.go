@@ -7,16 +7,37 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
 )
 
-// Remote implements server.Accounts by calling an auth service's /v1 routes.
+// Remote implements server.Accounts and server.TokenRevoker by calling an auth service's /v1
+// routes. It sends the client's IP (server.ClientIP of the context) as X-Forwarded-For, so
+// that the auth service throttles by it when it trusts the gateway (its --trusted-proxies).
 type Remote struct {
 	BaseURL string // e.g. http://auth:8081
 	Client  *http.Client
+	// Revocations, when set, learns of a token revoked through this gateway at once, before
+	// its next refresh from the auth service.
+	Revocations *RemoteRevocations
+}
+
+// RevokeToken implements server.TokenRevoker: DELETE /v1/tokens/current on the auth service
+// with the token itself.
+func (r *Remote) RevokeToken(ctx context.Context, raw string, c *server.Claims) error {
+	err := r.do(ctx, http.MethodDelete, "/v1/tokens/current", nil, func(req *http.Request) {
+		req.Header.Set("Authorization", "Bearer "+raw)
+	}, nil)
+	if err != nil {
+		return err
+	}
+	if r.Revocations != nil {
+		r.Revocations.Add(server.Revocation{ID: c.ID, ExpiresAt: c.ExpiresAt})
+	}
+	return nil
 }
 
 type userJSON struct {
@@ -61,6 +82,9 @@ func (r *Remote) do(ctx context.Context, method, path string, body []byte, edit 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if ip := server.ClientIP(ctx); ip != "" {
+		req.Header.Set("X-Forwarded-For", ip)
+	}
 	if edit != nil {
 		edit(req)
 	}
@@ -81,10 +105,12 @@ func (r *Remote) do(ctx context.Context, method, path string, body []byte, edit 
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" && resp.StatusCode < 500 {
-			return &server.Error{Code: e.Error.Code, Message: e.Error.Message}
+		retry := retryAfter(resp.Header.Get("Retry-After"))
+		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" &&
+			(resp.StatusCode < 500 || resp.StatusCode == http.StatusServiceUnavailable && e.Error.Code == server.EUNAVAILABLE) {
+			return &server.Error{Code: e.Error.Code, Message: e.Error.Message, RetryAfter: retry}
 		}
-		return server.Errorf(server.EUNAVAILABLE, "auth service answered %s", resp.Status)
+		return &server.Error{Code: server.EUNAVAILABLE, Message: "auth service answered " + resp.Status, RetryAfter: retry}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -92,4 +118,13 @@ func (r *Remote) do(ctx context.Context, method, path string, body []byte, edit 
 		}
 	}
 	return nil
+}
+
+// retryAfter reads a Retry-After header in seconds; 0 when absent or not a number.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(min(n, 86400)) * time.Second
 }

@@ -124,7 +124,7 @@ func authCommand(stderr io.Writer) subcommand {
 			{"jwt-verify-key-files", []string{}, "older public keys (or HS256 secrets) that stay valid during a key rotation"},
 			{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
 			{"bcrypt-cost", 12, "bcrypt cost of password hashes"},
-		}, jwtAlgSettings, tokenSettings)
+		}, jwtAlgSettings, tokenSettings, throttleSettings, hashSettings)
 }
 
 func loadKeys(s *settings) (token.Key, []token.Key, error) {
@@ -173,12 +173,27 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	issuer := s.str("jwt-issuer")
 	m := metrics.New()
+	loginLimit, registerLimit, proxies, err := throttling(s)
+	if err != nil {
+		return err
+	}
+	hashN, hashWait, err := hashLimits(s)
+	if err != nil {
+		return err
+	}
+	if len(proxies) == 0 {
+		log.Warn("no --trusted-proxies: every login through a gateway counts against the gateway's IP; list the gateways' CIDR")
+	}
+	accounts := &auth.Service{Users: store, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")},
+		Cost: s.int("bcrypt-cost"), HashConcurrency: hashN, HashWait: hashWait, Revocations: store}
 	h := api.New(api.Config{
-		Accounts: &auth.Service{Users: store, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
-		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second},
+		Accounts: accounts,
+		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second, Revocations: store},
 		JWKS:     func() any { return token.PublicJWKS(keys) },
 		Ready:    store.Ping,
 		Logger:   log, Metrics: m,
+
+		Revoker: accounts, Revocations: store, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
 	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(keys))
 	return serve(ctx, log, s.str("listen"), h)
@@ -193,7 +208,8 @@ func gatewayCommand(stderr io.Writer) subcommand {
 			{"sweep-interval", 30 * time.Second, "how often the sweeper looks for jobs whose message was lost"},
 			{"sweep-queued-after", 2 * time.Minute, "the sweeper publishes again a job queued for this long"},
 			{"sweep-stale-after", time.Minute, "the sweeper publishes again a converting job with no heartbeat for this long"},
-		}, mongoSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings)
+			{"revocations-refresh", auth.DefaultRevocationsRefresh, "how often the revoked tokens are fetched from auth"},
+		}, mongoSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings)
 }
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -246,7 +262,13 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer q.Close()
-	accounts := &auth.Remote{BaseURL: authURL, Client: &http.Client{Timeout: 30 * time.Second}}
+	loginLimit, registerLimit, proxies, err := throttling(s)
+	if err != nil {
+		return err
+	}
+	revocations := &auth.RemoteRevocations{URL: authURL + "/v1/revocations", Interval: s.dur("revocations-refresh"), Logger: log}
+	verifier.Revocations = revocations
+	accounts := &auth.Remote{BaseURL: authURL, Client: &http.Client{Timeout: 30 * time.Second}, Revocations: revocations}
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
 		Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: q,
@@ -256,9 +278,15 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 			if remoteKeys != nil && !remoteKeys.Loaded() {
 				keysErr = remoteKeys.Refresh(ctx)
 			}
-			return errors.Join(db.Ping(ctx), q.Ping(ctx), keysErr)
+			var revErr error
+			if !revocations.Loaded() {
+				revErr = revocations.Refresh(ctx)
+			}
+			return errors.Join(db.Ping(ctx), q.Ping(ctx), keysErr, revErr)
 		},
 		Logger: log, Metrics: m,
+
+		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
 	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Uploads: db.Uploads(), Blobs: db.Blobs(),
 		UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"),
@@ -268,6 +296,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	g := newGroup(cancel)
 	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h) })
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
+	g.Go("revocations", func() error { revocations.Run(ctx); return nil })
 	return g.Wait()
 }
 

@@ -68,7 +68,7 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
 		{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
 		{"bcrypt-cost", 10, "bcrypt cost of password hashes"},
-	}, tokenSettings, uploadSettings, converterSettings, smtpSettings)
+	}, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -129,14 +129,26 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	issuer := s.str("jwt-issuer")
 	changes := api.NewSignal()
+	loginLimit, registerLimit, proxies, err := throttling(s)
+	if err != nil {
+		return err
+	}
+	hashN, hashWait, err := hashLimits(s)
+	if err != nil {
+		return err
+	}
+	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")},
+		Cost: s.int("bcrypt-cost"), HashConcurrency: hashN, HashWait: hashWait, Revocations: db.Revocations()}
 	handler := api.New(api.Config{
 		Changes:  changes,
-		Accounts: &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
-		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}},
+		Accounts: accounts,
+		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
 		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
 		PartSize: partSize, MaxUploadSize: maxUpload,
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
 		Logger: log, Metrics: m,
+
+		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
 		Logger: log, Metrics: m, Changed: changes.Notify}

@@ -1,5 +1,6 @@
 // Package mysql keeps v2m's users in MySQL or MariaDB: the tutorial's `user` table, with a
-// created_at column added by Migrate when an older table lacks it.
+// created_at column added by Migrate when an older table lacks it, and the revoked tokens
+// (table revoked_token) of the auth service.
 package mysql
 
 import (
@@ -36,6 +37,9 @@ const (
 // DefaultTable is the table users live in.
 const DefaultTable = "user"
 
+// DefaultRevocationsTable is the table revoked tokens live in.
+const DefaultRevocationsTable = "revoked_token"
+
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Option changes how Open sets up a Store.
@@ -45,14 +49,22 @@ type Option func(*Store)
 // runs sharing one database). The name must be a plain identifier.
 func WithTable(name string) Option { return func(s *Store) { s.table = name } }
 
-// Store is a server.UserStore on MySQL. It is safe for concurrent use.
+// WithRevocationsTable keeps the revoked tokens in another table than DefaultRevocationsTable.
+func WithRevocationsTable(name string) Option { return func(s *Store) { s.revoked = name } }
+
+// Store is a server.UserStore and a server.RevocationStore on MySQL. It is safe for
+// concurrent use.
 type Store struct {
-	db    *sql.DB
-	log   *slog.Logger
-	table string
+	db      *sql.DB
+	log     *slog.Logger
+	table   string
+	revoked string
 }
 
-var _ server.UserStore = (*Store)(nil)
+var (
+	_ server.UserStore       = (*Store)(nil)
+	_ server.RevocationStore = (*Store)(nil)
+)
 
 // Open connects to the database named by dsn (go-sql-driver/mysql format, for example
 // "user:pass@tcp(127.0.0.1:3306)/auth"), and checks that it answers. parseTime is turned on
@@ -74,13 +86,15 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return nil, fmt.Errorf("mysql connector: %w", err)
 	}
-	s := &Store{db: sql.OpenDB(connector), log: logger, table: DefaultTable}
+	s := &Store{db: sql.OpenDB(connector), log: logger, table: DefaultTable, revoked: DefaultRevocationsTable}
 	for _, o := range opts {
 		o(s)
 	}
-	if !tableName.MatchString(s.table) {
-		s.db.Close()
-		return nil, fmt.Errorf("mysql: bad table name %q", s.table)
+	for _, t := range []string{s.table, s.revoked} {
+		if !tableName.MatchString(t) {
+			s.db.Close()
+			return nil, fmt.Errorf("mysql: bad table name %q", t)
+		}
 	}
 	s.db.SetMaxOpenConns(maxOpenConns)
 	s.db.SetMaxIdleConns(maxIdleConns)
@@ -107,8 +121,17 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Migrate creates the users table, or brings an older one up to date: the tutorial's table
 // (id, email, password) gets a created_at column, existing rows taking the migration's time.
-// It is idempotent and safe to run from several processes at once.
+// It creates the revocations table too. It is idempotent and safe to run from several
+// processes at once.
 func (s *Store) Migrate(ctx context.Context) error {
+	revoked := fmt.Sprintf("CREATE TABLE IF NOT EXISTS `%s` ("+
+		"jti VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY, "+
+		"expires_at BIGINT NOT NULL, "+
+		"INDEX expires_at (expires_at)"+
+		") ENGINE=InnoDB", s.revoked)
+	if _, err := s.db.ExecContext(ctx, revoked); err != nil {
+		return fmt.Errorf("create table %s: %w", s.revoked, err)
+	}
 	create := fmt.Sprintf("CREATE TABLE IF NOT EXISTS `%s` ("+
 		"id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "+
 		"email VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL UNIQUE, "+

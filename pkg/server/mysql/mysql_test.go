@@ -165,3 +165,28 @@ func TestDefaultTableMigrates(t *testing.T) {
 		t.Fatalf("UserByEmail = %+v, %v", u, err)
 	}
 }
+
+func TestRevocations(t *testing.T) {
+	t.Parallel()
+	users, table := unique("user_t"), unique("revoked_t")
+	s, err := mysql.Open(t.Context(), testenv.Get(t, testenv.MySQLDSN), logger(t), mysql.WithTable(users),
+		mysql.WithRevocationsTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	raw, err := sql.Open("mysql", testenv.Get(t, testenv.MySQLDSN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, tb := range []string{users, table} {
+			_, _ = raw.ExecContext(context.Background(), "DROP TABLE IF EXISTS `"+tb+"`")
+		}
+	})
+	servertest.TestRevocationStore(t, func(*testing.T) server.RevocationStore { return s })
+}

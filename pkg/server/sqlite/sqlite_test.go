@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/servertest"
 )
 
 func open(t *testing.T) *DB {
@@ -117,4 +118,8 @@ func TestQueuesOfOneDatabaseShareTopics(t *testing.T) {
 	if err := pub.Consume(ctx, "mp3", 1, func(context.Context, server.Delivery) error { return nil }); err == nil {
 		t.Fatal("a second consumer of the topic was accepted")
 	}
+}
+
+func TestContractRevocationStore(t *testing.T) {
+	servertest.TestRevocationStore(t, func(t *testing.T) server.RevocationStore { return open(t).Revocations() })
 }

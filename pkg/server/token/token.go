@@ -4,7 +4,10 @@
 // publishes the public keys as a JWKS, and the gateway verifies locally against that set, with
 // no network hop per request. HS256 with a shared secret of at least 32 bytes is the
 // alternative. Verification always pins the expected algorithm, so "alg":"none" and
-// algorithm-confusion tokens are rejected, and requires exp, iat and the issuer.
+// algorithm-confusion tokens are rejected, and requires exp, iat, jti and the issuer.
+//
+// Every token carries a random jti (server.NewID), so that it can be revoked: a Verifier with
+// Revocations refuses the tokens listed there.
 package token
 
 import (
@@ -102,6 +105,7 @@ func (i *Issuer) Issue(subject string) (string, time.Time, error) {
 	iat := now().UTC().Truncate(time.Second)
 	exp := iat.Add(ttl)
 	t := jwt.NewWithClaims(method(i.Key.Alg), jwt.RegisteredClaims{
+		ID:        server.NewID(),
 		Subject:   subject,
 		Issuer:    i.Issuer,
 		IssuedAt:  jwt.NewNumericDate(iat),
@@ -143,6 +147,10 @@ type Verifier struct {
 	Keys   KeySource
 	Leeway time.Duration
 	Now    func() time.Time
+	// Revocations, when set, is asked about every token that is otherwise valid: a revoked
+	// one gives EUNAUTHORIZED, and an error from it is returned (wrapped, keeping its code):
+	// a token is not accepted while its state is unknown.
+	Revocations server.RevocationChecker
 }
 
 // Verify implements server.TokenVerifier.
@@ -179,15 +187,23 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*server.Claims, erro
 		}
 		return nil, &server.Error{Code: server.EUNAUTHORIZED, Message: msg}
 	}
-	if rc.Subject == "" {
+	switch {
+	case rc.Subject == "":
 		return nil, server.Errorf(server.EUNAUTHORIZED, "token has no subject")
+	case rc.IssuedAt == nil: // WithIssuedAt checks iat only when it is present
+		return nil, server.Errorf(server.EUNAUTHORIZED, "token has no issue time")
+	case rc.ID == "" || len(rc.ID) > 64:
+		return nil, server.Errorf(server.EUNAUTHORIZED, "token has no id; log in again")
 	}
-	c := &server.Claims{Subject: rc.Subject, Issuer: rc.Issuer}
-	if rc.IssuedAt != nil {
-		c.IssuedAt = rc.IssuedAt.UTC()
+	if v.Revocations != nil {
+		revoked, err := v.Revocations.Revoked(ctx, rc.ID)
+		if err != nil {
+			return nil, fmt.Errorf("check revocation of token %s: %w", rc.ID, err)
+		}
+		if revoked {
+			return nil, server.Errorf(server.EUNAUTHORIZED, "token revoked")
+		}
 	}
-	if rc.ExpiresAt != nil {
-		c.ExpiresAt = rc.ExpiresAt.UTC()
-	}
-	return c, nil
+	return &server.Claims{ID: rc.ID, Subject: rc.Subject, Issuer: rc.Issuer,
+		IssuedAt: rc.IssuedAt.UTC(), ExpiresAt: rc.ExpiresAt.UTC()}, nil
 }

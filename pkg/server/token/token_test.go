@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -92,6 +93,19 @@ func TestVerifyRejects(t *testing.T) {
 		s, _ := tok.SignedString(k.Private)
 		return s
 	}
+	signed := func(claims jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+		tok.Header["kid"] = k.ID
+		s, err := tok.SignedString(k.Private)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	noIat := signed(jwt.MapClaims{"sub": "a@example.com", "iss": "v2m", "jti": "j1", "exp": now.Add(time.Hour).Unix()})
+	noJti := signed(jwt.MapClaims{"sub": "a@example.com", "iss": "v2m", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	futureIat := signed(jwt.MapClaims{"sub": "a@example.com", "iss": "v2m", "jti": "j2", "iat": now.Add(time.Hour).Unix(),
+		"exp": now.Add(2 * time.Hour).Unix()})
 	tampered := func() string {
 		s, _, _ := good.Issue("a@example.com")
 		parts := strings.Split(s, ".")
@@ -103,6 +117,7 @@ func TestVerifyRejects(t *testing.T) {
 	for name, tok := range map[string]string{
 		"empty": "", "garbage": "not.a.jwt", "forged": forged(), "expired": expired(), "wrong issuer": wrongIss(),
 		"alg none": none(), "alg confusion": hsConfusion(), "no exp": noExp(), "tampered": tampered(),
+		"no iat": noIat, "no jti": noJti, "iat in the future": futureIat,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := v.Verify(context.Background(), tok)
@@ -230,5 +245,51 @@ func TestRemoteKeysAuthStartsLater(t *testing.T) {
 	tok, _, _ := (&Issuer{Key: k, Issuer: "v2m"}).Issue("a@example.com")
 	if _, err := (&Verifier{Alg: EdDSA, Issuer: "v2m", Keys: rk}).Verify(context.Background(), tok); err != nil {
 		t.Fatalf("token refused after auth came up: %v", err)
+	}
+}
+
+// revocations is a RevocationChecker over a map, with an error to return.
+type revocations struct {
+	revoked map[string]bool
+	err     error
+}
+
+func (r *revocations) Revoked(_ context.Context, jti string) (bool, error) {
+	return r.revoked[jti], r.err
+}
+
+func TestJTIAndRevocation(t *testing.T) {
+	k := newKey(t)
+	iss := &Issuer{Key: k, Issuer: "v2m"}
+	t1, _, _ := iss.Issue("a@example.com")
+	t2, _, _ := iss.Issue("a@example.com")
+	rev := &revocations{revoked: map[string]bool{}}
+	v := &Verifier{Alg: EdDSA, Issuer: "v2m", Keys: StaticKeys{k}, Revocations: rev}
+	c1, err := v.Verify(context.Background(), t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := v.Verify(context.Background(), t2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !server.ValidID(c1.ID) || c1.ID == c2.ID || c1.IssuedAt.IsZero() {
+		t.Fatalf("jti %q and %q: want two distinct random ids; iat %v", c1.ID, c2.ID, c1.IssuedAt)
+	}
+	rev.revoked[c1.ID] = true
+	if _, err := v.Verify(context.Background(), t1); !server.IsCode(err, server.EUNAUTHORIZED) || server.ErrorMessage(err) != "token revoked" {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if _, err := v.Verify(context.Background(), t2); err != nil {
+		t.Fatalf("the other token of the same user: %v", err)
+	}
+	// When revocations cannot be checked, the token is not accepted, and the code is kept.
+	rev.err = server.Errorf(server.EUNAVAILABLE, "not loaded")
+	if _, err := v.Verify(context.Background(), t2); !server.IsCode(err, server.EUNAVAILABLE) {
+		t.Fatalf("with the checker failing: %v", err)
+	}
+	rev.err = errors.New("disk I/O error")
+	if _, err := v.Verify(context.Background(), t2); err == nil || server.IsCode(err, server.EUNAUTHORIZED) {
+		t.Fatalf("with the store failing: %v, want an internal error", err)
 	}
 }

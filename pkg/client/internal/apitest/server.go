@@ -122,6 +122,7 @@ func New(opts ...Option) *Server {
 	mux.HandleFunc("POST /v1/users", s.register)
 	mux.HandleFunc("POST /v1/tokens", s.login)
 	mux.HandleFunc("GET /v1/me", s.auth(s.me))
+	mux.HandleFunc("DELETE /v1/tokens/current", s.auth(s.revoke))
 	mux.HandleFunc("POST /v1/uploads", s.auth(s.createUpload))
 	mux.HandleFunc("GET /v1/uploads/{id}", s.auth(s.getUpload))
 	mux.HandleFunc("DELETE /v1/uploads/{id}", s.auth(s.deleteUpload))
@@ -431,6 +432,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	exp := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
 	s.tokens[tok] = tokenInfo{email: email, expires: exp}
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp})
+}
+
+// revoke makes the caller's token invalid, as DELETE /v1/tokens/current does.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ string) {
+	s.mu.Lock()
+	delete(s.tokens, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// TokenValid reports whether the server accepts tok.
+func (s *Server) TokenValid(tok string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ti, ok := s.tokens[tok]
+	return ok && time.Now().Before(ti.expires)
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request, email string) {
