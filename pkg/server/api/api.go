@@ -36,9 +36,9 @@ type Config struct {
 	PartSize      int64         // upload part size; 8 MiB when zero
 	MaxUploadSize int64         // largest video accepted; 4 GiB when zero
 	MaxWait       time.Duration // longest long-poll; 60 s when zero
-	BodyIdle      time.Duration // longest pause while reading an upload's body; 60 s when zero
 	PollInterval  time.Duration // how often a long-poll looks at the job; 250 ms when zero
 	Changes       *Signal       // optional: wakes long-polls when a job changes in this process
+	Limits        Limits        // connection limits; the same as the http.Server's (NewHTTPServer)
 
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
@@ -68,9 +68,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 60 * time.Second
 	}
-	if cfg.BodyIdle <= 0 {
-		cfg.BodyIdle = 60 * time.Second
-	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
 	}

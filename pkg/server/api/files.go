@@ -1,7 +1,6 @@
 package api
 
 import (
-	"io"
 	"mime"
 	"net/http"
 
@@ -42,20 +41,7 @@ func (s *Server) serveMP3(c *gin.Context, fid string) {
 	w.Header().Set("ETag", `"`+fid+`"`) // an MP3 never changes once its job is done
 	w.Header().Set("Cache-Control", "private, max-age=86400")
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": server.MP3Name(j.Filename)}))
-	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, c.Request, "", b.ModTime(), b)
-	s.cfg.Metrics.BytesOut(cw.n)
+	sw := s.streamResponse(c)
+	http.ServeContent(sw, c.Request, "", b.ModTime(), b)
+	s.cfg.Metrics.BytesOut(sw.n)
 }
-
-type countingWriter struct {
-	gin.ResponseWriter
-	n int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-var _ io.Writer = (*countingWriter)(nil)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/v2m/v2m/pkg/server/api"
 )
 
 // Version is stamped at build time with -ldflags "-X github.com/v2m/v2m/pkg/server/daemon.Version=...".
@@ -94,18 +96,48 @@ func concurrency(s *settings) int {
 	return runtime.NumCPU()
 }
 
-// serve runs h on addr until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler) error {
+// httpSettings bound every HTTP connection of a service (api.Limits); 0 takes the default.
+var httpSettings = []setting{
+	{"read-header-timeout", time.Duration(0), fmt.Sprintf("longest time to read a request's headers; 0 for %v", api.DefaultLimits.ReadHeaderTimeout)},
+	{"read-timeout", time.Duration(0), fmt.Sprintf("longest time to read a whole request (upload parts excepted: they have --min-transfer-rate); 0 for %v", api.DefaultLimits.ReadTimeout)},
+	{"write-timeout", time.Duration(0), fmt.Sprintf("longest time to answer a request (downloads and long-polls excepted); 0 for %v", api.DefaultLimits.WriteTimeout)},
+	{"idle-timeout", time.Duration(0), fmt.Sprintf("longest wait for the next request on a kept-alive connection; 0 for %v", api.DefaultLimits.IdleTimeout)},
+	{"max-header-bytes", 0, fmt.Sprintf("largest request line and headers, in bytes; 0 for %d", api.DefaultLimits.MaxHeaderBytes)},
+	{"min-transfer-rate", 0, fmt.Sprintf("bytes per second an upload body or a download must average over each --transfer-rate-window, or it ends (408 for uploads); 0 for %d", api.DefaultLimits.MinRate)},
+	{"transfer-rate-window", time.Duration(0), fmt.Sprintf("the window --min-transfer-rate is measured over; 0 for %v", api.DefaultLimits.RateWindow)},
+}
+
+// httpLimits reads httpSettings.
+func httpLimits(s *settings) (api.Limits, error) {
+	l := api.Limits{
+		ReadHeaderTimeout: s.dur("read-header-timeout"),
+		ReadTimeout:       s.dur("read-timeout"),
+		WriteTimeout:      s.dur("write-timeout"),
+		IdleTimeout:       s.dur("idle-timeout"),
+		MaxHeaderBytes:    s.int("max-header-bytes"),
+		MinRate:           int64(s.int("min-transfer-rate")),
+		RateWindow:        s.dur("transfer-rate-window"),
+	}
+	for name, neg := range map[string]bool{
+		"read-header-timeout": l.ReadHeaderTimeout < 0, "read-timeout": l.ReadTimeout < 0, "write-timeout": l.WriteTimeout < 0,
+		"idle-timeout": l.IdleTimeout < 0, "max-header-bytes": l.MaxHeaderBytes < 0, "min-transfer-rate": l.MinRate < 0,
+		"transfer-rate-window": l.RateWindow < 0,
+	} {
+		if neg {
+			return api.Limits{}, fmt.Errorf("--%s must not be negative (0 takes the default)", name)
+		}
+	}
+	return l, nil
+}
+
+// serve runs h on addr behind the connection limits l until ctx ends, then shuts it down
+// gracefully.
+func serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, l api.Limits) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := api.NewHTTPServer(h, l, log)
 	log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

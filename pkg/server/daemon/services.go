@@ -43,7 +43,7 @@ var (
 // service wraps the run function of a distributed service with settings, a logger and signals.
 func service(stderr io.Writer, use, short, listen string, run func(ctx context.Context, s *settings, log *slog.Logger) error, list ...[]setting) subcommand {
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
-	s := bind(cmd, append([][]setting{{{"listen", listen, "HTTP listen address (health, readiness and metrics on every service)"}}}, list...)...)
+	s := bind(cmd, append([][]setting{{{"listen", listen, "HTTP listen address (health, readiness and metrics on every service)"}}, httpSettings}, list...)...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -154,6 +154,10 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "mysql-dsn"); err != nil {
 		return err
 	}
+	limits, err := httpLimits(s)
+	if err != nil {
+		return err
+	}
 	key, keys, err := loadKeys(s)
 	if err != nil {
 		return err
@@ -173,6 +177,7 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	issuer := s.str("jwt-issuer")
 	m := metrics.New()
 	h := api.New(api.Config{
+		Limits:   limits,
 		Accounts: &auth.Service{Users: store, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
 		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second},
 		JWKS:     func() any { return token.PublicJWKS(keys) },
@@ -180,7 +185,7 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 		Logger:   log, Metrics: m,
 	})
 	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(keys))
-	return serve(ctx, log, s.str("listen"), h)
+	return serve(ctx, log, s.str("listen"), h, limits)
 }
 
 // ----------------------------------------------------------------- gateway
@@ -197,6 +202,10 @@ func gatewayCommand(stderr io.Writer) subcommand {
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "auth-url", "mongo-uri", "amqp-url"); err != nil {
+		return err
+	}
+	limits, err := httpLimits(s)
+	if err != nil {
 		return err
 	}
 	partSize, err := s.size("part-size")
@@ -249,7 +258,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
 		Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: q,
-		PartSize: partSize, MaxUploadSize: maxUpload,
+		PartSize: partSize, MaxUploadSize: maxUpload, Limits: limits,
 		Ready: func(ctx context.Context) error {
 			var keysErr error
 			if remoteKeys != nil && !remoteKeys.Loaded() {
@@ -265,7 +274,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := newGroup(cancel)
-	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h) })
+	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h, limits) })
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
 	return g.Wait()
 }
@@ -309,12 +318,16 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 
 // runConsumer serves h and consumes topic until ctx ends; running handlers get grace to finish.
 func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Handler, q server.Queue, topic string, n int, grace time.Duration, handle server.Handler) error {
+	limits, err := httpLimits(s)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work, stopWork := drain(ctx, grace)
 	defer stopWork()
 	g := newGroup(cancel)
-	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h) })
+	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h, limits) })
 	g.Go("consumer", func() error { return q.Consume(ctx, topic, n, workIn(work, handle)) })
 	log.Info("consuming", "topic", topic, "concurrency", n)
 	return g.Wait()

@@ -66,7 +66,7 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
 		{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
 		{"bcrypt-cost", 10, "bcrypt cost of password hashes"},
-	}, tokenSettings, uploadSettings, converterSettings, smtpSettings)
+	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -81,6 +81,10 @@ func standaloneCommand(stderr io.Writer) subcommand {
 }
 
 func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
+	limits, err := httpLimits(s)
+	if err != nil {
+		return err
+	}
 	partSize, err := s.size("part-size")
 	if err != nil {
 		return err
@@ -129,7 +133,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Accounts: &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")}, Cost: s.int("bcrypt-cost")},
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}},
 		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
-		PartSize: partSize, MaxUploadSize: maxUpload,
+		PartSize: partSize, MaxUploadSize: maxUpload, Limits: limits,
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
 		Logger: log, Metrics: m,
 	})
@@ -144,7 +148,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	work, stopWork := drain(ctx, s.dur("shutdown-timeout"))
 	defer stopWork()
 	g := newGroup(cancel)
-	g.Go("http", func() error { return serve(ctx, log, s.str("addr"), handler) })
+	g.Go("http", func() error { return serve(ctx, log, s.str("addr"), handler, limits) })
 	g.Go("converter", func() error {
 		return q.Consume(ctx, server.TopicVideo, concurrency(s), workIn(work, converter.Handle))
 	})
