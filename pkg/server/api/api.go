@@ -80,7 +80,7 @@ func New(cfg Config) *Server {
 	// Handlers pass c.Request.Context() to stores, never the *gin.Context: gin recycles
 	// contexts after a request, while a driver may still watch the one it was given.
 	s.eng.HandleMethodNotAllowed = true
-	s.eng.Use(s.recoverer(), s.observe())
+	s.eng.Use(secureHeaders, s.recoverer(), s.observe())
 	s.eng.NoRoute(func(c *gin.Context) {
 		s.fail(c, server.Errorf(server.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
