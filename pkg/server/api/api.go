@@ -131,8 +131,10 @@ func (s *Server) routes() {
 	authed.GET("/jobs", s.listJobs)
 	authed.GET("/jobs/:id", s.getJob)
 	authed.GET("/files/:fid", s.download)
+	authed.HEAD("/files/:fid", s.download)
 	e.POST("/upload", s.authenticate, s.tutorialUpload)
 	e.GET("/download", s.authenticate, s.tutorialDownload)
+	e.HEAD("/download", s.authenticate, s.tutorialDownload)
 }
 
 func (s *Server) ready(c *gin.Context) {
