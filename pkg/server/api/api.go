@@ -1,5 +1,6 @@
 // Package api serves v2m's HTTP API with gin: the /v1 routes documented in docs/api.md, the
-// tutorial's original routes, and the service routes (/healthz, /readyz, /metrics).
+// tutorial's original routes, and the service routes (/healthz, /readyz). Metrics are counted
+// here but served elsewhere (v2md's --metrics-addr), never on the API's port.
 //
 // One Server type serves every role. Which routes exist follows from the dependencies set in
 // Config: standalone sets them all; the auth service sets Accounts and JWKS; the gateway sets
@@ -98,9 +99,6 @@ func (s *Server) routes() {
 	e := s.eng
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
-	if s.cfg.Metrics != nil {
-		e.GET("/metrics", gin.WrapH(s.cfg.Metrics.Handler()))
-	}
 	if s.cfg.JWKS != nil {
 		e.GET("/.well-known/jwks.json", func(c *gin.Context) {
 			c.Header("Cache-Control", "public, max-age=300")

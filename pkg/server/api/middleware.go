@@ -33,7 +33,7 @@ func (s *Server) observe() gin.HandlerFunc {
 		}
 		d := time.Since(start)
 		s.cfg.Metrics.HTTPRequest(methodLabel(c.Request.Method), route, c.Writer.Status(), d)
-		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		if route == "/healthz" || route == "/readyz" {
 			return
 		}
 		s.log.Info("http request", "request_id", id, "method", c.Request.Method, "route", route,

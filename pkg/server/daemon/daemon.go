@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/v2m/v2m/pkg/server/api"
+	"github.com/v2m/v2m/pkg/server/metrics"
 )
 
 // Version is stamped at build time with -ldflags "-X github.com/v2m/v2m/pkg/server/daemon.Version=...".
@@ -69,8 +70,15 @@ func subcommands(stderr io.Writer) []subcommand {
 	}
 }
 
-// service routes every service answers on its listen address.
-var servicePaths = []string{"/healthz", "/readyz", "/metrics"}
+// service routes every service answers on its listen address. Prometheus metrics are served
+// at /metrics on --metrics-addr only, never on the API's port.
+var servicePaths = []string{"/healthz", "/readyz"}
+
+// metricsSetting is --metrics-addr with a service's default: loopback, on a port of its own
+// so that the services of `make dev` can run side by side.
+func metricsSetting(def string) setting {
+	return setting{"metrics-addr", def, "listen address of the Prometheus metrics (/metrics); empty to serve none"}
+}
 
 func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
@@ -130,13 +138,42 @@ func httpLimits(s *settings) (api.Limits, error) {
 	return l, nil
 }
 
-// serve runs h on addr behind the connection limits l until ctx ends, then shuts it down
-// gracefully.
-func serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, l api.Limits) error {
-	ln, err := net.Listen("tcp", addr)
+// serveHTTP runs the API handler h on addr and m's Prometheus metrics at /metrics on
+// metricsAddr (nothing when it is empty), both behind the limits l, until ctx ends.
+func serveHTTP(ctx context.Context, log *slog.Logger, addr, metricsAddr string, h http.Handler, m *metrics.Metrics, l api.Limits) error {
+	apiLn, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	var metricsLn net.Listener
+	if metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
+			apiLn.Close()
+			return fmt.Errorf("--metrics-addr: listen on %s: %w", metricsAddr, err)
+		}
+	} else {
+		log.Info("no metrics: --metrics-addr is empty")
+	}
+	return serveOn(ctx, log, apiLn, metricsLn, h, m, l)
+}
+
+// serveOn is serveHTTP on listeners; metricsLn may be nil.
+func serveOn(ctx context.Context, log *slog.Logger, apiLn, metricsLn net.Listener, h http.Handler, m *metrics.Metrics, l api.Limits) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g := newGroup(cancel)
+	g.Go("api", func() error { return serve(ctx, log, apiLn, h, l) })
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		g.Go("metrics", func() error { return serve(ctx, log.With("listener", "metrics"), metricsLn, mux, l) })
+	}
+	return g.Wait()
+}
+
+// serve runs h on ln behind the connection limits l until ctx ends, then shuts it down
+// gracefully.
+func serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, l api.Limits) error {
 	srv := api.NewHTTPServer(h, l, log)
 	log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)

@@ -62,6 +62,7 @@ func standaloneCommand(stderr io.Writer) subcommand {
 	}
 	s := bind(cmd, []setting{
 		{"addr", "127.0.0.1:8080", "HTTP listen address"},
+		metricsSetting("127.0.0.1:9090"),
 		{"data", "./data", "data directory"},
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
 		{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
@@ -148,7 +149,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	work, stopWork := drain(ctx, s.dur("shutdown-timeout"))
 	defer stopWork()
 	g := newGroup(cancel)
-	g.Go("http", func() error { return serve(ctx, log, s.str("addr"), handler, limits) })
+	g.Go("http", func() error { return serveHTTP(ctx, log, s.str("addr"), s.str("metrics-addr"), handler, m, limits) })
 	g.Go("converter", func() error {
 		return q.Consume(ctx, server.TopicVideo, concurrency(s), workIn(work, converter.Handle))
 	})
