@@ -68,6 +68,10 @@ func TestHostileJSONBodies(t *testing.T) {
 	if r.code != 400 || !strings.Contains(string(r.body), `field \"password\" must be a string`) {
 		t.Errorf("wrong type: %d %s", r.code, r.body)
 	}
+	r = e.do("POST", "/v1/uploads", tok, strings.NewReader(`{"filename":"a.mp4","size":"12"}`))
+	if r.code != 400 || !strings.Contains(string(r.body), `field \"size\" must be a whole number of bytes`) {
+		t.Errorf("size as a string: %d %s", r.code, r.body)
+	}
 	r = e.do("POST", "/v1/uploads", tok, strings.NewReader("{\"filename\":\"a.mp4\",\n\"size\":10,,}"))
 	if r.code != 400 || !strings.Contains(string(r.body), "malformed JSON at byte 32") {
 		t.Errorf("syntax error: %d %s", r.code, r.body)

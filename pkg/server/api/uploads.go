@@ -69,7 +69,7 @@ func (s *Server) createUpload(c *gin.Context) {
 	}
 	size, err := strconv.ParseInt(string(req.Size), 10, 64)
 	if err != nil || size < 0 {
-		s.fail(c, server.Errorf(server.EINVALID, "size must be a whole number of bytes"))
+		s.fail(c, server.Errorf(server.EINVALID, `field "size" must be a whole number of bytes`))
 		return
 	}
 	if size > s.cfg.MaxUploadSize {
@@ -78,7 +78,7 @@ func (s *Server) createUpload(c *gin.Context) {
 	}
 	sum := strings.ToLower(req.SHA256)
 	if b, err := hex.DecodeString(sum); sum != "" && (err != nil || len(b) != 32) {
-		s.fail(c, server.Errorf(server.EINVALID, "sha256 must be 64 hex digits"))
+		s.fail(c, server.Errorf(server.EINVALID, `field "sha256" must be 64 hex digits`))
 		return
 	}
 	u := &server.Upload{ID: server.NewID(), Owner: owner(c), Filename: name, Size: size, PartSize: s.cfg.PartSize,
