@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -323,4 +324,46 @@ func TestClientBodyFaultsAre4xx(t *testing.T) {
 		t.Fatalf("a job was made of a broken upload: %v", list.Jobs)
 	}
 	e.noErrorLogs()
+}
+
+// TestSlowDownloadOutlivesWriteTimeout: a client that reads a 16 MiB MP3 at about 6 MiB/s
+// (through a small receive buffer) takes longer than the write timeout of small requests
+// (1 s); the download's moving write deadline lets it finish, whole.
+func TestSlowDownloadOutlivesWriteTimeout(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Limits = testLimits })
+	tok := e.user("ann@example.com")
+	fid, mp3 := e.downloadable(tok, 16<<20)
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+	}}
+	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/files/"+fid, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	start := time.Now()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got bytes.Buffer
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(res.Body, buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+		<-tick.C // a slow reader
+	}
+	took := time.Since(start)
+	if res.StatusCode != 200 || !bytes.Equal(got.Bytes(), mp3) {
+		t.Fatalf("slow download: %d, %d of %d bytes in %v", res.StatusCode, got.Len(), len(mp3), took)
+	}
+	t.Logf("16 MiB read slowly in %v", took.Round(time.Millisecond))
+	if took < testLimits.WriteTimeout {
+		t.Logf("the download was faster than the write timeout: this run proves little")
+	}
 }
