@@ -251,9 +251,10 @@ func (w *streamWriter) WriteString(s string) (int, error) { return w.Write([]byt
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// extendFor gives a request that will answer within d (a long-poll) its time: d plus the
-// usual write timeout to write the answer, and no read deadline (the server only watches the
-// connection for the client leaving, and a read deadline there would cancel the request).
+// extendFor gives a request that will answer within d (a long-poll, or a completion that
+// reads a whole upload back) its time: d plus the usual write timeout to write the answer, and
+// no read deadline (the server only watches the connection for the client leaving, and a read
+// deadline there would cancel the request).
 func (s *Server) extendFor(c *gin.Context, d time.Duration) {
 	rc := http.NewResponseController(c.Writer)
 	_ = rc.SetReadDeadline(time.Time{})

@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/v2m/v2m/pkg/server"
 )
 
 // testLimits are the server's limits scaled down so that the tests take seconds: a request
@@ -366,4 +369,40 @@ func TestSlowDownloadOutlivesWriteTimeout(t *testing.T) {
 	if took < testLimits.WriteTimeout {
 		t.Logf("the download was faster than the write timeout: this run proves little")
 	}
+}
+
+// slowCompletion is a BlobStore whose CompleteUpload takes a while, as reading back a large
+// upload from GridFS does; it gives up when its request is cancelled.
+type slowCompletion struct {
+	server.BlobStore
+	took time.Duration
+}
+
+func (s slowCompletion) CompleteUpload(ctx context.Context, u *server.Upload) error {
+	select {
+	case <-time.After(s.took):
+	case <-ctx.Done():
+		return fmt.Errorf("complete upload: %w", ctx.Err())
+	}
+	return s.BlobStore.CompleteUpload(ctx, u)
+}
+
+// TestSlowCompletionOutlivesRequestTimeouts: completing an upload is the server's work; when
+// it takes longer than the read timeout (0.5 s) and the write timeout (1 s) of small
+// requests, the request is neither cancelled nor cut off.
+func TestSlowCompletionOutlivesRequestTimeouts(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Limits = testLimits
+		c.Blobs = slowCompletion{BlobStore: c.Blobs, took: 1200 * time.Millisecond}
+	})
+	tok := e.user("ann@example.com")
+	id := e.newUpload(tok, 5)
+	if r := e.do("PUT", "/v1/uploads/"+id+"/parts/0", tok, strings.NewReader("hello")); r.code != 204 {
+		t.Fatalf("part: %d %s", r.code, r.body)
+	}
+	var j jobResp
+	if r := e.do("POST", "/v1/uploads/"+id+"/complete", tok, nil); r.code != 201 || r.json(&j) != nil || j.State != "queued" {
+		t.Fatalf("slow completion: %d %s", r.code, r.body)
+	}
+	e.noErrorLogs()
 }

@@ -176,6 +176,10 @@ func (r *checkedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// completeRate is the slowest a store is expected to read an upload back when completing it,
+// in bytes per second: 4 GiB get 8.5 minutes.
+const completeRate = 8 << 20
+
 func (s *Server) completeUpload(c *gin.Context) {
 	id := c.Param("id")
 	if !server.ValidID(id) {
@@ -190,6 +194,9 @@ func (s *Server) completeUpload(c *gin.Context) {
 	if !ok {
 		return
 	}
+	// Completing reads the whole video back (for its size and sha256): that is the server's
+	// work, not the client's, and may take longer than a small request's timeouts.
+	s.extendFor(c, time.Duration(u.Size/completeRate+1)*time.Second)
 	if err := s.cfg.Blobs.CompleteUpload(c.Request.Context(), u); err != nil {
 		if server.IsCode(err, server.EINVALID) { // checksum mismatch: the upload is gone
 			_ = s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID)
