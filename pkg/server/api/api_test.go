@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -48,6 +49,12 @@ func (failingQueue) Consume(context.Context, string, int, server.Handler) error 
 
 func newEnv(t *testing.T, edit ...func(*Config)) *env {
 	t.Helper()
+	return newEnvOn(t, nil, edit...)
+}
+
+// newEnvOn is newEnv with the server's listener wrapped by wrap (when not nil).
+func newEnvOn(t *testing.T, wrap func(net.Listener) net.Listener, edit ...func(*Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "v2m.db"))
 	if err != nil {
@@ -76,6 +83,9 @@ func newEnv(t *testing.T, edit ...func(*Config)) *env {
 	h := New(cfg)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = NewHTTPServer(h, cfg.Limits, cfg.Logger)
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, logs: logs, db: db, q: q, blobs: blobs, key: k}

@@ -406,3 +406,55 @@ func TestSlowCompletionOutlivesRequestTimeouts(t *testing.T) {
 	}
 	e.noErrorLogs()
 }
+
+// smallSendBuffers makes the server's connections buffer little, so that a client that reads
+// slowly holds the server's writes at once instead of after megabytes of kernel buffers.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(16 << 10)
+	}
+	return c, err
+}
+
+// TestDownloadBelowRateIsCut: a client that reads a download at about 160 KiB/s, below a
+// minimum rate of 1 MiB/s, is cut off after a window, long before it has the 8 MiB file.
+func TestDownloadBelowRateIsCut(t *testing.T) {
+	limits := testLimits
+	limits.MinRate = 1 << 20
+	e := newEnvOn(t, func(l net.Listener) net.Listener { return smallSendBuffers{l} }, func(c *Config) { c.Limits = limits })
+	tok := e.user("ann@example.com")
+	fid, mp3 := e.downloadable(tok, 8<<20)
+	c := e.dial()
+	c.(*net.TCPConn).SetReadBuffer(16 << 10)
+	fmt.Fprintf(c, "GET /v1/files/%s HTTP/1.1\r\nHost: v2m\r\nAuthorization: Bearer %s\r\n\r\n", fid, tok)
+	start := time.Now()
+	c.SetReadDeadline(start.Add(closedWithin))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var got int
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := io.ReadFull(res.Body, buf)
+		got += n
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("a download read below the minimum rate still goes on after %v (%d bytes)", closedWithin, got)
+			}
+			break // cut: unexpected EOF or a reset
+		}
+		<-tick.C // a slow reader
+	}
+	if res.StatusCode != 200 || got >= len(mp3) {
+		t.Fatalf("slow reader: %d, got %d of %d bytes", res.StatusCode, got, len(mp3))
+	}
+	t.Logf("a reader at 160 KiB/s was cut after %d bytes, %v", got, time.Since(start).Round(time.Millisecond))
+	e.noErrorLogs()
+}
