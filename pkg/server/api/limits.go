@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -176,13 +177,14 @@ func (b *bodyReader) blame(err error) error {
 	if b.err == nil {
 		return err
 	}
-	return clientBodyError(b.err, b.l)
+	return clientBodyError(b.err, fmt.Sprintf("the request body arrived slower than %d bytes/s over %v", b.l.MinRate, b.l.RateWindow))
 }
 
 // clientBodyError turns a read error of a request body into the API's error: a timeout is a
-// stall (408), a body over its limit is too large (413), anything else is a body that ended
-// early or was malformed (400). The message never carries the Go error.
-func clientBodyError(err error, l Limits) error {
+// stall (408, with the message stalled), a body over its limit is too large (413), anything
+// else is a body that ended early or was malformed (400). The message never carries the Go
+// error.
+func clientBodyError(err error, stalled string) error {
 	var ne net.Error
 	var mbe *http.MaxBytesError
 	var se *server.Error
@@ -190,8 +192,7 @@ func clientBodyError(err error, l Limits) error {
 	case errors.As(err, &se):
 		return err // already the API's (a checksum mismatch, say)
 	case errors.As(err, &ne) && ne.Timeout():
-		return server.Errorf(server.ETIMEOUT, "the request body arrived slower than %d bytes/s over %v",
-			l.MinRate, l.RateWindow)
+		return server.Errorf(server.ETIMEOUT, "%s", stalled)
 	case errors.As(err, &mbe):
 		return server.Errorf(server.ETOOLARGE, "the request body is larger than %d bytes", mbe.Limit)
 	default:

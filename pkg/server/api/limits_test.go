@@ -104,12 +104,13 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 	part := e.newUpload(tok, 1024)
 	kinds := []struct {
 		name, head string
-		want       string // the status line the server answers with, if any
+		want, msg  string // the status line the server answers with, if any, and its message
 	}{
-		{"headers never finished", "POST /v1/users HTTP/1.1\r\nHost: v2m\r\nContent-Le", ""},
-		{"JSON body never arrives", "POST /v1/users HTTP/1.1\r\nHost: v2m\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n", "HTTP/1.1 408"},
+		{"headers never finished", "POST /v1/users HTTP/1.1\r\nHost: v2m\r\nContent-Le", "", ""},
+		{"JSON body never arrives", "POST /v1/users HTTP/1.1\r\nHost: v2m\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n",
+			"HTTP/1.1 408", "the request body did not arrive within 500ms"},
 		{"part body never arrives", "PUT /v1/uploads/" + part + "/parts/0 HTTP/1.1\r\nHost: v2m\r\nAuthorization: Bearer " + tok +
-			"\r\nContent-Length: 1024\r\n\r\n", "HTTP/1.1 408"},
+			"\r\nContent-Length: 1024\r\n\r\n", "HTTP/1.1 408", "the request body arrived slower than 1024 bytes/s over 400ms"},
 	}
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
@@ -136,8 +137,8 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 			for _, c := range conns {
 				wg.Go(func() {
 					got, d := waitClosed(t, c, start)
-					if k.want != "" && got != "" && !strings.HasPrefix(got, k.want) {
-						t.Errorf("answer %q, want %s", got, k.want)
+					if k.want != "" && got != "" && (!strings.HasPrefix(got, k.want) || !strings.Contains(got, k.msg)) {
+						t.Errorf("answer %q, want %s with %q", got, k.want, k.msg)
 					}
 					mu.Lock()
 					slowest = max(slowest, d)

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -28,7 +29,7 @@ func (s *Server) decodeJSON(c *gin.Context, v any) error {
 		// One object and nothing after it but white space.
 		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
 			if terr != nil && !isJSONError(terr) {
-				return clientBodyError(terr, s.cfg.Limits)
+				return clientBodyError(terr, s.notInTime())
 			}
 			return server.Errorf(server.EINVALID, "malformed JSON: unexpected data after the object at byte %d", dec.InputOffset())
 		}
@@ -51,8 +52,13 @@ func (s *Server) decodeJSON(c *gin.Context, v any) error {
 	case isJSONError(err):
 		return server.Errorf(server.EINVALID, "malformed JSON")
 	default: // reading the body failed: the client's fault (stalled, cut short, too large)
-		return clientBodyError(err, s.cfg.Limits)
+		return clientBodyError(err, s.notInTime())
 	}
+}
+
+// notInTime is the message of a small request whose body did not arrive within the read timeout.
+func (s *Server) notInTime() string {
+	return fmt.Sprintf("the request body did not arrive within %v", s.cfg.Limits.ReadTimeout)
 }
 
 // isJSONError reports whether err comes from decoding JSON rather than from reading the body.
