@@ -113,10 +113,11 @@ func (c *cluster) user(name string) *user {
 	return u
 }
 
-// metric sums the values of a metric (with a label filter like `state="done"`) on a process.
+// metric sums the values of a metric (with a label filter like `state="done"`) on a process,
+// read from its metrics listener.
 func metric(t *testing.T, p *proc, name, label string) float64 {
 	t.Helper()
-	resp, err := http.Get(p.url() + "/metrics")
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

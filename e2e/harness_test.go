@@ -92,11 +92,12 @@ func freeAddr(t *testing.T) string {
 
 // proc is a running v2md process.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	addr string
-	done chan struct{}
+	name    string
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	addr    string
+	metrics string // --metrics-addr, a port of its own: processes of one test never collide
+	done    chan struct{}
 }
 
 type syncBuffer struct {
@@ -111,12 +112,13 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// start runs v2md with args and waits until addr answers /healthz.
+// start runs the v2md service command args, with a free --metrics-addr, and waits until addr
+// answers /healthz.
 func start(t *testing.T, name, addr string, env []string, args ...string) *proc {
 	t.Helper()
 	_, v2md := binaries(t)
-	p := &proc{name: name, out: &syncBuffer{}, addr: addr, done: make(chan struct{})}
-	p.cmd = exec.Command(v2md, args...)
+	p := &proc{name: name, out: &syncBuffer{}, addr: addr, metrics: freeAddr(t), done: make(chan struct{})}
+	p.cmd = exec.Command(v2md, append(args, "--metrics-addr", p.metrics)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -109,7 +109,7 @@ export V2MD_MONGO_URI=$V2M_TEST_MONGO_URI V2MD_AMQP_URL=$amqp_url V2MD_LOG_FORMA
 port() { "$benchtool" freeport; }
 
 p=$(port)
-start_proc auth "$work/auth.log" "$root/bin/v2md" auth --listen "127.0.0.1:$p" \
+start_proc auth "$work/auth.log" "$root/bin/v2md" auth --listen "127.0.0.1:$p" --metrics-addr= \
 	--mysql-dsn "$V2M_TEST_MYSQL_DSN" --jwt-key-file "$keyfile" --bcrypt-cost 4
 auth_url=http://127.0.0.1:$p
 wait_ready "$auth_url/readyz" "$last_pid"
@@ -126,11 +126,11 @@ use_db() {
 	export V2MD_MONGO_DB=bench_${run_id}_$1
 	dbs+=("$V2MD_MONGO_DB")
 	start_proc "gateway ($V2MD_MONGO_DB)" "$work/gateway-$1.log" "$root/bin/v2md" gateway \
-		--listen "${gw_url#http://}" --auth-url "$auth_url"
+		--listen "${gw_url#http://}" --metrics-addr= --auth-url "$auth_url"
 	gw_pid=$last_pid
 	local p
 	p=$(port)
-	start_proc notify "$work/notify-$1.log" "$root/bin/v2md" notify --listen "127.0.0.1:$p" \
+	start_proc notify "$work/notify-$1.log" "$root/bin/v2md" notify --listen "127.0.0.1:$p" --metrics-addr= \
 		--smtp-addr "$V2M_TEST_SMTP_ADDR" --public-url "$gw_url"
 	notify_pid=$last_pid
 	wait_ready "$gw_url/readyz" "$gw_pid"
@@ -144,7 +144,7 @@ start_converter() {
 	local p
 	p=$(port)
 	mkdir -p "$work/tmp"
-	start_proc "converter $1" "$work/$1.log" "$root/bin/v2md" convert --listen "127.0.0.1:$p" \
+	start_proc "converter $1" "$work/$1.log" "$root/bin/v2md" convert --listen "127.0.0.1:$p" --metrics-addr= \
 		--concurrency 1 --tmp-dir "$work/tmp"
 	last_ready=http://127.0.0.1:$p/readyz
 	[ "${2:-}" = nowait ] || wait_ready "$last_ready" "$last_pid"

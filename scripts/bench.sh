@@ -48,7 +48,7 @@ start_standalone() {
 	port=$("$benchtool" freeport)
 	mkdir -p "$work/$name"
 	V2MD_LOG_FORMAT=json start_proc "standalone $name" "$work/$name/v2md.log" \
-		"$root/bin/v2md" standalone --addr "127.0.0.1:$port" --data "$work/$name/data" --bcrypt-cost 4
+		"$root/bin/v2md" standalone --addr "127.0.0.1:$port" --metrics-addr= --data "$work/$name/data" --bcrypt-cost 4
 	sa_pid=$last_pid
 	sa_url=http://127.0.0.1:$port
 	wait_ready "$sa_url/readyz" "$sa_pid"

@@ -3,9 +3,12 @@
 # separate processes against the servers of scripts/services.sh (started here when they are
 # not running). The gateway listens on 127.0.0.1:8080, like standalone, so v2m needs no flags.
 # Ctrl-C stops the four processes (the servers keep running: scripts/services.sh down).
+# Each service serves its Prometheus metrics on loopback at its API port + 1000 (gateway
+# 127.0.0.1:9080/metrics, auth :9081, convert-1 :9083, notify :9090).
 #
 # Environment: V2M_SERVICES_DIR (default .cache/services), V2MD=path to v2md (default bin/v2md),
-# GATEWAY_ADDR (default 127.0.0.1:8080), CONVERTERS (default 1).
+# GATEWAY_ADDR (default 127.0.0.1:8080), GATEWAY_METRICS_ADDR (default 127.0.0.1:9080),
+# CONVERTERS (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,11 +38,11 @@ run() { # run NAME ARGS...: start one service, its log prefixed with its name
 	"$v2md" "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
 	pids+=($!)
 }
-run auth auth --listen 127.0.0.1:8081 --mysql-dsn "$V2M_TEST_MYSQL_DSN" --jwt-key-file "$dev_dir/jwt.pem"
-run gateway gateway --listen "$gateway" --auth-url http://127.0.0.1:8081
+run auth auth --listen 127.0.0.1:8081 --metrics-addr 127.0.0.1:9081 --mysql-dsn "$V2M_TEST_MYSQL_DSN" --jwt-key-file "$dev_dir/jwt.pem"
+run gateway gateway --listen "$gateway" --metrics-addr "${GATEWAY_METRICS_ADDR:-127.0.0.1:9080}" --auth-url http://127.0.0.1:8081
 for i in $(seq 1 "${CONVERTERS:-1}"); do
-	run "convert-$i" convert --listen "127.0.0.1:$((8081 + i + 1))" --tmp-dir "$dev_dir"
+	run "convert-$i" convert --listen "127.0.0.1:$((8081 + i + 1))" --metrics-addr "127.0.0.1:$((9081 + i + 1))" --tmp-dir "$dev_dir"
 done
-run notify notify --listen 127.0.0.1:8090 --smtp-addr "$V2M_TEST_SMTP_ADDR" --public-url "http://$gateway"
+run notify notify --listen 127.0.0.1:8090 --metrics-addr 127.0.0.1:9090 --smtp-addr "$V2M_TEST_SMTP_ADDR" --public-url "http://$gateway"
 echo "v2m (distributed) on http://$gateway; mail at $V2M_TEST_MAILPIT_API; Ctrl-C to stop" >&2
 wait

@@ -223,7 +223,7 @@ for _ in $(seq 50); do
 done
 [ -n "$port" ] || die "no free loopback port"
 pm run -d --name "$server" --network host "${ro[@]}" --tmpfs "/data:rw,U" "$image" \
-	standalone --addr "127.0.0.1:$port" --data /data --bcrypt-cost 4 >/dev/null
+	standalone --addr "127.0.0.1:$port" --metrics-addr= --data /data --bcrypt-cost 4 >/dev/null
 healthy() {
 	local line
 	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1

@@ -293,6 +293,7 @@ func (ck *checker) drift(o Object, id string, spec *corev1.PodSpec, ctr *corev1.
 	}
 	ck.secretFiles(id, sub, spec, ctr, vals)
 	ck.probes(id, sub, ctr, get)
+	ck.metrics(id, sub, ctr, get)
 
 	if st := sub.ByName("tmp-dir"); st != nil {
 		if v, _ := get("tmp-dir"); v != "" && !mounted(ctr, v) {
@@ -446,6 +447,40 @@ func (ck *checker) probes(id string, sub *Subcommand, ctr *corev1.Container, get
 		if cp.Name == "http" && int(cp.ContainerPort) != port {
 			ck.add(id, "probes", "containerPort http is %d, %q listens on %s", cp.ContainerPort, sub.Name, listen)
 		}
+	}
+}
+
+// metrics checks that a subcommand with --metrics-addr serves its metrics where Prometheus can
+// scrape them: not on loopback, on the port of a containerPort named metrics (and that such a
+// port is not declared when metrics are off).
+func (ck *checker) metrics(id string, sub *Subcommand, ctr *corev1.Container, get func(string) (string, bool)) {
+	if sub.ByName("metrics-addr") == nil {
+		return
+	}
+	named := -1
+	for _, cp := range ctr.Ports {
+		if cp.Name == "metrics" {
+			named = int(cp.ContainerPort)
+		}
+	}
+	addr, _ := get("metrics-addr")
+	if addr == "" {
+		if named >= 0 {
+			ck.add(id, "metrics", "containerPort metrics is declared but --metrics-addr is empty (no metrics served)")
+		}
+		return
+	}
+	host, p, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(p)
+	switch {
+	case err != nil || perr != nil:
+		ck.add(id, "metrics", "metrics-addr %q is not host:port", addr)
+	case host == "127.0.0.1" || host == "localhost" || host == "::1":
+		ck.add(id, "metrics", "metrics-addr %s is loopback: set --metrics-addr=:PORT so that Prometheus can scrape it", addr)
+	case named < 0:
+		ck.add(id, "metrics", "no containerPort named metrics for metrics-addr %s", addr)
+	case named != port:
+		ck.add(id, "metrics", "containerPort metrics is %d, metrics-addr is %s", named, addr)
 	}
 }
 

@@ -252,6 +252,7 @@ func TestBroken(t *testing.T) {
 		{"no-pdb", "pdb", "no PodDisruptionBudget"},
 		{"text-logs", "drift", "use json"},
 		{"public-rabbitmq", "ingress", "is not the gateway"},
+		{"metrics-loopback", "metrics", "metrics-addr 127.0.0.1:9090 is loopback"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			objs := renderDecode(t, filepath.Join("testdata/broken", tc.dir))
@@ -564,7 +565,7 @@ func TestEksctlCluster(t *testing.T) {
 }
 
 // TestContractFixture keeps the fixture honest: it must decode, and list every server
-// subcommand with /healthz, /readyz and /metrics. When the real v2md builds, the fixture's
+// subcommand with /healthz and /readyz on its listen port and a --metrics-addr. When the real v2md builds, the fixture's
 // subcommands and settings must match it, so that it never lags behind silently.
 func TestContractFixture(t *testing.T) {
 	f, err := os.Open("testdata/describe.json")
@@ -581,10 +582,13 @@ func TestContractFixture(t *testing.T) {
 		if s == nil {
 			t.Fatalf("fixture has no %s", name)
 		}
-		for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		for _, p := range []string{"/healthz", "/readyz"} {
 			if !s.Serves(p) {
 				t.Errorf("fixture %s does not serve %s", name, p)
 			}
+		}
+		if s.Serves("/metrics") || s.ByName("metrics-addr") == nil {
+			t.Errorf("fixture %s: metrics must be on --metrics-addr, not on the listen port", name)
 		}
 	}
 	real := contract(t)

@@ -1,5 +1,6 @@
 // Package api serves v2m's HTTP API with gin: the /v1 routes documented in docs/api.md, the
-// tutorial's original routes, and the service routes (/healthz, /readyz, /metrics).
+// tutorial's original routes, and the service routes (/healthz, /readyz). Metrics are counted
+// here but served elsewhere (v2md's --metrics-addr), never on the API's port.
 //
 // One Server type serves every role. Which routes exist follows from the dependencies set in
 // Config: standalone sets them all; the auth service sets Accounts and JWKS; the gateway sets
@@ -39,9 +40,9 @@ type Config struct {
 	PartSize      int64         // upload part size; 8 MiB when zero
 	MaxUploadSize int64         // largest video accepted; 4 GiB when zero
 	MaxWait       time.Duration // longest long-poll; 60 s when zero
-	BodyIdle      time.Duration // longest pause while reading an upload's body; 60 s when zero
 	PollInterval  time.Duration // how often a long-poll looks at the job; 250 ms when zero
 	Changes       *Signal       // optional: wakes long-polls when a job changes in this process
+	Limits        Limits        // connection limits; the same as the http.Server's (NewHTTPServer)
 
 	// Throttling of logins and registrations, by email then client IP (nil: unlimited).
 	LoginLimit, RegisterLimit *throttle.Policy
@@ -80,9 +81,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 60 * time.Second
 	}
-	if cfg.BodyIdle <= 0 {
-		cfg.BodyIdle = 60 * time.Second
-	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
 	}
@@ -95,7 +94,7 @@ func New(cfg Config) *Server {
 	// Handlers pass c.Request.Context() to stores, never the *gin.Context: gin recycles
 	// contexts after a request, while a driver may still watch the one it was given.
 	s.eng.HandleMethodNotAllowed = true
-	s.eng.Use(s.recoverer(), s.observe())
+	s.eng.Use(secureHeaders, s.recoverer(), s.observe())
 	s.eng.NoRoute(func(c *gin.Context) {
 		s.fail(c, server.Errorf(server.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -113,9 +112,6 @@ func (s *Server) routes() {
 	e := s.eng
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
-	if s.cfg.Metrics != nil {
-		e.GET("/metrics", gin.WrapH(s.cfg.Metrics.Handler()))
-	}
 	if s.cfg.JWKS != nil {
 		e.GET("/.well-known/jwks.json", func(c *gin.Context) {
 			c.Header("Cache-Control", "public, max-age=300")
@@ -152,8 +148,10 @@ func (s *Server) routes() {
 	authed.GET("/jobs", s.listJobs)
 	authed.GET("/jobs/:id", s.getJob)
 	authed.GET("/files/:fid", s.download)
+	authed.HEAD("/files/:fid", s.download)
 	e.POST("/upload", s.authenticate, s.tutorialUpload)
 	e.GET("/download", s.authenticate, s.tutorialDownload)
+	e.HEAD("/download", s.authenticate, s.tutorialDownload)
 }
 
 func (s *Server) ready(c *gin.Context) {

@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +32,7 @@ import (
 type env struct {
 	t     *testing.T
 	srv   *httptest.Server
+	logs  *syncBuffer // the server's log, as text
 	db    *sqlite.DB
 	q     *sqlite.Queue
 	blobs *disk.Store
@@ -44,6 +48,12 @@ func (failingQueue) Consume(context.Context, string, int, server.Handler) error 
 }
 
 func newEnv(t *testing.T, edit ...func(*Config)) *env {
+	t.Helper()
+	return newEnvOn(t, nil, edit...)
+}
+
+// newEnvOn is newEnv with the server's listener wrapped by wrap (when not nil).
+func newEnvOn(t *testing.T, wrap func(net.Listener) net.Listener, edit ...func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "v2m.db"))
@@ -64,12 +74,49 @@ func newEnv(t *testing.T, edit ...func(*Config)) *env {
 		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
 		PartSize: 1024, MaxUploadSize: 1 << 20, PollInterval: 10 * time.Millisecond,
 	}
+	logs := &syncBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, f := range edit {
 		f(&cfg)
 	}
-	srv := httptest.NewServer(New(cfg))
+	// The real server configuration, as v2md runs it, on a real listener.
+	h := New(cfg)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = NewHTTPServer(h, cfg.Limits, cfg.Logger)
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, q: q, blobs: blobs, key: k}
+	return &env{t: t, srv: srv, logs: logs, db: db, q: q, blobs: blobs, key: k}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// noErrorLogs fails the test when the server logged at ERROR: that level is for its own faults.
+func (e *env) noErrorLogs() {
+	e.t.Helper()
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			e.t.Errorf("server logged an error for a client's fault: %s", line)
+		}
+	}
 }
 
 type resp struct {
@@ -478,7 +525,7 @@ func TestLongPollWokenBySignal(t *testing.T) {
 }
 
 func TestStalledPartUploadTimesOut(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.BodyIdle = 200 * time.Millisecond })
+	e := newEnv(t, func(c *Config) { c.Limits = Limits{RateWindow: 200 * time.Millisecond} })
 	tok := e.user("ann@example.com")
 	var up uploadResp
 	e.do("POST", "/v1/uploads", tok, jsonBody(map[string]any{"filename": "a.mp4", "size": 1024})).json(&up)
@@ -496,7 +543,7 @@ func TestStalledPartUploadTimesOut(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "stalled") {
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"timeout"`) {
 		t.Fatalf("stalled part: %d %s", res.StatusCode, body)
 	}
 	if r := e.do("GET", "/v1/uploads/"+up.ID, tok, nil); r.json(&up) != nil || len(up.Received) != 0 {

@@ -1,9 +1,11 @@
 package api
 
 import (
-	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -42,20 +44,67 @@ func (s *Server) serveMP3(c *gin.Context, fid string) {
 	w.Header().Set("ETag", `"`+fid+`"`) // an MP3 never changes once its job is done
 	w.Header().Set("Cache-Control", "private, max-age=86400")
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": server.MP3Name(j.Filename)}))
-	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, c.Request, "", b.ModTime(), b)
-	s.cfg.Metrics.BytesOut(cw.n)
+	normalizeRange(c.Request.Header)
+	sw := s.streamResponse(c)
+	http.ServeContent(sw, c.Request, "", b.ModTime(), b) // also HEAD, Range, If-None-Match, If-Range
+	s.cfg.Metrics.BytesOut(sw.n)
 }
 
-type countingWriter struct {
-	gin.ResponseWriter
-	n int64
+// normalizeRange adjusts a Range header for http.ServeContent, which gets some cases wrong
+// under RFC 9110: a range unit other than bytes must be ignored (section 14.2), so the whole
+// file is sent instead of a 416; a suffix range of zero bytes ("bytes=-0") selects nothing,
+// where ServeContent would answer 206 with an impossible Content-Range; and an invalid range
+// set ("bytes=5-2", "bytes=abc") is refused with 416 and, as for any 416, "Content-Range:
+// bytes */size" (ServeContent leaves that header out there). Ranges past the end (416) and
+// several ranges (206 multipart/byteranges) are ServeContent's.
+func normalizeRange(h http.Header) {
+	v := h.Get("Range")
+	if v == "" {
+		return
+	}
+	unit, set, ok := strings.Cut(v, "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		h.Del("Range")
+		return
+	}
+	var keep []string
+	valid, dropped := true, false
+	for spec := range strings.SplitSeq(set, ",") {
+		spec = strings.TrimSpace(spec)
+		if spec == "" {
+			continue
+		}
+		first, last, ok := strings.Cut(spec, "-")
+		first, last = strings.TrimSpace(first), strings.TrimSpace(last)
+		f, ferr := parseRangePos(first)
+		l, lerr := parseRangePos(last)
+		switch {
+		case !ok || (first == "" && last == ""):
+			valid = false
+		case first == "": // suffix
+			if lerr != nil {
+				valid = false
+			} else if l == 0 {
+				dropped = true
+				continue
+			}
+		case ferr != nil || (last != "" && (lerr != nil || l < f)):
+			valid = false
+		}
+		keep = append(keep, first+"-"+last)
+	}
+	if !valid || (dropped && len(keep) == 0) {
+		// Nothing satisfiable: a range that starts past any file makes ServeContent answer
+		// 416 with "Content-Range: bytes */size", after its precondition checks.
+		keep = []string{strconv.FormatInt(math.MaxInt64, 10) + "-"}
+	}
+	h.Set("Range", "bytes="+strings.Join(keep, ","))
 }
 
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
+// parseRangePos reads a first-pos or last-pos: digits only (no sign, no space).
+func parseRangePos(s string) (int64, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
-
-var _ io.Writer = (*countingWriter)(nil)

@@ -100,6 +100,7 @@ func (s *Server) getJob(c *gin.Context) {
 		return
 	}
 	if wait > 0 && !j.State.Final() {
+		s.extendFor(c, wait)
 		j, err = s.waitJob(c, j, wait)
 		if err != nil {
 			s.fail(c, err)

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"io"
-	"mime/multipart"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -14,8 +13,8 @@ import (
 // tutorialUpload is the tutorial's POST /upload: a multipart form with exactly one file. The
 // file streams into the store; nothing is buffered in memory or in a temporary file.
 func (s *Server) tutorialUpload(c *gin.Context) {
-	idle := s.idleLimited(c)
-	c.Request.Body = io.NopCloser(idle)
+	body := s.requestBody(c)
+	c.Request.Body = io.NopCloser(body)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		s.fail(c, server.Errorf(server.EINVALID, "a multipart/form-data body with one file is required"))
@@ -33,7 +32,7 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 			break
 		}
 		if err != nil {
-			s.fail(c, server.Errorf(server.EINVALID, "malformed multipart body: %v", err))
+			s.fail(c, body.blame(server.Errorf(server.EINVALID, "malformed multipart body")))
 			return
 		}
 		if p.FileName() == "" {
@@ -51,11 +50,11 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 			return
 		}
 		fid = server.NewID()
-		size, err = s.putLimited(c, fid, name, p)
+		size, err = s.putLimited(c, fid, name, body.track(p))
 		p.Close()
 		if err != nil {
 			s.cfg.Blobs.Delete(c.Request.Context(), server.BucketVideos, fid)
-			s.fail(c, idle.stalled(err))
+			s.fail(c, body.blame(err))
 			return
 		}
 	}
@@ -72,7 +71,7 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 	c.JSON(http.StatusOK, toJobJSON(j))
 }
 
-func (s *Server) putLimited(c *gin.Context, fid, name string, p *multipart.Part) (int64, error) {
+func (s *Server) putLimited(c *gin.Context, fid, name string, p io.Reader) (int64, error) {
 	lr := &io.LimitedReader{R: p, N: s.cfg.MaxUploadSize + 1}
 	n, err := s.cfg.Blobs.Put(c.Request.Context(), server.BucketVideos, fid, name, lr)
 	if err != nil {

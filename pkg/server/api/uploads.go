@@ -3,12 +3,10 @@ package api
 import (
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
-	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -60,7 +58,7 @@ func (s *Server) createUpload(c *gin.Context) {
 		Size     json.RawMessage `json:"size"`
 		SHA256   string          `json:"sha256"`
 	}
-	if err := decodeJSON(c, &req); err != nil {
+	if err := s.decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -71,7 +69,7 @@ func (s *Server) createUpload(c *gin.Context) {
 	}
 	size, err := strconv.ParseInt(string(req.Size), 10, 64)
 	if err != nil || size < 0 {
-		s.fail(c, server.Errorf(server.EINVALID, "size must be a whole number of bytes"))
+		s.fail(c, server.Errorf(server.EINVALID, `field "size" must be a whole number of bytes`))
 		return
 	}
 	if size > s.cfg.MaxUploadSize {
@@ -80,7 +78,7 @@ func (s *Server) createUpload(c *gin.Context) {
 	}
 	sum := strings.ToLower(req.SHA256)
 	if b, err := hex.DecodeString(sum); sum != "" && (err != nil || len(b) != 32) {
-		s.fail(c, server.Errorf(server.EINVALID, "sha256 must be 64 hex digits"))
+		s.fail(c, server.Errorf(server.EINVALID, `field "sha256" must be 64 hex digits`))
 		return
 	}
 	u := &server.Upload{ID: server.NewID(), Owner: owner(c), Filename: name, Size: size, PartSize: s.cfg.PartSize,
@@ -139,8 +137,8 @@ func (s *Server) putPart(c *gin.Context) {
 		s.fail(c, server.Errorf(server.EINVALID, "part %d must be %d bytes, the request has %d", n, want, cl))
 		return
 	}
-	idle := s.idleLimited(c)
-	var body io.Reader = idle
+	req := s.requestBody(c)
+	var body io.Reader = req
 	if h := c.GetHeader("X-Part-CRC32C"); h != "" {
 		sum, err := strconv.ParseUint(h, 16, 32)
 		if err != nil || len(h) != 8 {
@@ -150,7 +148,7 @@ func (s *Server) putPart(c *gin.Context) {
 		body = &checkedReader{r: body, want: want, sum: uint32(sum), h: crc32.New(crc32.MakeTable(crc32.Castagnoli)), part: n}
 	}
 	if err := s.cfg.Blobs.WritePart(c.Request.Context(), u, n, body); err != nil {
-		s.fail(c, idle.stalled(err))
+		s.fail(c, req.blame(err))
 		return
 	}
 	s.cfg.Metrics.BytesIn(want)
@@ -178,6 +176,10 @@ func (r *checkedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// completeRate is the slowest a store is expected to read an upload back when completing it,
+// in bytes per second: 4 GiB get 8.5 minutes.
+const completeRate = 8 << 20
+
 func (s *Server) completeUpload(c *gin.Context) {
 	id := c.Param("id")
 	if !server.ValidID(id) {
@@ -192,6 +194,9 @@ func (s *Server) completeUpload(c *gin.Context) {
 	if !ok {
 		return
 	}
+	// Completing reads the whole video back (for its size and sha256): that is the server's
+	// work, not the client's, and may take longer than a small request's timeouts.
+	s.extendFor(c, time.Duration(u.Size/completeRate+1)*time.Second)
 	if err := s.cfg.Blobs.CompleteUpload(c.Request.Context(), u); err != nil {
 		if server.IsCode(err, server.EINVALID) { // checksum mismatch: the upload is gone
 			_ = s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID)
@@ -250,37 +255,4 @@ func (s *Server) abortUpload(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
-}
-
-// idleLimited returns the request body with a read deadline that moves forward with every
-// read: a client may send a large body slowly, but not stall for longer than BodyIdle and hold
-// the request open forever.
-func (s *Server) idleLimited(c *gin.Context) *idleReader {
-	return &idleReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), idle: s.cfg.BodyIdle}
-}
-
-type idleReader struct {
-	r        io.Reader
-	rc       *http.ResponseController
-	idle     time.Duration
-	timedOut bool
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	_ = r.rc.SetReadDeadline(time.Now().Add(r.idle)) // unsupported writers (tests) just do without
-	n, err := r.r.Read(p)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		r.timedOut = true
-	}
-	return n, err
-}
-
-// stalled turns err into a 408 when it comes from this body's idle deadline, and leaves any
-// other error (a store that timed out, say) alone.
-func (r *idleReader) stalled(err error) error {
-	if r.timedOut {
-		return server.Errorf(server.ETIMEOUT, "the request body stalled for more than %v", r.idle)
-	}
-	return err
 }

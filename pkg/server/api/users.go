@@ -3,8 +3,11 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -12,22 +15,82 @@ import (
 	"github.com/v2m/v2m/pkg/server"
 )
 
-// decodeJSON reads a small JSON body into v: EINVALID for anything malformed.
-func decodeJSON(c *gin.Context, v any) error {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)
+// maxJSONBody is the largest body a JSON route reads.
+const maxJSONBody = 64 << 10
+
+// decodeJSON reads a small JSON object into v. Its errors are the API's: 400 for anything
+// malformed (naming the field or the byte, never a Go type), 413 for a body over 64 KiB,
+// 408 for a body that stalls past the read timeout.
+func (s *Server) decodeJSON(c *gin.Context, v any) error {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody)
 	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return server.Errorf(server.EINVALID, "request body too large")
-		case errors.Is(err, io.EOF):
-			return server.Errorf(server.EINVALID, "request body is empty; JSON expected")
-		default:
-			return server.Errorf(server.EINVALID, "malformed JSON: %v", err)
+	err := dec.Decode(v)
+	if err == nil {
+		// One object and nothing after it but white space.
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			if terr != nil && !isJSONError(terr) {
+				return clientBodyError(terr, s.notInTime())
+			}
+			return server.Errorf(server.EINVALID, "malformed JSON: unexpected data after the object at byte %d", dec.InputOffset())
 		}
+		return nil
 	}
-	return nil
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return server.Errorf(server.EINVALID, "request body is empty; a JSON object is expected")
+	case errors.As(err, &syn):
+		return server.Errorf(server.EINVALID, "malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return server.Errorf(server.EINVALID, "the body must be a JSON object")
+		}
+		return server.Errorf(server.EINVALID, "field %q must be %s", typ.Field, jsonKind(typ.Type))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return server.Errorf(server.EINVALID, "malformed JSON: the body ends in the middle of a value")
+	case isJSONError(err):
+		return server.Errorf(server.EINVALID, "malformed JSON")
+	default: // reading the body failed: the client's fault (stalled, cut short, too large)
+		return clientBodyError(err, s.notInTime())
+	}
+}
+
+// notInTime is the message of a small request whose body did not arrive within the read timeout.
+func (s *Server) notInTime() string {
+	return fmt.Sprintf("the request body did not arrive within %v", s.cfg.Limits.ReadTimeout)
+}
+
+// isJSONError reports whether err comes from decoding JSON rather than from reading the body.
+func isJSONError(err error) bool {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.HasPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names, in JSON's terms, what a value of Go type t is decoded from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	default:
+		return "of another type"
+	}
 }
 
 type userJSON struct {
@@ -54,7 +117,7 @@ func (s *Server) createUser(c *gin.Context) {
 		Email    string `json:"email"`
 		Password string `json:"password"`
 	}
-	if err := decodeJSON(c, &req); err != nil {
+	if err := s.decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -68,7 +131,7 @@ func (s *Server) registration(c *gin.Context) {
 		Email    string `json:"email"`
 		Password string `json:"password"`
 	}
-	if err := decodeJSON(c, &req); err != nil {
+	if err := s.decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/v2m/v2m/internal/version"
+	"github.com/v2m/v2m/pkg/server/api"
+	"github.com/v2m/v2m/pkg/server/metrics"
 )
 
 // Main runs v2md with the process's arguments and returns its exit code.
@@ -67,8 +69,15 @@ func subcommands(stderr io.Writer) []subcommand {
 	}
 }
 
-// service routes every service answers on its listen address.
-var servicePaths = []string{"/healthz", "/readyz", "/metrics"}
+// service routes every service answers on its listen address. Prometheus metrics are served
+// at /metrics on --metrics-addr only, never on the API's port.
+var servicePaths = []string{"/healthz", "/readyz"}
+
+// metricsSetting is --metrics-addr with a service's default: loopback, on a port of its own
+// so that the services of `make dev` can run side by side.
+func metricsSetting(def string) setting {
+	return setting{"metrics-addr", def, "listen address of the Prometheus metrics (/metrics); empty to serve none"}
+}
 
 func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
@@ -94,18 +103,77 @@ func concurrency(s *settings) int {
 	return runtime.NumCPU()
 }
 
-// serve runs h on addr until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
+// httpSettings bound every HTTP connection of a service (api.Limits); 0 takes the default.
+var httpSettings = []setting{
+	{"read-header-timeout", time.Duration(0), fmt.Sprintf("longest time to read a request's headers; 0 for %v", api.DefaultLimits.ReadHeaderTimeout)},
+	{"read-timeout", time.Duration(0), fmt.Sprintf("longest time to read a whole request (upload parts excepted: they have --min-transfer-rate); 0 for %v", api.DefaultLimits.ReadTimeout)},
+	{"write-timeout", time.Duration(0), fmt.Sprintf("longest time to answer a request (downloads and long-polls excepted); 0 for %v", api.DefaultLimits.WriteTimeout)},
+	{"idle-timeout", time.Duration(0), fmt.Sprintf("longest wait for the next request on a kept-alive connection; 0 for %v", api.DefaultLimits.IdleTimeout)},
+	{"max-header-bytes", 0, fmt.Sprintf("largest request line and headers, in bytes; 0 for %d", api.DefaultLimits.MaxHeaderBytes)},
+	{"min-transfer-rate", 0, fmt.Sprintf("bytes per second an upload body or a download must average over each --transfer-rate-window, or it ends (408 for uploads); 0 for %d", api.DefaultLimits.MinRate)},
+	{"transfer-rate-window", time.Duration(0), fmt.Sprintf("the window --min-transfer-rate is measured over; 0 for %v", api.DefaultLimits.RateWindow)},
+}
+
+// httpLimits reads httpSettings.
+func httpLimits(s *settings) (api.Limits, error) {
+	l := api.Limits{
+		ReadHeaderTimeout: s.dur("read-header-timeout"),
+		ReadTimeout:       s.dur("read-timeout"),
+		WriteTimeout:      s.dur("write-timeout"),
+		IdleTimeout:       s.dur("idle-timeout"),
+		MaxHeaderBytes:    s.int("max-header-bytes"),
+		MinRate:           int64(s.int("min-transfer-rate")),
+		RateWindow:        s.dur("transfer-rate-window"),
+	}
+	for name, neg := range map[string]bool{
+		"read-header-timeout": l.ReadHeaderTimeout < 0, "read-timeout": l.ReadTimeout < 0, "write-timeout": l.WriteTimeout < 0,
+		"idle-timeout": l.IdleTimeout < 0, "max-header-bytes": l.MaxHeaderBytes < 0, "min-transfer-rate": l.MinRate < 0,
+		"transfer-rate-window": l.RateWindow < 0,
+	} {
+		if neg {
+			return api.Limits{}, fmt.Errorf("--%s must not be negative (0 takes the default)", name)
+		}
+	}
+	return l, nil
+}
+
+// serveHTTP runs the API handler h on addr and m's Prometheus metrics at /metrics on
+// metricsAddr (nothing when it is empty), both behind the limits l, until ctx ends.
+func serveHTTP(ctx context.Context, log *slog.Logger, addr, metricsAddr string, h http.Handler, m *metrics.Metrics, l api.Limits) error {
+	apiLn, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	var metricsLn net.Listener
+	if metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
+			apiLn.Close()
+			return fmt.Errorf("--metrics-addr: listen on %s: %w", metricsAddr, err)
+		}
+	} else {
+		log.Info("no metrics: --metrics-addr is empty")
 	}
+	return serveOn(ctx, log, apiLn, metricsLn, h, m, l)
+}
+
+// serveOn is serveHTTP on listeners; metricsLn may be nil.
+func serveOn(ctx context.Context, log *slog.Logger, apiLn, metricsLn net.Listener, h http.Handler, m *metrics.Metrics, l api.Limits) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g := newGroup(cancel)
+	g.Go("api", func() error { return serve(ctx, log, apiLn, h, l) })
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		g.Go("metrics", func() error { return serve(ctx, log.With("listener", "metrics"), metricsLn, mux, l) })
+	}
+	return g.Wait()
+}
+
+// serve runs h on ln behind the connection limits l until ctx ends, then shuts it down
+// gracefully.
+func serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, l api.Limits) error {
+	srv := api.NewHTTPServer(h, l, log)
 	log.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/v2m/v2m/pkg/server/api"
+	"github.com/v2m/v2m/pkg/server/metrics"
 )
 
 // run executes v2md with args and returns its error and stderr.
@@ -118,6 +125,8 @@ func TestBadSettingsRefused(t *testing.T) {
 		{[]string{"standalone", "--data", t.TempDir()}, "apt-get install ffmpeg"},
 		{[]string{"standalone", "--part-size", "big"}, "--part-size"},
 		{[]string{"standalone", "--log-format", "xml"}, "--log-format"},
+		{[]string{"standalone", "--read-timeout", "-1s"}, "--read-timeout must not be negative"},
+		{[]string{"standalone", "--min-transfer-rate", "-5"}, "--min-transfer-rate must not be negative"},
 		{[]string{"auth", "--mysql-dsn", "u:p@tcp(127.0.0.1:1)/x"}, "--jwt-key-file is required"},
 		{[]string{"auth", "--mysql-dsn", "x", "--jwt-alg", "RS256", "--jwt-key-file", "k"}, "--jwt-alg"},
 		{[]string{"gateway", "--auth-url", "http://a", "--mongo-uri", "m", "--amqp-url", "a", "--part-size", "1MiB", "--gridfs-chunk-size", "300KiB"}, "must divide"},
@@ -196,7 +205,7 @@ func TestDescribeMatchesFlags(t *testing.T) {
 		for name := range described {
 			t.Errorf("%s: described setting %s has no flag", sc.Name, name)
 		}
-		if strings.Join(sc.HTTPPaths, " ") != "/healthz /readyz /metrics" {
+		if strings.Join(sc.HTTPPaths, " ") != "/healthz /readyz" {
 			t.Errorf("%s paths %v", sc.Name, sc.HTTPPaths)
 		}
 	}
@@ -235,5 +244,74 @@ func TestTmpDirOutsideData(t *testing.T) {
 		if err := outside(tc.tmp, data); (err == nil) != tc.ok {
 			t.Errorf("outside(%q, %q) = %v, want ok=%v", tc.tmp, data, err, tc.ok)
 		}
+	}
+}
+
+// TestMetricsOnlyOnMetricsAddr: /metrics answers on the metrics listener only; the API's
+// port answers 404 for it and keeps /healthz and /readyz, for the kubelet's probes.
+func TestMetricsOnlyOnMetricsAddr(t *testing.T) {
+	m := metrics.New()
+	h := api.New(api.Config{Metrics: m})
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveOn(ctx, slog.New(slog.DiscardHandler), apiLn, metricsLn, h, m, api.Limits{}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	get := func(ln net.Listener, path string) (int, string) {
+		t.Helper()
+		res, err := http.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, _ := get(apiLn, p); code != 200 {
+			t.Errorf("API port %s: %d", p, code)
+		}
+	}
+	if code, _ := get(apiLn, "/metrics"); code != 404 {
+		t.Errorf("API port /metrics: %d, want 404", code)
+	}
+	if code, body := get(metricsLn, "/metrics"); code != 200 || !strings.Contains(body, "v2m_http_requests_total") {
+		t.Errorf("metrics port /metrics: %d %.300s", code, body)
+	}
+	if code, _ := get(metricsLn, "/v1/jobs"); code != 404 {
+		t.Errorf("metrics port serves the API: %d", code)
+	}
+}
+
+// TestMetricsAddrDefaults: every service has --metrics-addr on loopback, on ports that do not
+// collide with one another, and an empty value is accepted (no metrics).
+func TestMetricsAddrDefaults(t *testing.T) {
+	seen := map[string]string{}
+	for _, sc := range Describe(&bytes.Buffer{}).Subcommands {
+		var def string
+		for _, st := range sc.Settings {
+			if st.Name == "metrics-addr" {
+				def = st.Default
+			}
+		}
+		if !strings.HasPrefix(def, "127.0.0.1:") {
+			t.Errorf("%s --metrics-addr default %q is not on loopback", sc.Name, def)
+		}
+		if other, ok := seen[def]; ok {
+			t.Errorf("%s and %s both default to --metrics-addr %s", sc.Name, other, def)
+		}
+		seen[def] = sc.Name
 	}
 }

@@ -42,9 +42,12 @@ var (
 )
 
 // service wraps the run function of a distributed service with settings, a logger and signals.
-func service(stderr io.Writer, use, short, listen string, run func(ctx context.Context, s *settings, log *slog.Logger) error, list ...[]setting) subcommand {
+func service(stderr io.Writer, use, short, listen, metricsAddr string, run func(ctx context.Context, s *settings, log *slog.Logger) error, list ...[]setting) subcommand {
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
-	s := bind(cmd, append([][]setting{{{"listen", listen, "HTTP listen address (health, readiness and metrics on every service)"}}}, list...)...)
+	s := bind(cmd, append([][]setting{{
+		{"listen", listen, "HTTP listen address (the API where the service has one; /healthz and /readyz on every service)"},
+		metricsSetting(metricsAddr),
+	}, httpSettings}, list...)...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -117,7 +120,7 @@ func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Me
 // ----------------------------------------------------------------- auth
 
 func authCommand(stderr io.Writer) subcommand {
-	return service(stderr, "auth", "Run the auth service: users in MySQL, login by HTTP Basic, signed JWTs and their JWKS", ":8081", runAuth,
+	return service(stderr, "auth", "Run the auth service: users in MySQL, login by HTTP Basic, signed JWTs and their JWKS", ":8081", "127.0.0.1:9081", runAuth,
 		[]setting{
 			{"mysql-dsn", "", "MySQL data source name, e.g. user:pass@tcp(host:3306)/auth"},
 			{"mysql-dsn-file", "", "file holding the MySQL DSN (instead of --mysql-dsn)"},
@@ -155,6 +158,10 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "mysql-dsn"); err != nil {
 		return err
 	}
+	limits, err := httpLimits(s)
+	if err != nil {
+		return err
+	}
 	key, keys, err := loadKeys(s)
 	if err != nil {
 		return err
@@ -187,6 +194,7 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	accounts := &auth.Service{Users: store, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")},
 		Cost: s.int("bcrypt-cost"), HashConcurrency: hashN, HashWait: hashWait, Revocations: store}
 	h := api.New(api.Config{
+		Limits:   limits,
 		Accounts: accounts,
 		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second, Revocations: store},
 		JWKS:     func() any { return token.PublicJWKS(keys) },
@@ -196,13 +204,13 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 		Revoker: accounts, Revocations: store, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
 	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(keys))
-	return serve(ctx, log, s.str("listen"), h)
+	return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits)
 }
 
 // ----------------------------------------------------------------- gateway
 
 func gatewayCommand(stderr io.Writer) subcommand {
-	return service(stderr, "gateway", "Run the public API gateway: uploads into GridFS, jobs in MongoDB, work on RabbitMQ", ":8080", runGateway,
+	return service(stderr, "gateway", "Run the public API gateway: uploads into GridFS, jobs in MongoDB, work on RabbitMQ", ":8080", "127.0.0.1:9080", runGateway,
 		[]setting{
 			{"auth-url", "", "the auth service's base URL, e.g. http://auth:8081"},
 			{"sweep-interval", 30 * time.Second, "how often the sweeper looks for jobs whose message was lost"},
@@ -214,6 +222,10 @@ func gatewayCommand(stderr io.Writer) subcommand {
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "auth-url", "mongo-uri", "amqp-url"); err != nil {
+		return err
+	}
+	limits, err := httpLimits(s)
+	if err != nil {
 		return err
 	}
 	partSize, err := s.size("part-size")
@@ -272,7 +284,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
 		Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: q,
-		PartSize: partSize, MaxUploadSize: maxUpload,
+		PartSize: partSize, MaxUploadSize: maxUpload, Limits: limits,
 		Ready: func(ctx context.Context) error {
 			var keysErr error
 			if remoteKeys != nil && !remoteKeys.Loaded() {
@@ -294,7 +306,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := newGroup(cancel)
-	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h) })
+	g.Go("http", func() error { return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits) })
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
 	g.Go("revocations", func() error { revocations.Run(ctx); return nil })
 	return g.Wait()
@@ -303,7 +315,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 // ----------------------------------------------------------------- convert
 
 func convertCommand(stderr io.Writer) subcommand {
-	return service(stderr, "convert", "Run a converter: consumes queue video, converts with ffmpeg, stores MP3s in GridFS", ":8082", runConvert,
+	return service(stderr, "convert", "Run a converter: consumes queue video, converts with ffmpeg, stores MP3s in GridFS", ":8082", "127.0.0.1:9082", runConvert,
 		mongoSettings, amqpSettings, converterSettings, []setting{
 			{"stale-after", 30 * time.Second, "a converting job with no heartbeat for this long is taken over from its (dead) worker"},
 		})
@@ -337,17 +349,22 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx), conv.Check(ctx)) },
 		Logger: log, Metrics: m,
 	})
-	return runConsumer(ctx, s, log, h, q, server.TopicVideo, concurrency(s), s.dur("shutdown-timeout"), w.Handle)
+	return runConsumer(ctx, s, log, h, m, q, server.TopicVideo, concurrency(s), s.dur("shutdown-timeout"), w.Handle)
 }
 
-// runConsumer serves h and consumes topic until ctx ends; running handlers get grace to finish.
-func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Handler, q server.Queue, topic string, n int, grace time.Duration, handle server.Handler) error {
+// runConsumer serves h (and m's metrics) and consumes topic until ctx ends; running handlers
+// get grace to finish.
+func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Handler, m *metrics.Metrics, q server.Queue, topic string, n int, grace time.Duration, handle server.Handler) error {
+	limits, err := httpLimits(s)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work, stopWork := drain(ctx, grace)
 	defer stopWork()
 	g := newGroup(cancel)
-	g.Go("http", func() error { return serve(ctx, log, s.str("listen"), h) })
+	g.Go("http", func() error { return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits) })
 	g.Go("consumer", func() error { return q.Consume(ctx, topic, n, workIn(work, handle)) })
 	log.Info("consuming", "topic", topic, "concurrency", n)
 	return g.Wait()
@@ -356,7 +373,7 @@ func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Hand
 // ----------------------------------------------------------------- notify
 
 func notifyCommand(stderr io.Writer) subcommand {
-	return service(stderr, "notify", "Run the notifier: consumes queue mp3 and mails each job's outcome over SMTP", ":8083", runNotify,
+	return service(stderr, "notify", "Run the notifier: consumes queue mp3 and mails each job's outcome over SMTP", ":8083", "127.0.0.1:9083", runNotify,
 		[]setting{
 			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
 			{"max-attempts", server.DefaultMailAttempts, "send attempts of a mail (about an hour) before its event is dead-lettered"},
@@ -390,5 +407,5 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		Logger: log, Metrics: m,
 	})
 	// One mail at a time: two deliveries of the same outcome must not race past the sent log.
-	return runConsumer(ctx, s, log, h, q, server.TopicMP3, 1, s.dur("shutdown-timeout"), n.Handle)
+	return runConsumer(ctx, s, log, h, m, q, server.TopicMP3, 1, s.dur("shutdown-timeout"), n.Handle)
 }

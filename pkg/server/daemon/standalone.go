@@ -64,11 +64,12 @@ func standaloneCommand(stderr io.Writer) subcommand {
 	}
 	s := bind(cmd, []setting{
 		{"addr", "127.0.0.1:8080", "HTTP listen address"},
+		metricsSetting("127.0.0.1:9090"),
 		{"data", "./data", "data directory"},
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
 		{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
 		{"bcrypt-cost", 10, "bcrypt cost of password hashes"},
-	}, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings)
+	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -83,6 +84,10 @@ func standaloneCommand(stderr io.Writer) subcommand {
 }
 
 func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
+	limits, err := httpLimits(s)
+	if err != nil {
+		return err
+	}
 	partSize, err := s.size("part-size")
 	if err != nil {
 		return err
@@ -144,7 +149,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Accounts: accounts,
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
 		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
-		PartSize: partSize, MaxUploadSize: maxUpload,
+		PartSize: partSize, MaxUploadSize: maxUpload, Limits: limits,
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
 		Logger: log, Metrics: m,
 
@@ -164,7 +169,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	work, stopWork := drain(ctx, s.dur("shutdown-timeout"))
 	defer stopWork()
 	g := newGroup(cancel)
-	g.Go("http", func() error { return serve(ctx, log, s.str("addr"), handler) })
+	g.Go("http", func() error { return serveHTTP(ctx, log, s.str("addr"), s.str("metrics-addr"), handler, m, limits) })
 	g.Go("converter", func() error {
 		return q.Consume(ctx, server.TopicVideo, concurrency(s), workIn(work, converter.Handle))
 	})
