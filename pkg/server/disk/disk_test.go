@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/blobtest"
 )
 
 func setup(t *testing.T, size, partSize int64) (*Store, *server.Upload, []byte) {
@@ -162,4 +163,17 @@ func TestPutOpenRangeDelete(t *testing.T) {
 	if _, err := s.Open(ctx, server.BucketMP3s, "../../etc/passwd"); !server.IsCode(err, server.ENOTFOUND) {
 		t.Fatalf("path traversal: %v", err)
 	}
+}
+
+func TestBlobStoreContract(t *testing.T) {
+	blobtest.Run(t, blobtest.Config{
+		New: func(t *testing.T) server.BlobStore {
+			s, err := New(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		PartSize: 8 << 20,
+	})
 }
