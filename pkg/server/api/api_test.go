@@ -33,6 +33,7 @@ type env struct {
 	q     *sqlite.Queue
 	blobs *disk.Store
 	key   token.Key
+	dir   string // the blob store's root
 }
 
 // failingQueue is a Queue whose broker is down.
@@ -69,7 +70,7 @@ func newEnv(t *testing.T, edit ...func(*Config)) *env {
 	}
 	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, q: q, blobs: blobs, key: k}
+	return &env{t: t, srv: srv, db: db, q: q, blobs: blobs, key: k, dir: filepath.Join(dir, "blobs")}
 }
 
 type resp struct {
