@@ -32,7 +32,9 @@ import (
 // write, so concurrent updates of one document can lose each other's changes, and a
 // conditional update is no compare-and-set there. Only inserts (a unique _id) decide races.
 //
-// Whoever creates a part's document (an insert: one writer wins) writes the part in place.
+// Whoever creates a part's document (an insert: one writer wins) writes the part in place,
+// and marks that it is at it in a document of its own ({_id: "<upload>.<n>.w"}) that it deletes
+// when it is done; CompleteUpload waits for it (an hour at most, for a writer that died).
 // Every other writer of that part (a rewrite, or a second writer at the same time) writes its
 // chunks under a files_id of its own, an "attempt" recorded as {_id: "<upload>.<n>.<attempt>",
 // upload, n, att} before its first chunk; once its body is whole and checked it points the
@@ -104,51 +106,55 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 	}
 	first := s.firstChunk(u, n)
 
-	// The writer that creates the part's document writes in place; any other one under an
-	// attempt id of its own.
+	// The writer that creates the part's document writes in place, and says so in a document
+	// of its own that only it deletes; any other writer writes under an attempt id of its own.
 	key := partKey(u.ID, n)
-	doc := bson.D{{Key: "_id", Value: key}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
-		{Key: "done", Value: false}, {Key: "writing_since", Value: now()}}
-	target, inPlace := oid, true
+	doc := bson.D{{Key: "_id", Value: key}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n}, {Key: "done", Value: false}}
+	target := oid
 	if _, err := s.parts.InsertOne(ctx, doc); err != nil {
 		if !isDup(err) {
 			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
 		}
-		target, inPlace = bson.NewObjectID(), false
+		target = bson.NewObjectID()
 		att := bson.D{{Key: "_id", Value: key + "." + target.Hex()}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
 			{Key: "att", Value: target}}
 		if _, err := s.parts.InsertOne(ctx, att); err != nil {
 			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
 		}
+	} else {
+		w := bson.D{{Key: "_id", Value: key + ".w"}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
+			{Key: "writing_since", Value: now()}}
+		if _, err := s.parts.InsertOne(ctx, w); err != nil {
+			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if _, err := s.parts.DeleteOne(cctx, bson.D{{Key: "_id", Value: key + ".w"}}); err != nil {
+				s.log.WarnContext(ctx, "cannot record the end of a part's write", "upload", u.ID, "part", n, "err", err)
+			}
+		}()
 	}
 
-	err = s.writeChunks(ctx, chunks, u, n, target, first, want, r)
-	var set bson.D
-	if err == nil {
-		set = bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}, {Key: "src", Value: target}}}}
-	} else {
-		// Clean up at once what nothing will refer to; an attempt's chunks also go with the upload.
+	if err := s.writeChunks(ctx, chunks, u, n, target, first, want, r); err != nil {
+		// Remove at once what nothing will refer to (an attempt's chunks would also go with
+		// the upload).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if _, derr := chunks.DeleteMany(cctx, s.partFilter(target, u, n)); derr != nil {
 			s.log.WarnContext(ctx, "cannot remove the chunks of a failed part", "upload", u.ID, "part", n, "err", derr)
 		}
-		if !inPlace {
-			return err
-		}
-		ctx, set = cctx, bson.D{}
+		return err
 	}
-	if inPlace {
-		set = append(set, bson.E{Key: "$unset", Value: bson.D{{Key: "writing_since", Value: ""}}})
+	set := bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}, {Key: "src", Value: target}}}}
+	res, err := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}}, set)
+	if err != nil {
+		return wrap(fmt.Sprintf("upload %s: mark part %d", u.ID, n), err)
 	}
-	res, uerr := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}}, set)
-	if uerr != nil {
-		return errors.Join(err, wrap(fmt.Sprintf("upload %s: mark part %d", u.ID, n), uerr))
-	}
-	if err == nil && res.MatchedCount == 0 {
+	if res.MatchedCount == 0 {
 		return server.Errorf(server.ECONFLICT, "upload %s was completed or discarded while part %d was written", u.ID, n)
 	}
-	return err
+	return nil
 }
 
 // firstChunk returns the number of part n's first chunk.
@@ -202,14 +208,15 @@ func (s *BlobStore) writeChunks(ctx context.Context, chunks *mongo.Collection, u
 // partKey is the _id of the document that tracks part n of upload id.
 func partKey(id string, n int) string { return fmt.Sprintf("%s.%d", id, n) }
 
-// partDoc is a document of "upload_parts": a part's (Att unset) or an attempt's (Att set).
+// partDoc is a document of "upload_parts": a part's, an attempt's (Att set) or the mark of a
+// part's in-place write under way (WritingSince set).
 type partDoc struct {
 	N            int            `bson:"n"`
 	Done         bool           `bson:"done"`
 	Src          *bson.ObjectID `bson:"src,omitempty"` // where the part's chunks are; unset: in place
 	Att          *bson.ObjectID `bson:"att,omitempty"`
-	WritingSince *time.Time     `bson:"writing_since,omitempty"` // the in-place writer is at it
-	Moving       *time.Time     `bson:"moving,omitempty"`        // CompleteUpload is moving its chunks
+	WritingSince *time.Time     `bson:"writing_since,omitempty"`
+	Moving       *time.Time     `bson:"moving,omitempty"` // CompleteUpload is moving its chunks
 }
 
 // putChunk stores chunk n of file oid. It inserts, and replaces only when a chunk n exists
@@ -285,19 +292,19 @@ func (s *BlobStore) CompleteUpload(ctx context.Context, u *server.Upload) error 
 		parts := map[int]*partDoc{}
 		var atts []bson.ObjectID
 		for _, d := range docs {
-			if d.Att != nil {
+			switch {
+			case d.Att != nil:
 				atts = append(atts, *d.Att)
-			} else if d.Done && d.N >= 0 && d.N < u.Parts() {
+			case d.WritingSince != nil:
+				if time.Since(*d.WritingSince) < writingFor {
+					return server.Errorf(server.ECONFLICT, "upload %s: part %d is still being written", u.ID, d.N)
+				}
+			case d.Done && d.N >= 0 && d.N < u.Parts():
 				parts[d.N] = d
 			}
 		}
 		if missing := u.Parts() - len(parts); missing > 0 {
 			return server.Errorf(server.ECONFLICT, "upload %s: %d of %d parts missing", u.ID, missing, u.Parts())
-		}
-		for n, d := range parts {
-			if d.WritingSince != nil && time.Since(*d.WritingSince) < writingFor {
-				return server.Errorf(server.ECONFLICT, "upload %s: part %d is still being written", u.ID, n)
-			}
 		}
 		for n, d := range parts {
 			if d.Src == nil || *d.Src == oid {
