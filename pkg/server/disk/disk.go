@@ -120,7 +120,7 @@ func (s *Store) WritePart(ctx context.Context, u *server.Upload, n int, r io.Rea
 		return err
 	}
 	defer unlockUpload()
-	if _, err := s.prepare(u, dir, marker); err != nil {
+	if err := s.stillOpen(u, dir, n); err != nil {
 		return err
 	}
 	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -156,6 +156,15 @@ func (s *Store) prepare(u *server.Upload, dir, marker string) (counted bool, err
 	}
 }
 
+// stillOpen checks, under the upload's lock, that u was neither completed nor aborted while
+// part n was being received; its directory must then not be created again.
+func (s *Store) stillOpen(u *server.Upload, dir string, n int) error {
+	if _, err := os.Stat(filepath.Join(dir, "parts")); err != nil {
+		return server.Errorf(server.ECONFLICT, "upload %s was completed or discarded while part %d was written", u.ID, n)
+	}
+	return nil
+}
+
 // openData opens the upload's data file for writing, at its final size.
 func openData(u *server.Upload, dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|os.O_CREATE, 0o600)
@@ -188,11 +197,8 @@ func (s *Store) writeInPlace(ctx context.Context, u *server.Upload, n int, dir, 
 		return err
 	}
 	defer unlock()
-	if _, err := s.prepare(u, dir, marker); err != nil {
+	if err := s.stillOpen(u, dir, n); err != nil {
 		return err
-	}
-	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
-		return server.Errorf(server.ECONFLICT, "upload %s was discarded while part %d was written", u.ID, n)
 	}
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		return fmt.Errorf("mark part %d: %w", n, err)
@@ -272,7 +278,8 @@ func (s *Store) CompleteUpload(ctx context.Context, u *server.Upload) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.uploadDir(u); err != nil {
+	dir, err := s.uploadDir(u)
+	if err != nil {
 		return err
 	}
 	unlock, err := s.locks.lock(ctx, u.ID)
@@ -290,7 +297,6 @@ func (s *Store) CompleteUpload(ctx context.Context, u *server.Upload) error {
 	if missing := u.Parts() - len(parts); missing > 0 {
 		return server.Errorf(server.ECONFLICT, "%d of %d parts missing", missing, u.Parts())
 	}
-	dir, _ := s.uploadDir(u)
 	data := filepath.Join(dir, "data")
 	if u.Size == 0 { // an empty file has one empty part and maybe no data file
 		if err := os.WriteFile(data, nil, 0o600); err != nil {
