@@ -34,14 +34,16 @@ import (
 //
 // Whoever creates a part's document (an insert: one writer wins) writes the part in place,
 // and marks that it is at it in a document of its own ({_id: "<upload>.<n>.w"}) that it deletes
-// when it is done; CompleteUpload waits for it (an hour at most, for a writer that died).
+// when it is done; CompleteUpload answers ECONFLICT while such a mark is younger than an hour
+// (an older one is taken for a writer that died).
 // Every other writer of that part (a rewrite, or a second writer at the same time) writes its
 // chunks under a files_id of its own, an "attempt" recorded as {_id: "<upload>.<n>.<attempt>",
 // upload, n, att} before its first chunk; once its body is whole and checked it points the
 // part's document at its chunks (src) in a single update, so the last writer to finish wins
 // and a part never mixes two bodies. CompleteUpload moves the chunks of a part that an attempt
-// won under the file's id and deletes the losers' chunks; CompleteUpload then only adds the
-// files document. The common case, one writer per part, writes every byte once.
+// won under the file's id (one update of those chunks), deletes the losers' chunks, and adds
+// the files document last. The common case, one writer per part, writes every byte once and
+// moves nothing.
 //
 // New chunks are inserted, not upserted: an insert is cheap everywhere, while a query on the
 // chunks collection scans it on FerretDB.
