@@ -529,3 +529,49 @@ func TestBlobStoreContract(t *testing.T) {
 		PartSize: 2 * testPart, // 1 MiB, 8 chunks
 	})
 }
+
+// TestCompleteAfterInterruptedMove: a CompleteUpload that stopped while it moved a rewritten
+// part's chunks leaves a mark; a later one that finds an old mark discards that part (the
+// client sends it again) rather than assemble chunks of unknown origin, and one that finds a
+// fresh mark leaves it to the completion under way.
+func TestCompleteAfterInterruptedMove(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, testChunk)
+	s := db.Blobs()
+	data := randomBytes(t, 2*testPart+100)
+	u := newUpload(data)
+	writeParts(t, s, u, data, 0, 1, 2)
+	writeParts(t, s, u, data, 1) // a rewrite: its chunks are under an attempt id
+	mark := func(at time.Time) {
+		t.Helper()
+		_, err := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: partKey(u.ID, 1)}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "moving", Value: at}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark(time.Now())
+	wantCode(t, s.CompleteUpload(ctx, u), server.ECONFLICT)
+	if parts, _ := s.Parts(ctx, u); !slices.Equal(parts, []int{0, 1, 2}) {
+		t.Fatalf("a completion under way lost parts: %v", parts)
+	}
+	mark(time.Now().Add(-2 * time.Hour))
+	err := s.CompleteUpload(ctx, u)
+	wantCode(t, err, server.ECONFLICT)
+	if parts, _ := s.Parts(ctx, u); !slices.Equal(parts, []int{0, 2}) {
+		t.Fatalf("Parts after an interrupted move = %v, want [0 2]", parts)
+	}
+	writeParts(t, s, u, data, 1)
+	if err := s.CompleteUpload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s, server.BucketVideos, u.ID); !bytes.Equal(got, data) {
+		t.Fatal("the file differs after the part was sent again")
+	}
+	if n := countChunks(t, db, server.BucketVideos, u.ID); n != 9 {
+		t.Errorf("%d chunks, want 9", n)
+	}
+	if n, err := db.Database().Collection("videos.chunks").CountDocuments(ctx, bson.D{}); err != nil || n != 9 {
+		t.Errorf("%d chunks in the bucket, want 9 (no attempt left over): %v", n, err)
+	}
+}
