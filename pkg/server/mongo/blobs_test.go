@@ -575,3 +575,16 @@ func TestCompleteAfterInterruptedMove(t *testing.T) {
 		t.Errorf("%d chunks in the bucket, want 9 (no attempt left over): %v", n, err)
 	}
 }
+
+func TestOrphanedFilesRemoved(t *testing.T) {
+	db := openTest(t, testChunk)
+	blobtest.RunOrphans(t, blobtest.Stores{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(),
+		Backdate: func(t *testing.T, bucket, fid string, age time.Duration) {
+			oid, _ := bson.ObjectIDFromHex(fid)
+			_, err := db.Database().Collection(bucket+".files").UpdateOne(context.Background(), bson.D{{Key: "_id", Value: oid}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "uploadDate", Value: time.Now().Add(-age)}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}})
+}

@@ -29,13 +29,15 @@ type Sweeper struct {
 	// It covers the moment between a file's appearance and the record that refers to it: the
 	// tutorial's upload stores its video just before it creates the job.
 	OrphanGrace time.Duration
+	// OrphanBatch bounds the files of each bucket that one RemoveOrphans call looks at
+	// (default 200).
+	OrphanBatch int
 	Interval    time.Duration // default 30 s
 	QueuedAfter time.Duration // default 2 min
 	StaleAfter  time.Duration // default 1 min
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 
-	now     func() time.Time // time.Now; tests move it forward
 	mu      sync.Mutex
 	cursors map[string]string // bucket → the last fid RemoveOrphans looked at
 }
@@ -173,9 +175,6 @@ func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// orphanBatch bounds the files of one bucket that one RemoveOrphans call looks at.
-const orphanBatch = 200
-
 // RemoveOrphans removes files that no job and no open upload refers to and that are older than
 // OrphanGrace: a video whose fid is neither an upload's id nor a job's VideoFID, an MP3 whose
 // fid is no job's MP3FID. Such files are left by a request or a process that died between
@@ -192,24 +191,24 @@ func (s *Sweeper) RemoveOrphans(ctx context.Context) (int, error) {
 	if grace <= 0 {
 		grace = time.Hour
 	}
-	now := time.Now
-	if s.now != nil {
-		now = s.now
+	limit := s.OrphanBatch
+	if limit <= 0 {
+		limit = 200
 	}
-	cutoff := now().Add(-grace)
+	cutoff := time.Now().Add(-grace)
 	removed := 0
 	var errs []error
 	for _, bucket := range []string{server.BucketVideos, server.BucketMP3s} {
 		s.mu.Lock()
 		after := s.cursors[bucket]
 		s.mu.Unlock()
-		batch, err := lister.ListBlobs(ctx, bucket, after, orphanBatch)
+		batch, err := lister.ListBlobs(ctx, bucket, after, limit)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list %s: %w", bucket, err))
 			continue
 		}
 		next := ""
-		if len(batch) == orphanBatch {
+		if len(batch) == limit {
 			next = batch[len(batch)-1].FID
 		}
 		s.mu.Lock()
