@@ -112,23 +112,15 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 	// of its own that only it deletes; any other writer writes under an attempt id of its own.
 	key := partKey(u.ID, n)
 	doc := bson.D{{Key: "_id", Value: key}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n}, {Key: "done", Value: false}}
+	w := bson.D{{Key: "_id", Value: key + ".w"}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
+		{Key: "writing_since", Value: now()}}
 	target := oid
-	if _, err := s.parts.InsertOne(ctx, doc); err != nil {
-		if !isDup(err) {
-			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
-		}
-		target = bson.NewObjectID()
-		att := bson.D{{Key: "_id", Value: key + "." + target.Hex()}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
-			{Key: "att", Value: target}}
-		if _, err := s.parts.InsertOne(ctx, att); err != nil {
-			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
-		}
-	} else {
-		w := bson.D{{Key: "_id", Value: key + ".w"}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
-			{Key: "writing_since", Value: now()}}
-		if _, err := s.parts.InsertOne(ctx, w); err != nil {
-			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
-		}
+	// One round trip for both; the insert is ordered, so the mark is not written when the
+	// part's document exists.
+	_, err = s.parts.InsertMany(ctx, []any{doc, w})
+	var bwe mongo.BulkWriteException
+	switch {
+	case err == nil:
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
@@ -136,9 +128,21 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 				s.log.WarnContext(ctx, "cannot record the end of a part's write", "upload", u.ID, "part", n, "err", err)
 			}
 		}()
+	case errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteErrors[0].Index == 0 && isDup(err):
+		target = bson.NewObjectID()
+		att := bson.D{{Key: "_id", Value: key + "." + target.Hex()}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
+			{Key: "att", Value: target}}
+		if _, err := s.parts.InsertOne(ctx, att); err != nil {
+			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
+		}
+	default:
+		return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
 	}
 
 	if err := s.writeChunks(ctx, chunks, u, n, target, first, want, r); err != nil {
+		if errors.Is(err, errTaken) {
+			return err
+		}
 		// Remove at once what nothing will refer to (an attempt's chunks would also go with
 		// the upload).
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -177,7 +181,13 @@ func (s *BlobStore) partFilter(id bson.ObjectID, u *server.Upload, n int) bson.D
 	}
 }
 
+// errTaken says that a chunk of the part is there already: only a completion that happened
+// since the write began puts chunks where the first writer of a part writes. Those chunks are
+// not this writer's, so it leaves them alone.
+var errTaken = server.Errorf(server.ECONFLICT, "the upload was completed while the part was written")
+
 // writeChunks reads exactly want bytes from r into chunks first, first+1, ... of files_id id.
+// It only inserts: a chunk that exists gives errTaken.
 func (s *BlobStore) writeChunks(ctx context.Context, chunks *mongo.Collection, u *server.Upload, n int,
 	id bson.ObjectID, first, want int64, r io.Reader) error {
 	buf := make([]byte, min(int64(s.chunkSize), want))
@@ -192,8 +202,15 @@ func (s *BlobStore) writeChunks(ctx context.Context, chunks *mongo.Collection, u
 			}
 			return fmt.Errorf("upload %s: read part %d: %w", u.ID, n, err)
 		}
-		if _, err := putChunk(ctx, chunks, id, i, buf[:size]); err != nil {
-			return fmt.Errorf("upload %s: part %d: %w", u.ID, n, err)
+		if i > 1<<31-1 {
+			return server.Errorf(server.ETOOLARGE, "upload %s: file has too many chunks", u.ID)
+		}
+		doc := bson.D{{Key: "files_id", Value: id}, {Key: "n", Value: int32(i)}, {Key: "data", Value: buf[:size]}}
+		if _, err := chunks.InsertOne(ctx, doc); err != nil {
+			if isDup(err) {
+				return errTaken
+			}
+			return wrap(fmt.Sprintf("upload %s: part %d: write chunk %d", u.ID, n, i), err)
 		}
 		written += size
 	}
