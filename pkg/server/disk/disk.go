@@ -67,7 +67,8 @@ func (s *Store) path(bucket, fid string) (string, error) {
 // body into a temporary file next to the parts' markers, and only once the body is whole and
 // checked copies it into place (copy_file_range, inside the kernel) while it holds the part's
 // lock, unmarking the part for the time of the copy. So a counted part is always one writer's
-// whole body, and a rewrite that fails leaves the counted part as it was.
+// whole body, and a rewrite that fails leaves the counted part as it was (only a failure of the
+// local copy itself leaves the part uncounted, to be sent again).
 //
 // The locks are in the Store: the guarantees hold for the writers of one Store, which is all
 // a data directory has (standalone holds one writer per directory).
@@ -135,9 +136,8 @@ func (s *Store) WritePart(ctx context.Context, u *server.Upload, n int, r io.Rea
 	return nil
 }
 
-// prepare checks, under the upload's lock, that u is still open (not completed, and not
-// aborted while a part was in flight), creates its directories, and reports whether the
-// part whose marker is given is counted.
+// prepare checks, under the upload's lock, that u is not completed, creates its directories,
+// and reports whether the part whose marker is given is counted.
 func (s *Store) prepare(u *server.Upload, dir, marker string) (counted bool, err error) {
 	video, _ := s.path(server.BucketVideos, u.ID)
 	if _, err := os.Stat(video); err == nil {
