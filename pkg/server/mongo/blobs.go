@@ -34,8 +34,8 @@ import (
 //
 // Whoever creates a part's document (an insert: one writer wins) writes the part in place,
 // and marks that it is at it in a document of its own ({_id: "<upload>.<n>.w"}) that it deletes
-// when it is done; CompleteUpload answers ECONFLICT while such a mark is younger than an hour
-// (an older one is taken for a writer that died).
+// when it is done, refreshing it while the body arrives; CompleteUpload answers ECONFLICT while
+// such a mark is fresh (a stale one is taken for a writer that died).
 // Every other writer of that part (a rewrite, or a second writer at the same time) writes its
 // chunks under a files_id of its own, an "attempt" recorded as {_id: "<upload>.<n>.<attempt>",
 // upload, n, att} before its first chunk; once its body is whole and checked it points the
@@ -115,12 +115,24 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 	w := bson.D{{Key: "_id", Value: key + ".w"}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
 		{Key: "writing_since", Value: now()}}
 	target := oid
+	var alive func() // keeps the in-place mark fresh while the body arrives
 	// One round trip for both; the insert is ordered, so the mark is not written when the
 	// part's document exists.
 	_, err = s.parts.InsertMany(ctx, []any{doc, w})
 	var bwe mongo.BulkWriteException
 	switch {
 	case err == nil:
+		last := time.Now()
+		alive = func() {
+			if time.Since(last) < markRefresh {
+				return
+			}
+			last = time.Now()
+			set := bson.D{{Key: "$set", Value: bson.D{{Key: "writing_since", Value: now()}}}}
+			if _, err := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: key + ".w"}}, set); err != nil {
+				s.log.WarnContext(ctx, "cannot refresh a part's write mark", "upload", u.ID, "part", n, "err", err)
+			}
+		}
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
@@ -139,7 +151,7 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 		return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
 	}
 
-	if err := s.writeChunks(ctx, chunks, u, n, target, first, want, r); err != nil {
+	if err := s.writeChunks(ctx, chunks, u, n, target, first, want, r, alive); err != nil {
 		if errors.Is(err, errTaken) {
 			return err
 		}
@@ -189,7 +201,7 @@ var errTaken = server.Errorf(server.ECONFLICT, "the upload was completed while t
 // writeChunks reads exactly want bytes from r into chunks first, first+1, ... of files_id id.
 // It only inserts: a chunk that exists gives errTaken.
 func (s *BlobStore) writeChunks(ctx context.Context, chunks *mongo.Collection, u *server.Upload, n int,
-	id bson.ObjectID, first, want int64, r io.Reader) error {
+	id bson.ObjectID, first, want int64, r io.Reader, alive func()) error {
 	buf := make([]byte, min(int64(s.chunkSize), want))
 	var written int64
 	for i := first; written < want; i++ {
@@ -213,6 +225,9 @@ func (s *BlobStore) writeChunks(ctx context.Context, chunks *mongo.Collection, u
 			return wrap(fmt.Sprintf("upload %s: part %d: write chunk %d", u.ID, n, i), err)
 		}
 		written += size
+		if alive != nil {
+			alive()
+		}
 	}
 	var extra [1]byte
 	switch m, err := io.ReadFull(r, extra[:]); {
@@ -315,7 +330,7 @@ func (s *BlobStore) CompleteUpload(ctx context.Context, u *server.Upload) error 
 			case d.Att != nil:
 				atts = append(atts, *d.Att)
 			case d.WritingSince != nil:
-				if time.Since(*d.WritingSince) < writingFor {
+				if time.Since(*d.WritingSince) < markStale {
 					return server.Errorf(server.ECONFLICT, "upload %s: part %d is still being written", u.ID, d.N)
 				}
 			case d.Done && d.N >= 0 && d.N < u.Parts():
@@ -357,9 +372,15 @@ func (s *BlobStore) CompleteUpload(ctx context.Context, u *server.Upload) error 
 	return nil
 }
 
-// writingFor is how long an in-place writer that never reported back is waited for; moving
-// the same for a CompleteUpload that stopped while moving a part's chunks.
-const writingFor = time.Hour
+// An in-place writer refreshes its mark every markRefresh while its body arrives; a mark older
+// than markStale is a writer that died (a gateway killed mid-request), and no longer holds
+// CompleteUpload up. A CompleteUpload's mark on a part whose chunks it moves is taken for an
+// interrupted completion after moveStale.
+const (
+	markRefresh = 30 * time.Second
+	markStale   = 2 * time.Minute
+	moveStale   = 10 * time.Minute
+)
 
 // moveInPlace replaces the chunks of part n under oid by the winning attempt's. The part is
 // marked while its chunks move: a CompleteUpload that finds the mark of one that stopped
@@ -368,7 +389,7 @@ const writingFor = time.Hour
 func (s *BlobStore) moveInPlace(ctx context.Context, chunks *mongo.Collection, u *server.Upload, n int, oid bson.ObjectID, d *partDoc) error {
 	key := bson.D{{Key: "_id", Value: partKey(u.ID, n)}}
 	if d.Moving != nil {
-		if time.Since(*d.Moving) < writingFor {
+		if time.Since(*d.Moving) < moveStale {
 			return server.Errorf(server.ECONFLICT, "upload %s is being completed", u.ID)
 		}
 		for _, id := range []bson.ObjectID{oid, *d.Src} {

@@ -588,3 +588,32 @@ func TestOrphanedFilesRemoved(t *testing.T) {
 			}
 		}})
 }
+
+// TestCompleteWaitsForLiveInPlaceWriter: the mark of a part's in-place write under way holds
+// CompleteUpload up; the mark of a writer that died (not refreshed for minutes) does not.
+func TestCompleteWaitsForLiveInPlaceWriter(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, testChunk)
+	s := db.Blobs()
+	data := randomBytes(t, testPart+100)
+	u := newUpload(data)
+	writeParts(t, s, u, data, 0, 1)
+	mark := func(at time.Time) {
+		t.Helper()
+		_, err := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: partKey(u.ID, 0) + ".w"}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "upload", Value: u.ID}, {Key: "n", Value: 0}, {Key: "writing_since", Value: at}}}},
+			options.UpdateOne().SetUpsert(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark(time.Now())
+	wantCode(t, s.CompleteUpload(ctx, u), server.ECONFLICT)
+	mark(time.Now().Add(-markStale - time.Minute))
+	if err := s.CompleteUpload(ctx, u); err != nil {
+		t.Fatalf("a dead writer's mark holds completion up: %v", err)
+	}
+	if got := readAll(t, s, server.BucketVideos, u.ID); !bytes.Equal(got, data) {
+		t.Fatal("the file differs")
+	}
+}
