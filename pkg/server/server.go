@@ -59,7 +59,7 @@ type Job struct {
 	Error    string // why it failed, for the user
 	Filename string // the uploaded file's name
 	Size     int64  // the video's size in bytes
-	VideoFID string // the video in bucket "videos"
+	VideoFID string // the video in bucket "videos"; the same as ID (a job takes its video's fid)
 	// MP3FID is chosen when the job is created, so that a redelivered job overwrites the
 	// same MP3 instead of adding another. It is shown to users only once the job is done.
 	MP3FID     string
@@ -185,9 +185,22 @@ type Blob interface {
 
 // BlobStore keeps files in buckets, and assembles uploads from parts written in any order
 // and in parallel, so that a store like GridFS can write each part straight into place.
+//
+// What every implementation guarantees about parts:
+//
+//   - A part is counted (listed by Parts) only once a writer has stored all of its bytes and
+//     r ended without an error. r may fail the read that yields the last bytes (the API does so
+//     when the part's CRC-32C does not match): the part is then not counted.
+//   - A counted part holds exactly the bytes of one WritePart call that succeeded, never a mix
+//     of two writers, however many write the same part at once; which one is not specified.
+//   - Writing a counted part again replaces it atomically: a rewrite that fails leaves the
+//     earlier part counted and intact.
+//   - A file becomes visible in a bucket (Open, ListBlobs) only whole: CompleteUpload and Put
+//     publish it in one step at their end, and a Put whose reader fails leaves nothing behind.
 type BlobStore interface {
 	// WritePart stores part n of u from r, which must yield exactly u.PartLen(n) bytes
-	// (otherwise EINVALID, and the part is not counted). Writing a part again replaces it.
+	// (otherwise EINVALID, and the part is not counted). Writing a part again replaces it;
+	// writing a part of an upload that was completed gives ECONFLICT.
 	WritePart(ctx context.Context, u *Upload, n int, r io.Reader) error
 	// Parts returns the numbers of u's parts that are completely stored, ascending.
 	Parts(ctx context.Context, u *Upload) ([]int, error)
@@ -197,11 +210,31 @@ type BlobStore interface {
 	// AbortUpload discards u's parts; no parts is not an error.
 	AbortUpload(ctx context.Context, u *Upload) error
 	// Put stores r as file fid in bucket, replacing a file of that fid, and returns its size.
+	// The file appears only once r has reported io.EOF; when r fails, Put removes what it wrote
+	// and returns an error that wraps r's.
 	Put(ctx context.Context, bucket, fid, filename string, r io.Reader) (int64, error)
 	// Open opens file fid in bucket, or ENOTFOUND.
 	Open(ctx context.Context, bucket, fid string) (Blob, error)
 	// Delete removes file fid from bucket; a missing file is not an error.
 	Delete(ctx context.Context, bucket, fid string) error
+}
+
+// BlobInfo describes one stored file, as ListBlobs returns it.
+type BlobInfo struct {
+	FID     string
+	Size    int64
+	ModTime time.Time // when its bytes were last written
+}
+
+// BlobLister is an optional capability of a BlobStore: listing the files of a bucket, for the
+// janitor that removes files no job or upload refers to. Both stores implement it; the janitor
+// asserts it and does without when a store lacks it.
+type BlobLister interface {
+	// ListBlobs returns up to limit files of bucket whose fid sorts after after ("" for the
+	// start), in ascending fid order. Only whole, visible files are listed: no parts of
+	// uploads in progress, no temporary files of a Put under way. Paging with the last fid of
+	// one batch as the next after visits every file that exists for the whole walk once.
+	ListBlobs(ctx context.Context, bucket, after string, limit int) ([]BlobInfo, error)
 }
 
 // LocalFiler is an optional capability of a BlobStore that keeps files on local disk: the

@@ -37,6 +37,7 @@ type env struct {
 	q     *sqlite.Queue
 	blobs *disk.Store
 	key   token.Key
+	dir   string // the blob store's root
 }
 
 // failingQueue is a Queue whose broker is down.
@@ -88,7 +89,7 @@ func newEnvOn(t *testing.T, wrap func(net.Listener) net.Listener, edit ...func(*
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, logs: logs, db: db, q: q, blobs: blobs, key: k}
+	return &env{t: t, srv: srv, logs: logs, db: db, q: q, blobs: blobs, key: k, dir: filepath.Join(dir, "blobs")}
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.

@@ -5,6 +5,7 @@
 //	videos/<fid>, mp3s/<fid>       finished files
 //	uploads/<id>/data               the upload, preallocated to its size; parts are written at their offsets
 //	uploads/<id>/parts/<n>          an empty marker, created once part n is on disk (after fsync)
+//	uploads/<id>/parts/.<n>.*       a rewrite of part n being received, before it is copied into place
 //
 // Completing an upload renames its data file into videos/, so no byte is copied twice.
 package disk
@@ -27,7 +28,8 @@ import (
 
 // Store is a BlobStore rooted at a directory.
 type Store struct {
-	root string
+	root  string
+	locks *locks
 }
 
 // New returns a Store rooted at dir, creating its directories.
@@ -37,7 +39,7 @@ func New(dir string) (*Store, error) {
 			return nil, fmt.Errorf("create blob dir: %w", err)
 		}
 	}
-	return &Store{root: dir}, nil
+	return &Store{root: dir, locks: newLocks()}, nil
 }
 
 func (s *Store) uploadDir(u *server.Upload) (string, error) {
@@ -58,6 +60,18 @@ func (s *Store) path(bucket, fid string) (string, error) {
 }
 
 // WritePart implements server.BlobStore.
+//
+// The first writer of a part that is not yet counted writes it straight into place in the
+// upload's data file, so an upload's bytes are written once. Any other writer of the part (a
+// rewrite of a counted part, or a second writer while the first is still at it) receives the
+// body into a temporary file next to the parts' markers, and only once the body is whole and
+// checked copies it into place (copy_file_range, inside the kernel) while it holds the part's
+// lock, unmarking the part for the time of the copy. So a counted part is always one writer's
+// whole body, and a rewrite that fails leaves the counted part as it was (only a failure of the
+// local copy itself leaves the part uncounted, to be sent again).
+//
+// The locks are in the Store: the guarantees hold for the writers of one Store, which is all
+// a data directory has (standalone holds one writer per directory).
 func (s *Store) WritePart(ctx context.Context, u *server.Upload, n int, r io.Reader) error {
 	want := u.PartLen(n)
 	if want < 0 {
@@ -67,22 +81,157 @@ func (s *Store) WritePart(ctx context.Context, u *server.Upload, n int, r io.Rea
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "parts"), 0o700); err != nil {
-		return fmt.Errorf("create upload dir: %w", err)
+	marker := filepath.Join(dir, "parts", strconv.Itoa(n))
+	partKey := u.ID + "/" + strconv.Itoa(n)
+
+	// Decide under the upload's lock, which CompleteUpload and AbortUpload hold too.
+	unlockUpload, err := s.locks.lock(ctx, u.ID)
+	if err != nil {
+		return err
 	}
+	counted, err := s.prepare(u, dir, marker)
+	if err != nil {
+		unlockUpload()
+		return err
+	}
+	unlockPart, mine := s.locks.tryLock(partKey)
+	unlockUpload()
+	if mine && !counted {
+		defer unlockPart()
+		return s.writeInPlace(ctx, u, n, dir, marker, r)
+	}
+	if mine {
+		unlockPart()
+	}
+
+	tmp, err := os.CreateTemp(filepath.Join(dir, "parts"), "."+strconv.Itoa(n)+".*")
+	if err != nil {
+		return fmt.Errorf("create temporary part %d: %w", n, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := receive(ctx, tmp, n, want, r); err != nil {
+		return err
+	}
+	if unlockPart, err = s.locks.lock(ctx, partKey); err != nil {
+		return err
+	}
+	defer unlockPart()
+	if unlockUpload, err = s.locks.lock(ctx, u.ID); err != nil {
+		return err
+	}
+	defer unlockUpload()
+	if err := s.stillOpen(u, dir, n); err != nil {
+		return err
+	}
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unmark part %d: %w", n, err)
+	}
+	if err := s.copyInPlace(u, n, dir, tmp); err != nil {
+		return err
+	}
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		return fmt.Errorf("mark part %d: %w", n, err)
+	}
+	return nil
+}
+
+// prepare checks, under the upload's lock, that u is not completed, creates its directories,
+// and reports whether the part whose marker is given is counted.
+func (s *Store) prepare(u *server.Upload, dir, marker string) (counted bool, err error) {
+	video, _ := s.path(server.BucketVideos, u.ID)
+	if _, err := os.Stat(video); err == nil {
+		return false, server.Errorf(server.ECONFLICT, "upload %s is already complete", u.ID)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "parts"), 0o700); err != nil {
+		return false, fmt.Errorf("create upload dir: %w", err)
+	}
+	switch _, err := os.Stat(marker); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("read part marker: %w", err)
+	}
+}
+
+// stillOpen checks, under the upload's lock, that u was neither completed nor aborted while
+// part n was being received; its directory must then not be created again.
+func (s *Store) stillOpen(u *server.Upload, dir string, n int) error {
+	if _, err := os.Stat(filepath.Join(dir, "parts")); err != nil {
+		return server.Errorf(server.ECONFLICT, "upload %s was completed or discarded while part %d was written", u.ID, n)
+	}
+	return nil
+}
+
+// openData opens the upload's data file for writing, at its final size.
+func openData(u *server.Upload, dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("open upload data: %w", err)
+		return nil, fmt.Errorf("open upload data: %w", err)
+	}
+	if err := f.Truncate(u.Size); err != nil { // no-op after the first part
+		f.Close()
+		return nil, fmt.Errorf("size upload data: %w", err)
+	}
+	return f, nil
+}
+
+// writeInPlace writes a part that is not counted straight at its offset; the caller holds the
+// part's lock, so no one else writes there meanwhile.
+func (s *Store) writeInPlace(ctx context.Context, u *server.Upload, n int, dir, marker string, r io.Reader) error {
+	f, err := openData(u, dir)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
-	if err := f.Truncate(u.Size); err != nil { // no-op after the first part; keeps the file at its final size
-		return fmt.Errorf("size upload data: %w", err)
+	if err := receive(ctx, io.NewOffsetWriter(f, int64(n)*u.PartSize), n, u.PartLen(n), r); err != nil {
+		return err
 	}
-	marker := filepath.Join(dir, "parts", strconv.Itoa(n))
-	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("reset part marker: %w", err)
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync part %d: %w", n, err)
 	}
-	w := io.NewOffsetWriter(f, int64(n)*u.PartSize)
+	unlock, err := s.locks.lock(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.stillOpen(u, dir, n); err != nil {
+		return err
+	}
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		return fmt.Errorf("mark part %d: %w", n, err)
+	}
+	return nil
+}
+
+// copyInPlace copies a received part from tmp to its offset in the data file and syncs it.
+func (s *Store) copyInPlace(u *server.Upload, n int, dir string, tmp *os.File) error {
+	f, err := openData(u, dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Seek(int64(n)*u.PartSize, io.SeekStart); err != nil {
+		return fmt.Errorf("seek to part %d: %w", n, err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewind part %d: %w", n, err)
+	}
+	// *os.File.ReadFrom uses copy_file_range for a limited *os.File.
+	if _, err := f.ReadFrom(io.LimitReader(tmp, u.PartLen(n))); err != nil {
+		return fmt.Errorf("copy part %d into place: %w", n, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync part %d: %w", n, err)
+	}
+	return nil
+}
+
+// receive copies exactly want bytes of part n from r to w: fewer or more give EINVALID, and
+// so does an error of r (the API's CRC check fails the last read).
+func receive(ctx context.Context, w io.Writer, n int, want int64, r io.Reader) error {
 	got, err := io.Copy(w, &ctxReader{ctx: ctx, r: io.LimitReader(r, want)})
 	if err != nil {
 		return fmt.Errorf("write part %d: %w", n, err)
@@ -91,14 +240,11 @@ func (s *Store) WritePart(ctx context.Context, u *server.Upload, n int, r io.Rea
 		return server.Errorf(server.EINVALID, "part %d has %d bytes, want %d", n, got, want)
 	}
 	// Never write past the part (that is the next part's place): look for an extra byte.
-	if extra, _ := r.Read(make([]byte, 1)); extra > 0 {
+	switch extra, err := r.Read(make([]byte, 1)); {
+	case extra > 0:
 		return server.Errorf(server.EINVALID, "part %d is longer than %d bytes", n, want)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync part %d: %w", n, err)
-	}
-	if err := os.WriteFile(marker, nil, 0o600); err != nil {
-		return fmt.Errorf("mark part %d: %w", n, err)
+	case err != nil && !errors.Is(err, io.EOF):
+		return fmt.Errorf("read part %d: %w", n, err)
 	}
 	return nil
 }
@@ -132,6 +278,15 @@ func (s *Store) CompleteUpload(ctx context.Context, u *server.Upload) error {
 	if err != nil {
 		return err
 	}
+	dir, err := s.uploadDir(u)
+	if err != nil {
+		return err
+	}
+	unlock, err := s.locks.lock(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if _, err := os.Stat(dst); err == nil {
 		return nil // completed before
 	}
@@ -142,7 +297,6 @@ func (s *Store) CompleteUpload(ctx context.Context, u *server.Upload) error {
 	if missing := u.Parts() - len(parts); missing > 0 {
 		return server.Errorf(server.ECONFLICT, "%d of %d parts missing", missing, u.Parts())
 	}
-	dir, _ := s.uploadDir(u)
 	data := filepath.Join(dir, "data")
 	if u.Size == 0 { // an empty file has one empty part and maybe no data file
 		if err := os.WriteFile(data, nil, 0o600); err != nil {
@@ -155,7 +309,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u *server.Upload) error {
 			return err
 		}
 		if sum != u.SHA256 {
-			_ = s.AbortUpload(ctx, u)
+			_ = os.RemoveAll(dir)
 			return server.Errorf(server.EINVALID, "sha256 mismatch: the upload is %s, the client said %s", sum, u.SHA256)
 		}
 	}
@@ -182,11 +336,16 @@ func hashFile(ctx context.Context, path string) (string, error) {
 }
 
 // AbortUpload implements server.BlobStore.
-func (s *Store) AbortUpload(_ context.Context, u *server.Upload) error {
+func (s *Store) AbortUpload(ctx context.Context, u *server.Upload) error {
 	dir, err := s.uploadDir(u)
 	if err != nil {
 		return err
 	}
+	unlock, err := s.locks.lock(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove upload: %w", err)
 	}
@@ -257,6 +416,42 @@ func (s *Store) LocalPath(_ context.Context, bucket, fid string) (string, error)
 	return p, nil
 }
 
+// ListBlobs implements server.BlobLister. Temporary files of a Put under way are not listed.
+func (s *Store) ListBlobs(ctx context.Context, bucket, after string, limit int) ([]server.BlobInfo, error) {
+	if bucket != server.BucketVideos && bucket != server.BucketMP3s {
+		return nil, fmt.Errorf("unknown bucket %q", bucket)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(s.root, bucket)) // sorted by name
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", bucket, err)
+	}
+	out := []server.BlobInfo{}
+	for _, e := range ents {
+		if len(out) >= limit {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		name := e.Name()
+		if !server.ValidID(name) || name <= after || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted since the directory was read
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stat %s/%s: %w", bucket, name, err)
+		}
+		out = append(out, server.BlobInfo{FID: name, Size: info.Size(), ModTime: info.ModTime()})
+	}
+	return out, nil
+}
+
 // Delete implements server.BlobStore.
 func (s *Store) Delete(_ context.Context, bucket, fid string) error {
 	p, err := s.path(bucket, fid)
@@ -293,3 +488,5 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+var _ server.BlobLister = (*Store)(nil)

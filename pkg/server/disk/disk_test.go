@@ -6,14 +6,17 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/blobtest"
 )
 
 func setup(t *testing.T, size, partSize int64) (*Store, *server.Upload, []byte) {
@@ -161,5 +164,51 @@ func TestPutOpenRangeDelete(t *testing.T) {
 	}
 	if _, err := s.Open(ctx, server.BucketMP3s, "../../etc/passwd"); !server.IsCode(err, server.ENOTFOUND) {
 		t.Fatalf("path traversal: %v", err)
+	}
+}
+
+func TestBlobStoreContract(t *testing.T) {
+	blobtest.Run(t, blobtest.Config{
+		New: func(t *testing.T) server.BlobStore {
+			s, err := New(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		PartSize: 8 << 20,
+	})
+}
+
+// TestAbortDuringPartWrite: a part still arriving when its upload is aborted is refused, and
+// the upload's directory does not come back.
+func TestAbortDuringPartWrite(t *testing.T) {
+	ctx := context.Background()
+	s, u, data := setup(t, 2048, 1024)
+	for _, rewrite := range []bool{false, true} {
+		if rewrite {
+			u.ID = server.NewID()
+			if err := s.WritePart(ctx, u, 0, bytes.NewReader(part(u, data, 0))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- s.WritePart(ctx, u, 0, pr) }()
+		if _, err := pw.Write(part(u, data, 0)[:100]); err != nil { // returns once WritePart reads it
+			t.Fatal(err)
+		}
+		if err := s.AbortUpload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		pw.Write(part(u, data, 0)[100:])
+		pw.Close()
+		if err := <-done; !server.IsCode(err, server.ECONFLICT) {
+			t.Fatalf("rewrite=%v: part written across an abort: %v", rewrite, err)
+		}
+		dir, _ := s.uploadDir(u)
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("rewrite=%v: the aborted upload's directory is back: %v", rewrite, err)
+		}
 	}
 }

@@ -26,15 +26,27 @@ import (
 // Upload parts are written straight into the chunk documents of the file they will become:
 // with part size P and chunk size C (C divides P), part n holds chunks n*P/C .. n*P/C+P/C-1.
 // A small document per part in the collection "upload_parts" ({_id: "<upload>.<n>", upload,
-// n, done}) records which parts were started and which are complete, so that nothing needs to
-// scan the chunks to answer Parts. One document per part, rather than one array per upload,
-// keeps parts written in parallel from touching the same document: FerretDB applies an update
-// as a read and a write, so concurrent updates of one document can lose each other's changes.
-// CompleteUpload then only adds the files document.
+// n, done, src}) records which parts are complete, so that nothing needs to scan the chunks to
+// answer Parts. One document per part, rather than one array per upload, keeps parts written
+// in parallel from touching the same document: FerretDB applies an update as a read and a
+// write, so concurrent updates of one document can lose each other's changes, and a
+// conditional update is no compare-and-set there. Only inserts (a unique _id) decide races.
+//
+// Whoever creates a part's document (an insert: one writer wins) writes the part in place,
+// and marks that it is at it in a document of its own ({_id: "<upload>.<n>.w"}) that it deletes
+// when it is done, refreshing it while the body arrives; CompleteUpload answers ECONFLICT while
+// such a mark is fresh (a stale one is taken for a writer that died).
+// Every other writer of that part (a rewrite, or a second writer at the same time) writes its
+// chunks under a files_id of its own, an "attempt" recorded as {_id: "<upload>.<n>.<attempt>",
+// upload, n, att} before its first chunk; once its body is whole and checked it points the
+// part's document at its chunks (src) in a single update, so the last writer to finish wins
+// and a part never mixes two bodies. CompleteUpload moves the chunks of a part that an attempt
+// won under the file's id (one update of those chunks), deletes the losers' chunks, and adds
+// the files document last. The common case, one writer per part, writes every byte once and
+// moves nothing.
 //
 // New chunks are inserted, not upserted: an insert is cheap everywhere, while a query on the
-// chunks collection scans it on FerretDB. Chunks are deleted first only when the part or file
-// was written before.
+// chunks collection scans it on FerretDB.
 type BlobStore struct {
 	db        *mongo.Database
 	parts     *mongo.Collection
@@ -75,9 +87,10 @@ func (s *BlobStore) uploadOID(u *server.Upload) (bson.ObjectID, error) {
 	return oid, nil
 }
 
-// WritePart stores part n of u from r, which must yield exactly u.PartLen(n) bytes, straight
-// into its chunk documents. Fewer or more bytes give EINVALID and leave the part unmarked.
-// Writing a part again replaces it. Memory use is one chunk.
+// WritePart stores part n of u from r, which must yield exactly u.PartLen(n) bytes. Fewer or
+// more bytes give EINVALID, an error of r is returned wrapped, and either leaves the part as it
+// was. Writing a part
+// again replaces it as a whole (see BlobStore). Memory use is one chunk.
 func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io.Reader) error {
 	oid, err := s.uploadOID(u)
 	if err != nil {
@@ -87,28 +100,108 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 	if want < 0 {
 		return server.Errorf(server.EINVALID, "upload %s has no part %d (it has %d)", u.ID, n, u.Parts())
 	}
-	_, chunks, _ := s.bucket(server.BucketVideos)
+	files, chunks, _ := s.bucket(server.BucketVideos)
+	if done, err := fileExists(ctx, files, oid); err != nil {
+		return fmt.Errorf("upload %s: %w", u.ID, err)
+	} else if done {
+		return server.Errorf(server.ECONFLICT, "upload %s is already complete", u.ID)
+	}
+	first := s.firstChunk(u, n)
 
-	// Unmark the part and note that it was started; learn whether it was started before.
-	again, err := s.startPart(ctx, u.ID, n)
-	if err != nil {
+	// The writer that creates the part's document writes in place, and says so in a document
+	// of its own that only it deletes; any other writer writes under an attempt id of its own.
+	key := partKey(u.ID, n)
+	doc := bson.D{{Key: "_id", Value: key}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n}, {Key: "done", Value: false}}
+	w := bson.D{{Key: "_id", Value: key + ".w"}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
+		{Key: "writing_since", Value: now()}}
+	target := oid
+	var alive func() // keeps the in-place mark fresh while the body arrives
+	// One round trip for both; the insert is ordered, so the mark is not written when the
+	// part's document exists.
+	_, err = s.parts.InsertMany(ctx, []any{doc, w})
+	var bwe mongo.BulkWriteException
+	switch {
+	case err == nil:
+		last := time.Now()
+		alive = func() {
+			if time.Since(last) < markRefresh {
+				return
+			}
+			last = time.Now()
+			set := bson.D{{Key: "$set", Value: bson.D{{Key: "writing_since", Value: now()}}}}
+			if _, err := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: key + ".w"}}, set); err != nil {
+				s.log.WarnContext(ctx, "cannot refresh a part's write mark", "upload", u.ID, "part", n, "err", err)
+			}
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if _, err := s.parts.DeleteOne(cctx, bson.D{{Key: "_id", Value: key + ".w"}}); err != nil {
+				s.log.WarnContext(ctx, "cannot record the end of a part's write", "upload", u.ID, "part", n, "err", err)
+			}
+		}()
+	case errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteErrors[0].Index == 0 && isDup(err):
+		target = bson.NewObjectID()
+		att := bson.D{{Key: "_id", Value: key + "." + target.Hex()}, {Key: "upload", Value: u.ID}, {Key: "n", Value: n},
+			{Key: "att", Value: target}}
+		if _, err := s.parts.InsertOne(ctx, att); err != nil {
+			return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
+		}
+	default:
+		return wrap(fmt.Sprintf("upload %s: start part %d", u.ID, n), err)
+	}
+
+	if err := s.writeChunks(ctx, chunks, u, n, target, first, want, r, alive); err != nil {
+		if errors.Is(err, errTaken) {
+			return err
+		}
+		// Remove at once what nothing will refer to (an attempt's chunks would also go with
+		// the upload).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, derr := chunks.DeleteMany(cctx, s.partFilter(target, u, n)); derr != nil {
+			s.log.WarnContext(ctx, "cannot remove the chunks of a failed part", "upload", u.ID, "part", n, "err", derr)
+		}
 		return err
 	}
-	var first int64
-	if u.PartSize > 0 {
-		first = int64(n) * (u.PartSize / int64(s.chunkSize))
+	set := bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}, {Key: "src", Value: target}}}}
+	res, err := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}}, set)
+	if err != nil {
+		return wrap(fmt.Sprintf("upload %s: mark part %d", u.ID, n), err)
 	}
-	if again {
-		last := first + (u.PartSize+int64(s.chunkSize)-1)/int64(s.chunkSize)
-		filter := bson.D{
-			{Key: "files_id", Value: oid},
-			{Key: "n", Value: bson.D{{Key: "$gte", Value: first}, {Key: "$lt", Value: last}}},
-		}
-		if _, err := chunks.DeleteMany(ctx, filter); err != nil {
-			return wrap(fmt.Sprintf("upload %s: clear part %d", u.ID, n), err)
-		}
+	if res.MatchedCount == 0 {
+		return server.Errorf(server.ECONFLICT, "upload %s was completed or discarded while part %d was written", u.ID, n)
 	}
+	return nil
+}
 
+// firstChunk returns the number of part n's first chunk.
+func (s *BlobStore) firstChunk(u *server.Upload, n int) int64 {
+	if u.PartSize <= 0 {
+		return 0
+	}
+	return int64(n) * (u.PartSize / int64(s.chunkSize))
+}
+
+// partFilter selects the chunks of part n of u stored under files_id id.
+func (s *BlobStore) partFilter(id bson.ObjectID, u *server.Upload, n int) bson.D {
+	first := s.firstChunk(u, n)
+	last := first + (u.PartSize+int64(s.chunkSize)-1)/int64(s.chunkSize)
+	return bson.D{
+		{Key: "files_id", Value: id},
+		{Key: "n", Value: bson.D{{Key: "$gte", Value: first}, {Key: "$lt", Value: max(last, first+1)}}},
+	}
+}
+
+// errTaken says that a chunk of the part is there already: only a completion that happened
+// since the write began puts chunks where the first writer of a part writes. Those chunks are
+// not this writer's, so it leaves them alone.
+var errTaken = server.Errorf(server.ECONFLICT, "the upload was completed while the part was written")
+
+// writeChunks reads exactly want bytes from r into chunks first, first+1, ... of files_id id.
+// It only inserts: a chunk that exists gives errTaken.
+func (s *BlobStore) writeChunks(ctx context.Context, chunks *mongo.Collection, u *server.Upload, n int,
+	id bson.ObjectID, first, want int64, r io.Reader, alive func()) error {
 	buf := make([]byte, min(int64(s.chunkSize), want))
 	var written int64
 	for i := first; written < want; i++ {
@@ -121,10 +214,20 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 			}
 			return fmt.Errorf("upload %s: read part %d: %w", u.ID, n, err)
 		}
-		if _, err := putChunk(ctx, chunks, oid, i, buf[:size]); err != nil {
-			return fmt.Errorf("upload %s: part %d: %w", u.ID, n, err)
+		if i > 1<<31-1 {
+			return server.Errorf(server.ETOOLARGE, "upload %s: file has too many chunks", u.ID)
+		}
+		doc := bson.D{{Key: "files_id", Value: id}, {Key: "n", Value: int32(i)}, {Key: "data", Value: buf[:size]}}
+		if _, err := chunks.InsertOne(ctx, doc); err != nil {
+			if isDup(err) {
+				return errTaken
+			}
+			return wrap(fmt.Sprintf("upload %s: part %d: write chunk %d", u.ID, n, i), err)
 		}
 		written += size
+		if alive != nil {
+			alive()
+		}
 	}
 	var extra [1]byte
 	switch m, err := io.ReadFull(r, extra[:]); {
@@ -133,40 +236,21 @@ func (s *BlobStore) WritePart(ctx context.Context, u *server.Upload, n int, r io
 	case err != nil && !errors.Is(err, io.EOF):
 		return fmt.Errorf("upload %s: read part %d: %w", u.ID, n, err)
 	}
-
-	update := bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}}}}
-	if _, err := s.parts.UpdateOne(ctx, bson.D{{Key: "_id", Value: partKey(u.ID, n)}}, update); err != nil {
-		return wrap(fmt.Sprintf("upload %s: mark part %d", u.ID, n), err)
-	}
 	return nil
 }
 
 // partKey is the _id of the document that tracks part n of upload id.
 func partKey(id string, n int) string { return fmt.Sprintf("%s.%d", id, n) }
 
-// startPart records that part n of upload id is being written and is not complete, and
-// reports whether it was started before.
-func (s *BlobStore) startPart(ctx context.Context, id string, n int) (again bool, err error) {
-	update := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "upload", Value: id},
-		{Key: "n", Value: n},
-		{Key: "done", Value: false},
-	}}}
-	opts := options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)
-	for attempt := 0; ; attempt++ {
-		err := s.parts.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: partKey(id, n)}}, update, opts).Err()
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, mongo.ErrNoDocuments):
-			return false, nil
-		case isDup(err) && attempt < 3:
-			// Two writes of the part raced to create the document; the loser updates it now.
-			continue
-		default:
-			return false, wrap(fmt.Sprintf("upload %s: start part %d", id, n), err)
-		}
-	}
+// partDoc is a document of "upload_parts": a part's, an attempt's (Att set) or the mark of a
+// part's in-place write under way (WritingSince set).
+type partDoc struct {
+	N            int            `bson:"n"`
+	Done         bool           `bson:"done"`
+	Src          *bson.ObjectID `bson:"src,omitempty"` // where the part's chunks are; unset: in place
+	Att          *bson.ObjectID `bson:"att,omitempty"`
+	WritingSince *time.Time     `bson:"writing_since,omitempty"`
+	Moving       *time.Time     `bson:"moving,omitempty"` // CompleteUpload is moving its chunks
 }
 
 // putChunk stores chunk n of file oid. It inserts, and replaces only when a chunk n exists
@@ -220,8 +304,10 @@ func (s *BlobStore) started(ctx context.Context, id string) (bool, error) {
 }
 
 // CompleteUpload turns u's parts into the file u.ID in bucket "videos" by inserting its files
-// document. Missing parts give ECONFLICT. When u.SHA256 is set, the chunks are read back and
-// hashed first; a mismatch discards them and gives EINVALID. Completing twice is harmless.
+// document. Missing parts give ECONFLICT. A part that an attempt won has its chunks moved
+// under the file's id first, and the losing attempts' chunks are deleted. When u.SHA256 is
+// set, the chunks are read back and hashed; a mismatch discards them and gives EINVALID.
+// Completing twice is harmless.
 func (s *BlobStore) CompleteUpload(ctx context.Context, u *server.Upload) error {
 	oid, err := s.uploadOID(u)
 	if err != nil {
@@ -233,12 +319,39 @@ func (s *BlobStore) CompleteUpload(ctx context.Context, u *server.Upload) error 
 		return fmt.Errorf("upload %s: %w", u.ID, err)
 	}
 	if !done {
-		have, err := s.Parts(ctx, u)
+		docs, err := s.partDocs(ctx, u.ID)
 		if err != nil {
 			return err
 		}
-		if missing := u.Parts() - len(have); missing > 0 {
+		parts := map[int]*partDoc{}
+		var atts []bson.ObjectID
+		for _, d := range docs {
+			switch {
+			case d.Att != nil:
+				atts = append(atts, *d.Att)
+			case d.WritingSince != nil:
+				if time.Since(*d.WritingSince) < markStale {
+					return server.Errorf(server.ECONFLICT, "upload %s: part %d is still being written", u.ID, d.N)
+				}
+			case d.Done && d.N >= 0 && d.N < u.Parts():
+				parts[d.N] = d
+			}
+		}
+		if missing := u.Parts() - len(parts); missing > 0 {
 			return server.Errorf(server.ECONFLICT, "upload %s: %d of %d parts missing", u.ID, missing, u.Parts())
+		}
+		for n, d := range parts {
+			if d.Src == nil || *d.Src == oid {
+				continue
+			}
+			if err := s.moveInPlace(ctx, chunks, u, n, oid, d); err != nil {
+				return err
+			}
+		}
+		if len(atts) > 0 { // every winner is in place now: what is left under attempts lost
+			if _, err := chunks.DeleteMany(ctx, bson.D{{Key: "files_id", Value: bson.D{{Key: "$in", Value: atts}}}}); err != nil {
+				return wrap(fmt.Sprintf("upload %s: delete superseded parts", u.ID), err)
+			}
 		}
 		if u.SHA256 != "" {
 			if err := s.verify(ctx, u, oid, chunks); err != nil {
@@ -257,6 +370,68 @@ func (s *BlobStore) CompleteUpload(ctx context.Context, u *server.Upload) error 
 		return wrap(fmt.Sprintf("upload %s: drop parts records", u.ID), err)
 	}
 	return nil
+}
+
+// An in-place writer refreshes its mark every markRefresh while its body arrives; a mark older
+// than markStale is a writer that died (a gateway killed mid-request), and no longer holds
+// CompleteUpload up. A CompleteUpload's mark on a part whose chunks it moves is taken for an
+// interrupted completion after moveStale.
+const (
+	markRefresh = 30 * time.Second
+	markStale   = 2 * time.Minute
+	moveStale   = 10 * time.Minute
+)
+
+// moveInPlace replaces the chunks of part n under oid by the winning attempt's. The part is
+// marked while its chunks move: a CompleteUpload that finds the mark of one that stopped
+// half way (a crash) cannot tell which chunks are whose, so it discards the part, which is then
+// missing and sent again by the client.
+func (s *BlobStore) moveInPlace(ctx context.Context, chunks *mongo.Collection, u *server.Upload, n int, oid bson.ObjectID, d *partDoc) error {
+	key := bson.D{{Key: "_id", Value: partKey(u.ID, n)}}
+	if d.Moving != nil {
+		if time.Since(*d.Moving) < moveStale {
+			return server.Errorf(server.ECONFLICT, "upload %s is being completed", u.ID)
+		}
+		for _, id := range []bson.ObjectID{oid, *d.Src} {
+			if _, err := chunks.DeleteMany(ctx, s.partFilter(id, u, n)); err != nil {
+				return wrap(fmt.Sprintf("upload %s: discard part %d", u.ID, n), err)
+			}
+		}
+		reset := bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: false}}},
+			{Key: "$unset", Value: bson.D{{Key: "src", Value: ""}, {Key: "moving", Value: ""}}}}
+		if _, err := s.parts.UpdateOne(ctx, key, reset); err != nil {
+			return wrap(fmt.Sprintf("upload %s: discard part %d", u.ID, n), err)
+		}
+		return server.Errorf(server.ECONFLICT, "upload %s: part %d was lost in an interrupted completion; send it again", u.ID, n)
+	}
+	if _, err := s.parts.UpdateOne(ctx, key, bson.D{{Key: "$set", Value: bson.D{{Key: "moving", Value: now()}}}}); err != nil {
+		return wrap(fmt.Sprintf("upload %s: move part %d", u.ID, n), err)
+	}
+	if _, err := chunks.DeleteMany(ctx, s.partFilter(oid, u, n)); err != nil {
+		return wrap(fmt.Sprintf("upload %s: move part %d", u.ID, n), err)
+	}
+	move := bson.D{{Key: "$set", Value: bson.D{{Key: "files_id", Value: oid}}}}
+	if _, err := chunks.UpdateMany(ctx, bson.D{{Key: "files_id", Value: *d.Src}}, move); err != nil {
+		return wrap(fmt.Sprintf("upload %s: move part %d", u.ID, n), err)
+	}
+	done := bson.D{{Key: "$set", Value: bson.D{{Key: "src", Value: oid}}}, {Key: "$unset", Value: bson.D{{Key: "moving", Value: ""}}}}
+	if _, err := s.parts.UpdateOne(ctx, key, done); err != nil {
+		return wrap(fmt.Sprintf("upload %s: move part %d", u.ID, n), err)
+	}
+	return nil
+}
+
+// partDocs returns the documents of upload id's parts and attempts.
+func (s *BlobStore) partDocs(ctx context.Context, id string) ([]*partDoc, error) {
+	cur, err := s.parts.Find(ctx, bson.D{{Key: "upload", Value: id}})
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("upload %s: read parts", id), err)
+	}
+	var docs []*partDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap(fmt.Sprintf("upload %s: read parts", id), err)
+	}
+	return docs, nil
 }
 
 // verify hashes u's chunks in order and compares the hash with u.SHA256; on a mismatch it
@@ -280,9 +455,19 @@ func (s *BlobStore) verify(ctx context.Context, u *server.Upload, oid bson.Objec
 	return server.Errorf(server.EINVALID, "upload %s: SHA-256 of the data is %s, not %s", u.ID, got, u.SHA256)
 }
 
-// discard deletes an upload's chunks and tracking documents.
+// discard deletes an upload's chunks, its attempts' chunks and its tracking documents.
 func (s *BlobStore) discard(ctx context.Context, id string, oid bson.ObjectID, chunks *mongo.Collection) error {
-	if _, err := chunks.DeleteMany(ctx, bson.D{{Key: "files_id", Value: oid}}); err != nil {
+	docs, err := s.partDocs(ctx, id)
+	if err != nil {
+		return err
+	}
+	ids := []bson.ObjectID{oid}
+	for _, d := range docs {
+		if d.Att != nil {
+			ids = append(ids, *d.Att)
+		}
+	}
+	if _, err := chunks.DeleteMany(ctx, bson.D{{Key: "files_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
 		return wrap(fmt.Sprintf("upload %s: delete parts", id), err)
 	}
 	if _, err := s.parts.DeleteMany(ctx, bson.D{{Key: "upload", Value: id}}); err != nil {
@@ -449,3 +634,37 @@ func fileExists(ctx context.Context, files *mongo.Collection, oid bson.ObjectID)
 		return false, wrap("look up file", err)
 	}
 }
+
+// ListBlobs implements server.BlobLister from the files documents: a file whose files
+// document is not written yet (an upload or a Put under way) is not listed.
+func (s *BlobStore) ListBlobs(ctx context.Context, bucket, after string, limit int) ([]server.BlobInfo, error) {
+	files, _, err := s.bucket(bucket)
+	if err != nil {
+		return nil, err
+	}
+	filter := bson.D{}
+	if after != "" {
+		oid, err := bson.ObjectIDFromHex(after)
+		if err != nil {
+			return nil, server.Errorf(server.EINVALID, "file id %q is not 24 hex digits", after)
+		}
+		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: oid}}}}
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "length", Value: 1}, {Key: "uploadDate", Value: 1}})
+	cur, err := files.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("list %s", bucket), err)
+	}
+	var docs []filesDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap(fmt.Sprintf("list %s", bucket), err)
+	}
+	out := make([]server.BlobInfo, len(docs))
+	for i, d := range docs {
+		out[i] = server.BlobInfo{FID: d.ID.Hex(), Size: d.Length, ModTime: d.UploadDate.UTC()}
+	}
+	return out, nil
+}
+
+var _ server.BlobLister = (*BlobStore)(nil)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
@@ -19,15 +20,26 @@ import (
 type Sweeper struct {
 	Jobs  server.JobStore
 	Queue server.Queue
-	// Uploads and Blobs, when set, let the sweeper discard uploads abandoned for UploadTTL.
-	Uploads     server.UploadStore
-	Blobs       server.BlobStore
-	UploadTTL   time.Duration // default 7 days
+	// Uploads and Blobs, when set, let the sweeper discard uploads abandoned for UploadTTL and,
+	// when Blobs is also a server.BlobLister, remove files nothing refers to (RemoveOrphans).
+	Uploads   server.UploadStore
+	Blobs     server.BlobStore
+	UploadTTL time.Duration // default 7 days
+	// OrphanGrace is how old a file must be before RemoveOrphans may remove it (default 1 h).
+	// It covers the moment between a file's appearance and the record that refers to it: the
+	// tutorial's upload stores its video just before it creates the job.
+	OrphanGrace time.Duration
+	// OrphanBatch bounds the files of each bucket that one RemoveOrphans call looks at
+	// (default 200).
+	OrphanBatch int
 	Interval    time.Duration // default 30 s
 	QueuedAfter time.Duration // default 2 min
 	StaleAfter  time.Duration // default 1 min
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
+
+	mu      sync.Mutex
+	cursors map[string]string // bucket → the last fid RemoveOrphans looked at
 }
 
 // Run sweeps every Interval until ctx is done.
@@ -52,6 +64,11 @@ func (s *Sweeper) Run(ctx context.Context) {
 				s.log().Warn("discarding abandoned uploads failed", "err", err)
 			} else if n > 0 {
 				s.log().Info("abandoned uploads discarded", "count", n)
+			}
+			if n, err := s.RemoveOrphans(ctx); err != nil && ctx.Err() == nil {
+				s.log().Warn("removing orphaned files failed", "err", err)
+			} else if n > 0 {
+				s.log().Info("orphaned files removed", "count", n)
 			}
 		}
 	}
@@ -156,4 +173,100 @@ func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// RemoveOrphans removes files that no job and no open upload refers to and that are older than
+// OrphanGrace: a video whose fid is neither an upload's id nor a job's VideoFID, an MP3 whose
+// fid is no job's MP3FID. Such files are left by a request or a process that died between
+// storing a file and recording it. Each call looks at one batch of each bucket, going on where
+// the last call stopped and starting over after the end, so a pass costs a bounded amount of
+// work however large the buckets are. It returns how many files it removed. A store that is
+// not a server.BlobLister is left alone.
+func (s *Sweeper) RemoveOrphans(ctx context.Context) (int, error) {
+	lister, ok := s.Blobs.(server.BlobLister)
+	if !ok || s.Uploads == nil || s.Jobs == nil {
+		return 0, nil
+	}
+	grace := s.OrphanGrace
+	if grace <= 0 {
+		grace = time.Hour
+	}
+	limit := s.OrphanBatch
+	if limit <= 0 {
+		limit = 200
+	}
+	cutoff := time.Now().Add(-grace)
+	removed := 0
+	var errs []error
+	for _, bucket := range []string{server.BucketVideos, server.BucketMP3s} {
+		s.mu.Lock()
+		after := s.cursors[bucket]
+		s.mu.Unlock()
+		batch, err := lister.ListBlobs(ctx, bucket, after, limit)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list %s: %w", bucket, err))
+			continue
+		}
+		next := ""
+		if len(batch) == limit {
+			next = batch[len(batch)-1].FID
+		}
+		s.mu.Lock()
+		if s.cursors == nil {
+			s.cursors = map[string]string{}
+		}
+		s.cursors[bucket] = next
+		s.mu.Unlock()
+		for _, b := range batch {
+			if err := ctx.Err(); err != nil {
+				return removed, err
+			}
+			if !b.ModTime.Before(cutoff) {
+				continue
+			}
+			used, err := s.referenced(ctx, bucket, b.FID)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s/%s: %w", bucket, b.FID, err))
+				continue
+			}
+			if used {
+				continue
+			}
+			if err := s.Blobs.Delete(ctx, bucket, b.FID); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s/%s: %w", bucket, b.FID, err))
+				continue
+			}
+			s.log().Info("orphaned file removed", "bucket", bucket, "fid", b.FID, "size", b.Size, "stored", b.ModTime)
+			removed++
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// referenced reports whether a record refers to file fid of bucket.
+func (s *Sweeper) referenced(ctx context.Context, bucket, fid string) (bool, error) {
+	found := func(err error) (bool, error) {
+		if err == nil {
+			return true, nil
+		}
+		if server.IsCode(err, server.ENOTFOUND) {
+			return false, nil
+		}
+		return false, err
+	}
+	if bucket == server.BucketMP3s {
+		_, err := s.Jobs.JobByMP3(ctx, fid)
+		return found(err)
+	}
+	// The upload first, then the job: a completed upload's video appears while its upload
+	// record exists, and its job is created before that record is deleted, so a video whose
+	// upload is gone already has its job. The other order could miss both.
+	if used, err := found(func() error { _, err := s.Uploads.Upload(ctx, fid); return err }()); used || err != nil {
+		return used, err
+	}
+	j, err := s.Jobs.Job(ctx, fid) // a job takes its video's fid
+	if used, err := found(err); !used || err != nil {
+		return used, err
+	}
+	return j.VideoFID == fid, nil
 }
