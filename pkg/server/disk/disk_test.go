@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/v2m/v2m/pkg/server"
-	"github.com/v2m/v2m/pkg/server/blobtest"
+	"github.com/v2m/v2m/pkg/server/servertest"
 )
 
 func setup(t *testing.T, size, partSize int64) (*Store, *server.Upload, []byte) {
@@ -168,7 +168,7 @@ func TestPutOpenRangeDelete(t *testing.T) {
 }
 
 func TestBlobStoreContract(t *testing.T) {
-	blobtest.Run(t, blobtest.Config{
+	servertest.TestBlobStore(t, servertest.BlobStoreOptions{
 		New: func(t *testing.T) server.BlobStore {
 			s, err := New(t.TempDir())
 			if err != nil {

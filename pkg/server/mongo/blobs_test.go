@@ -21,7 +21,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/v2m/v2m/pkg/server"
-	"github.com/v2m/v2m/pkg/server/blobtest"
+	"github.com/v2m/v2m/pkg/server/servertest"
+	"github.com/v2m/v2m/pkg/server/worker/workertest"
 )
 
 const (
@@ -524,7 +525,7 @@ func BenchmarkWritePart(b *testing.B) {
 }
 
 func TestBlobStoreContract(t *testing.T) {
-	blobtest.Run(t, blobtest.Config{
+	servertest.TestBlobStore(t, servertest.BlobStoreOptions{
 		New:      func(t *testing.T) server.BlobStore { return openTest(t, testChunk).Blobs() },
 		PartSize: 2 * testPart, // 1 MiB, 8 chunks
 	})
@@ -578,7 +579,7 @@ func TestCompleteAfterInterruptedMove(t *testing.T) {
 
 func TestOrphanedFilesRemoved(t *testing.T) {
 	db := openTest(t, testChunk)
-	blobtest.RunOrphans(t, blobtest.Stores{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(),
+	workertest.RunOrphans(t, workertest.Stores{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(),
 		Backdate: func(t *testing.T, bucket, fid string, age time.Duration) {
 			oid, _ := bson.ObjectIDFromHex(fid)
 			_, err := db.Database().Collection(bucket+".files").UpdateOne(context.Background(), bson.D{{Key: "_id", Value: oid}},

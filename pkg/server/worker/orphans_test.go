@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/v2m/v2m/pkg/server/blobtest"
 	"github.com/v2m/v2m/pkg/server/disk"
 	"github.com/v2m/v2m/pkg/server/sqlite"
+	"github.com/v2m/v2m/pkg/server/worker/workertest"
 )
 
 func TestOrphanedFilesRemoved(t *testing.T) {
@@ -23,7 +23,7 @@ func TestOrphanedFilesRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobtest.RunOrphans(t, blobtest.Stores{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs,
+	workertest.RunOrphans(t, workertest.Stores{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs,
 		Backdate: func(t *testing.T, bucket, fid string, age time.Duration) {
 			at := time.Now().Add(-age)
 			if err := os.Chtimes(filepath.Join(dir, "blobs", bucket, fid), at, at); err != nil {

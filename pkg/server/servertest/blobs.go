@@ -1,7 +1,7 @@
-// Package blobtest holds the tests that every server.BlobStore must pass, so that the disk
-// and the GridFS store are held to the same contract. Each store's tests call Run with a real
-// store; nothing here stands in for one.
-package blobtest
+package servertest
+
+// The BlobStore contract holds the disk and the GridFS store to the same rules; each store's
+// tests call TestBlobStore with a real store.
 
 import (
 	"bytes"
@@ -18,8 +18,8 @@ import (
 	"github.com/v2m/v2m/pkg/server"
 )
 
-// Config says how to get a store and which part size to use.
-type Config struct {
+// BlobStoreOptions says how to get a store and which part size to use.
+type BlobStoreOptions struct {
 	// New returns an empty store for one test.
 	New func(t *testing.T) server.BlobStore
 	// PartSize is the part size of the uploads the tests make; the store must accept it.
@@ -28,8 +28,8 @@ type Config struct {
 	Rounds int
 }
 
-// Run runs every contract test as a subtest.
-func Run(t *testing.T, c Config) {
+// TestBlobStore runs every contract test as a subtest.
+func TestBlobStore(t *testing.T, c BlobStoreOptions) {
 	t.Run("ConcurrentWritersOfOnePart", func(t *testing.T) { concurrentWriters(t, c) })
 	t.Run("FailedRewriteKeepsPart", func(t *testing.T) { failedRewrite(t, c) })
 	t.Run("FailedLastReadIsNotCounted", func(t *testing.T) { failedLastRead(t, c) })
@@ -104,7 +104,7 @@ func (r *badSum) Read(p []byte) (int, error) {
 
 // concurrentWriters sends part 1 six times at once with two different bodies (and two more
 // writers whose checksum fails), and checks that the upload ends with one whole body.
-func concurrentWriters(t *testing.T, c Config) {
+func concurrentWriters(t *testing.T, c BlobStoreOptions) {
 	ctx := context.Background()
 	s := c.New(t)
 	rounds := c.Rounds
@@ -185,7 +185,7 @@ func describeMix(got []byte, bodies [][]byte) string {
 
 // failedRewrite checks that a rewrite of a counted part that fails (short, too long, bad
 // checksum) leaves the part counted and intact, and that a completed upload takes no parts.
-func failedRewrite(t *testing.T, c Config) {
+func failedRewrite(t *testing.T, c BlobStoreOptions) {
 	ctx := context.Background()
 	s := c.New(t)
 	data := random(t, 2*c.PartSize+1000)
@@ -221,7 +221,7 @@ func failedRewrite(t *testing.T, c Config) {
 }
 
 // failedLastRead checks that a part whose last read fails is not counted.
-func failedLastRead(t *testing.T, c Config) {
+func failedLastRead(t *testing.T, c BlobStoreOptions) {
 	ctx := context.Background()
 	s := c.New(t)
 	data := random(t, c.PartSize+10)
@@ -253,7 +253,7 @@ func (f *failAfter) Read(p []byte) (int, error) {
 }
 
 // putFailure checks that a Put whose reader fails at the very end leaves no file.
-func putFailure(t *testing.T, c Config) {
+func putFailure(t *testing.T, c BlobStoreOptions) {
 	ctx := context.Background()
 	s := c.New(t)
 	fid := server.NewID()
@@ -273,7 +273,7 @@ func putFailure(t *testing.T, c Config) {
 }
 
 // listBlobs checks the lister: whole files only, in fid order, in pages.
-func listBlobs(t *testing.T, c Config) {
+func listBlobs(t *testing.T, c BlobStoreOptions) {
 	ctx := context.Background()
 	s := c.New(t)
 	l, ok := s.(server.BlobLister)

@@ -1,4 +1,6 @@
-package blobtest
+// Package workertest holds tests of the workers that every stack of stores must pass, run by
+// each stack's own tests against its real backends.
+package workertest
 
 import (
 	"bytes"
