@@ -20,6 +20,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/api"
 	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/disk"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
 )
@@ -44,8 +45,8 @@ func TestUploadSendsPartChecksums(t *testing.T) {
 	h := api.New(api.Config{
 		Accounts: &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: k, Issuer: "v2m"}, Cost: bcrypt.MinCost},
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{k}},
-		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: db.Queue(sqlite.QueueConfig{}),
-		PartSize: 1000, MaxUploadSize: 1 << 20,
+		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: db.Queue(sqlite.QueueConfig{}),
+			PartSize: 1000, MaxUploadSize: 1 << 20},
 	})
 	var mu sync.Mutex
 	var bad []string

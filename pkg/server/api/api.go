@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/throttle"
 )
@@ -29,20 +30,15 @@ import (
 type Config struct {
 	Accounts server.Accounts      // user and token routes
 	Verifier server.TokenVerifier // bearer tokens; required by every authenticated route
-	Jobs     server.JobStore      // upload, job and file routes need Jobs, Uploads, Blobs and Queue
-	Uploads  server.UploadStore
-	Blobs    server.BlobStore
-	Queue    server.Queue
+	Service  *jobs.Service        // the upload, job and file routes
 
 	JWKS  func() any                      // served at /.well-known/jwks.json when set
 	Ready func(ctx context.Context) error // /readyz; nil means always ready
 
-	PartSize      int64         // upload part size; 8 MiB when zero
-	MaxUploadSize int64         // largest video accepted; 4 GiB when zero
-	MaxWait       time.Duration // longest long-poll; 60 s when zero
-	PollInterval  time.Duration // how often a long-poll looks at the job; 250 ms when zero
-	Changes       *Signal       // optional: wakes long-polls when a job changes in this process
-	Limits        Limits        // connection limits; the same as the http.Server's (NewHTTPServer)
+	MaxWait      time.Duration // longest long-poll; 60 s when zero
+	PollInterval time.Duration // how often a long-poll looks at the job; 250 ms when zero
+	Changes      *Signal       // optional: wakes long-polls when a job changes in this process
+	Limits       Limits        // connection limits; the same as the http.Server's (NewHTTPServer)
 
 	// Throttling of logins and registrations, by email then client IP (nil: unlimited).
 	LoginLimit, RegisterLimit *throttle.Policy
@@ -72,12 +68,6 @@ func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // New builds a Server and its routes.
 func New(cfg Config) *Server {
-	if cfg.PartSize <= 0 {
-		cfg.PartSize = 8 << 20
-	}
-	if cfg.MaxUploadSize <= 0 {
-		cfg.MaxUploadSize = 4 << 30
-	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 60 * time.Second
 	}
@@ -137,7 +127,7 @@ func (s *Server) routes() {
 		authed.DELETE("/tokens/current", s.revokeToken)
 	}
 	e.POST("/validate", s.authenticate, s.validate)
-	if s.cfg.Jobs == nil || s.cfg.Uploads == nil || s.cfg.Blobs == nil || s.cfg.Queue == nil {
+	if s.cfg.Service == nil {
 		return
 	}
 	authed.POST("/uploads", s.createUpload)

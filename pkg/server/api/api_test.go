@@ -25,6 +25,7 @@ import (
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/disk"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
 )
@@ -72,8 +73,9 @@ func newEnvOn(t *testing.T, wrap func(net.Listener) net.Listener, edit ...func(*
 	cfg := Config{
 		Accounts: &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: k, Issuer: "v2m"}, Cost: bcrypt.MinCost},
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{k}},
-		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
-		PartSize: 1024, MaxUploadSize: 1 << 20, PollInterval: 10 * time.Millisecond,
+		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
+			PartSize: 1024, MaxUploadSize: 1 << 20},
+		PollInterval: 10 * time.Millisecond,
 	}
 	logs := &syncBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -453,7 +455,7 @@ func TestTutorialFlow(t *testing.T) {
 }
 
 func TestTutorialUploadTooLarge(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MaxUploadSize = 100 })
+	e := newEnv(t, func(c *Config) { c.Service.MaxUploadSize = 100 })
 	tok := e.user("ann@example.com")
 	if r := e.tutorialUpload(tok, "v.mp4", make([]byte, 101)); r.code != 413 {
 		t.Fatalf("too large: %d %s", r.code, r.body)
@@ -461,7 +463,7 @@ func TestTutorialUploadTooLarge(t *testing.T) {
 }
 
 func TestPublishFailureKeepsJobQueued(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Queue = failingQueue{} })
+	e := newEnv(t, func(c *Config) { c.Service.Queue = failingQueue{} })
 	tok := e.user("ann@example.com")
 	var j jobResp
 	if r := e.tutorialUpload(tok, "v.mp4", []byte("x")); r.code != 200 || r.json(&j) != nil {

@@ -20,20 +20,7 @@ func (s *Server) tutorialDownload(c *gin.Context) { s.serveMP3(c, c.Query("fid")
 // serveMP3 streams the caller's MP3 with Range and ETag support. Someone else's file, and a
 // job that is not done, are not found.
 func (s *Server) serveMP3(c *gin.Context, fid string) {
-	notFound := server.Errorf(server.ENOTFOUND, "file %s not found", fid)
-	if !server.ValidID(fid) {
-		s.fail(c, notFound)
-		return
-	}
-	j, err := s.cfg.Jobs.JobByMP3(c.Request.Context(), fid)
-	if err == nil && (j.Owner != owner(c) || j.State != server.JobDone) {
-		err = notFound
-	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	b, err := s.cfg.Blobs.Open(c.Request.Context(), server.BucketMP3s, fid)
+	j, b, err := s.cfg.Service.OpenMP3(c.Request.Context(), owner(c), fid)
 	if err != nil {
 		s.fail(c, err)
 		return

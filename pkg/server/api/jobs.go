@@ -40,7 +40,7 @@ func toJobJSON(j *server.Job) jobJSON {
 }
 
 func (s *Server) listJobs(c *gin.Context) {
-	jobs, err := s.cfg.Jobs.ListJobs(c.Request.Context(), owner(c), 100)
+	jobs, err := s.cfg.Service.ListJobs(c.Request.Context(), owner(c), 100)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -55,18 +55,7 @@ func (s *Server) listJobs(c *gin.Context) {
 // ownJob loads the caller's job; someone else's is not found, with the same answer as a job
 // that does not exist.
 func (s *Server) ownJob(c *gin.Context, id string) (*server.Job, error) {
-	notFound := server.Errorf(server.ENOTFOUND, "job %s not found", id)
-	if !server.ValidID(id) {
-		return nil, notFound
-	}
-	j, err := s.cfg.Jobs.Job(c.Request.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	if j.Owner != owner(c) {
-		return nil, notFound
-	}
-	return j, nil
+	return s.cfg.Service.Job(c.Request.Context(), owner(c), id)
 }
 
 // parseWait reads ?wait= as a Go duration ("30s") or whole seconds ("30").
@@ -138,7 +127,7 @@ func (s *Server) waitJob(c *gin.Context, j *server.Job, wait time.Duration) (*se
 			return j, c.Request.Context().Err()
 		}
 		changed = changes() // before the read, so that no change slips between the two
-		cur, err := s.cfg.Jobs.Job(c.Request.Context(), j.ID)
+		cur, err := s.ownJob(c, j.ID)
 		if err != nil {
 			return nil, err
 		}

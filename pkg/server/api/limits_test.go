@@ -217,7 +217,7 @@ func (e *env) multipartPaced(tok string, content []byte, chunk int, every time.D
 // takes 1.6 s, longer than the read timeout (0.5 s) and the write timeout (1 s) of small
 // requests; it is stored.
 func TestSlowUploadAboveRateSucceeds(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Limits = testLimits; c.PartSize = 4096 })
+	e := newEnv(t, func(c *Config) { c.Limits = testLimits; c.Service.PartSize = 4096 })
 	tok := e.user("ann@example.com")
 	data := bytes.Repeat([]byte("slow-but-steady-"), 256) // 4096 bytes
 	id := e.newUpload(tok, len(data))
@@ -239,7 +239,7 @@ func TestSlowUploadAboveRateSucceeds(t *testing.T) {
 // TestUploadBelowRateGets408: a body that trickles (320 bytes/s) never stalls long, but stays
 // below the minimum rate: 408 with the API's error, nothing stored.
 func TestUploadBelowRateGets408(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Limits = testLimits; c.PartSize = 4096 })
+	e := newEnv(t, func(c *Config) { c.Limits = testLimits; c.Service.PartSize = 4096 })
 	tok := e.user("ann@example.com")
 	data := make([]byte, 4096)
 	id := e.newUpload(tok, len(data))
@@ -394,7 +394,7 @@ func (s slowCompletion) CompleteUpload(ctx context.Context, u *server.Upload) er
 func TestSlowCompletionOutlivesRequestTimeouts(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.Limits = testLimits
-		c.Blobs = slowCompletion{BlobStore: c.Blobs, took: 1200 * time.Millisecond}
+		c.Service.Blobs = slowCompletion{BlobStore: c.Service.Blobs, took: 1200 * time.Millisecond}
 	})
 	tok := e.user("ann@example.com")
 	id := e.newUpload(tok, 5)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"io"
 	"mime/multipart"
@@ -46,29 +45,13 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 		}
 		file = p
 	}
-	name, err := cleanFilename(file.FileName())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	fid := server.NewID()
-	whole := &wholeBody{part: file, mr: mr, left: s.cfg.MaxUploadSize}
-	size, err := s.cfg.Blobs.Put(c.Request.Context(), server.BucketVideos, fid, name, whole)
+	whole := &wholeBody{part: file, mr: mr, left: s.cfg.Service.SizeLimit()}
+	j, err := s.cfg.Service.Submit(c.Request.Context(), owner(c), file.FileName(), whole)
 	if err != nil {
 		if whole.err != nil {
 			err = whole.err // the store wraps it; the client gets the reason itself
 		}
 		s.fail(c, body.blame(err))
-		return
-	}
-	s.cfg.Metrics.BytesIn(size)
-	j, err := s.enqueue(c, fid, owner(c), name, size)
-	if err != nil {
-		// No job refers to the video: remove it now rather than leave it to the janitor.
-		if derr := s.cfg.Blobs.Delete(context.WithoutCancel(c.Request.Context()), server.BucketVideos, fid); derr != nil {
-			s.log.Warn("remove the video of a failed upload", "fid", fid, "err", derr)
-		}
-		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, toJobJSON(j))

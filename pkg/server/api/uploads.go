@@ -1,22 +1,18 @@
 package api
 
 import (
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
 	"net/http"
-	"path"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 )
 
 type uploadJSON struct {
@@ -35,23 +31,6 @@ func toUploadJSON(u *server.Upload, received []int) uploadJSON {
 	return uploadJSON{ID: u.ID, Filename: u.Filename, Size: u.Size, PartSize: u.PartSize, Parts: u.Parts(), Received: received}
 }
 
-// cleanFilename keeps the base name of what a client sent, as valid UTF-8 without control
-// characters, at most 255 bytes.
-func cleanFilename(name string) (string, error) {
-	name = strings.ReplaceAll(name, "\\", "/")
-	name = path.Base(strings.TrimSpace(name))
-	if name == "." || name == "/" || name == "" || name == ".." {
-		return "", server.Errorf(server.EINVALID, "filename is required")
-	}
-	if !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", server.Errorf(server.EINVALID, "filename has invalid characters")
-	}
-	if len(name) > 255 {
-		return "", server.Errorf(server.EINVALID, "filename longer than 255 bytes")
-	}
-	return name, nil
-}
-
 func (s *Server) createUpload(c *gin.Context) {
 	var req struct {
 		Filename string          `json:"filename"`
@@ -62,28 +41,17 @@ func (s *Server) createUpload(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	name, err := cleanFilename(req.Filename)
-	if err != nil {
+	if _, err := jobs.CleanFilename(req.Filename); err != nil {
 		s.fail(c, err)
 		return
 	}
 	size, err := strconv.ParseInt(string(req.Size), 10, 64)
-	if err != nil || size < 0 {
+	if err != nil {
 		s.fail(c, server.Errorf(server.EINVALID, `field "size" must be a whole number of bytes`))
 		return
 	}
-	if size > s.cfg.MaxUploadSize {
-		s.fail(c, server.Errorf(server.ETOOLARGE, "the file is %d bytes; the limit is %d", size, s.cfg.MaxUploadSize))
-		return
-	}
-	sum := strings.ToLower(req.SHA256)
-	if b, err := hex.DecodeString(sum); sum != "" && (err != nil || len(b) != 32) {
-		s.fail(c, server.Errorf(server.EINVALID, `field "sha256" must be 64 hex digits`))
-		return
-	}
-	u := &server.Upload{ID: server.NewID(), Owner: owner(c), Filename: name, Size: size, PartSize: s.cfg.PartSize,
-		SHA256: sum, CreatedAt: time.Now().UTC()}
-	if err := s.cfg.Uploads.CreateUpload(c.Request.Context(), u); err != nil {
+	u, err := s.cfg.Service.StartUpload(c.Request.Context(), owner(c), jobs.NewUpload{Filename: req.Filename, Size: size, SHA256: req.SHA256})
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -92,16 +60,7 @@ func (s *Server) createUpload(c *gin.Context) {
 
 // ownUpload loads the caller's upload; someone else's is not found.
 func (s *Server) ownUpload(c *gin.Context) (*server.Upload, bool) {
-	id := c.Param("id")
-	notFound := server.Errorf(server.ENOTFOUND, "upload %s not found", id)
-	if !server.ValidID(id) {
-		s.fail(c, notFound)
-		return nil, false
-	}
-	u, err := s.cfg.Uploads.Upload(c.Request.Context(), id)
-	if err == nil && u.Owner != owner(c) {
-		err = notFound
-	}
+	u, err := s.cfg.Service.Upload(c.Request.Context(), owner(c), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return nil, false
@@ -114,7 +73,7 @@ func (s *Server) getUpload(c *gin.Context) {
 	if !ok {
 		return
 	}
-	parts, err := s.cfg.Blobs.Parts(c.Request.Context(), u)
+	parts, err := s.cfg.Service.Received(c.Request.Context(), u)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -128,15 +87,14 @@ func (s *Server) putPart(c *gin.Context) {
 		return
 	}
 	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil {
+		n = -1
+	}
+	if err := jobs.CheckPart(u, n, c.Request.ContentLength); err != nil {
+		s.fail(c, err)
+		return
+	}
 	want := u.PartLen(n)
-	if err != nil || want < 0 {
-		s.fail(c, server.Errorf(server.EINVALID, "part number must be 0 to %d", u.Parts()-1))
-		return
-	}
-	if cl := c.Request.ContentLength; cl >= 0 && cl != want {
-		s.fail(c, server.Errorf(server.EINVALID, "part %d must be %d bytes, the request has %d", n, want, cl))
-		return
-	}
 	req := s.requestBody(c)
 	var body io.Reader = req
 	if h := c.GetHeader("X-Part-CRC32C"); h != "" {
@@ -147,11 +105,10 @@ func (s *Server) putPart(c *gin.Context) {
 		}
 		body = &checkedReader{r: body, want: want, sum: uint32(sum), h: crc32.New(crc32.MakeTable(crc32.Castagnoli)), part: n}
 	}
-	if err := s.cfg.Blobs.WritePart(c.Request.Context(), u, n, body); err != nil {
+	if err := s.cfg.Service.WritePart(c.Request.Context(), u, n, body); err != nil {
 		s.fail(c, req.blame(err))
 		return
 	}
-	s.cfg.Metrics.BytesIn(want)
 	c.Status(http.StatusNoContent)
 }
 
@@ -182,75 +139,21 @@ const completeRate = 8 << 20
 
 func (s *Server) completeUpload(c *gin.Context) {
 	id := c.Param("id")
-	if !server.ValidID(id) {
-		s.fail(c, server.Errorf(server.ENOTFOUND, "upload %s not found", id))
-		return
-	}
-	if j, err := s.cfg.Jobs.Job(c.Request.Context(), id); err == nil && j.Owner == owner(c) {
-		c.JSON(http.StatusCreated, toJobJSON(j)) // completed before: the answer was lost
-		return
-	}
-	u, ok := s.ownUpload(c)
-	if !ok {
-		return
-	}
 	// Completing reads the whole video back (for its size and sha256): that is the server's
 	// work, not the client's, and may take longer than a small request's timeouts.
-	s.extendFor(c, time.Duration(u.Size/completeRate+1)*time.Second)
-	if err := s.cfg.Blobs.CompleteUpload(c.Request.Context(), u); err != nil {
-		if server.IsCode(err, server.EINVALID) { // checksum mismatch: the upload is gone
-			_ = s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID)
-		}
-		s.fail(c, err)
-		return
+	if u, err := s.cfg.Service.Upload(c.Request.Context(), owner(c), id); err == nil {
+		s.extendFor(c, time.Duration(u.Size/completeRate+1)*time.Second)
 	}
-	j, err := s.enqueue(c, u.ID, u.Owner, u.Filename, u.Size)
+	j, err := s.cfg.Service.Complete(c.Request.Context(), owner(c), id)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID); err != nil {
-		s.log.Warn("delete completed upload", "upload_id", u.ID, "err", err)
-	}
 	c.JSON(http.StatusCreated, toJobJSON(j))
 }
 
-// enqueue records a queued job for the video fid (the job takes the video's id) and publishes
-// it. A failed publish is logged and counted but not returned: the job stays queued, and the
-// sweeper publishes it again.
-func (s *Server) enqueue(c *gin.Context, fid, owner, filename string, size int64) (*server.Job, error) {
-	now := time.Now().UTC()
-	j := &server.Job{ID: fid, Owner: owner, State: server.JobQueued, Filename: filename, Size: size, VideoFID: fid,
-		MP3FID: server.NewID(), CreatedAt: now, UpdatedAt: now}
-	if err := s.cfg.Jobs.CreateJob(c.Request.Context(), j); err != nil {
-		if !server.IsCode(err, server.ECONFLICT) {
-			return nil, fmt.Errorf("create job: %w", err)
-		}
-		if j, err = s.cfg.Jobs.Job(c.Request.Context(), fid); err != nil {
-			return nil, err
-		}
-		return j, nil
-	}
-	s.cfg.Metrics.Job(string(server.JobQueued))
-	body, _ := json.Marshal(server.VideoMessage{JobID: j.ID, VideoFID: j.VideoFID, Username: j.Owner})
-	if err := s.cfg.Queue.Publish(c.Request.Context(), server.TopicVideo, body); err != nil {
-		s.cfg.Metrics.PublishFailure(server.TopicVideo)
-		s.log.Warn("publish failed; the sweeper will retry", "job_id", j.ID, "err", err)
-	}
-	s.log.Info("job queued", "request_id", c.GetString(ctxRequestID), "job_id", j.ID, "size", size)
-	return j, nil
-}
-
 func (s *Server) abortUpload(c *gin.Context) {
-	u, ok := s.ownUpload(c)
-	if !ok {
-		return
-	}
-	if err := s.cfg.Blobs.AbortUpload(c.Request.Context(), u); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.cfg.Uploads.DeleteUpload(c.Request.Context(), u.ID); err != nil {
+	if err := s.cfg.Service.Abort(c.Request.Context(), owner(c), c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
 	}

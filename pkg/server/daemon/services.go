@@ -16,6 +16,7 @@ import (
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/api"
 	"github.com/v2m/v2m/pkg/server/auth"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/mongo"
 	"github.com/v2m/v2m/pkg/server/mysql"
@@ -106,15 +107,8 @@ func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Me
 	}
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name,
-		Observer: rabbitmq.ObserverFunc(func(topic string, e rabbitmq.Event) {
-			switch e {
-			case rabbitmq.EventPublishFailed:
-				m.PublishFailure(topic)
-			case rabbitmq.EventRedelivered:
-				m.Redelivery(topic)
-			}
-		})})
+	// Publish failures and redeliveries are counted by metrics.CountQueue, around the queue.
+	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name})
 }
 
 // ----------------------------------------------------------------- auth
@@ -281,10 +275,12 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	revocations := &auth.RemoteRevocations{URL: authURL + "/v1/revocations", Interval: s.dur("revocations-refresh"), Logger: log}
 	verifier.Revocations = revocations
 	accounts := &auth.Remote{BaseURL: authURL, Client: &http.Client{Timeout: 30 * time.Second}, Revocations: revocations}
+	// Publish failures and redeliveries are counted here, once.
+	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: m.CountQueue(q),
+		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
-		Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: q,
-		PartSize: partSize, MaxUploadSize: maxUpload, Limits: limits,
+		Service: svc, Limits: limits,
 		Ready: func(ctx context.Context) error {
 			var keysErr error
 			if remoteKeys != nil && !remoteKeys.Loaded() {
@@ -300,9 +296,8 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
-	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Uploads: db.Uploads(), Blobs: db.Blobs(),
-		UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"),
-		QueuedAfter: s.dur("sweep-queued-after"), StaleAfter: s.dur("sweep-stale-after"), Logger: log, Metrics: m}
+	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"),
+		QueuedAfter: s.dur("sweep-queued-after"), StaleAfter: s.dur("sweep-stale-after"), Logger: log}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := newGroup(cancel)
@@ -340,7 +335,7 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer q.Close()
-	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
+	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: m.CountQueue(q), Converter: conv, TmpDir: s.str("tmp-dir"),
 		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m}
 	if _, err := w.CleanWorkDirs(ctx); err != nil {
 		return err
@@ -365,7 +360,7 @@ func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Hand
 	defer stopWork()
 	g := newGroup(cancel)
 	g.Go("http", func() error { return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits) })
-	g.Go("consumer", func() error { return q.Consume(ctx, topic, n, workIn(work, handle)) })
+	g.Go("consumer", func() error { return m.CountQueue(q).Consume(ctx, topic, n, workIn(work, handle)) })
 	log.Info("consuming", "topic", topic, "concurrency", n)
 	return g.Wait()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/disk"
 	"github.com/v2m/v2m/pkg/server/ffmpeg"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/mail"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/sandbox"
@@ -129,6 +130,9 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log})
 	// Mails keep trying for about an hour before they give up, as notify's do.
 	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log})
+	videoQ := m.CountQueue(q) // publish failures and redeliveries are counted here, once
+	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: videoQ,
+		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
 	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
 		return err
 	}
@@ -148,21 +152,20 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Changes:  changes,
 		Accounts: accounts,
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
-		Jobs:     db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
-		PartSize: partSize, MaxUploadSize: maxUpload, Limits: limits,
-		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
-		Logger: log, Metrics: m,
+		Service:  svc,
+		Limits:   limits,
+		Ready:    func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
+		Logger:   log, Metrics: m,
 
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
-	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: conv, TmpDir: s.str("tmp-dir"),
+	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: videoQ, Converter: conv, TmpDir: s.str("tmp-dir"),
 		Logger: log, Metrics: m, Changed: changes.Notify}
 	if _, err := converter.CleanWorkDirs(ctx); err != nil {
 		return err
 	}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m}
-	sweeper := &worker.Sweeper{Jobs: db.Jobs(), Queue: q, Uploads: db.Uploads(), Blobs: blobs,
-		UploadTTL: s.dur("upload-ttl"), Logger: log, Metrics: m}
+	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Logger: log}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -171,9 +174,11 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	g := newGroup(cancel)
 	g.Go("http", func() error { return serveHTTP(ctx, log, s.str("addr"), s.str("metrics-addr"), handler, m, limits) })
 	g.Go("converter", func() error {
-		return q.Consume(ctx, server.TopicVideo, concurrency(s), workIn(work, converter.Handle))
+		return videoQ.Consume(ctx, server.TopicVideo, concurrency(s), workIn(work, converter.Handle))
 	})
-	g.Go("notifier", func() error { return mailQ.Consume(ctx, server.TopicMP3, 1, workIn(work, notifier.Handle)) })
+	g.Go("notifier", func() error {
+		return m.CountQueue(mailQ).Consume(ctx, server.TopicMP3, 1, workIn(work, notifier.Handle))
+	})
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
 	log.Info("v2md standalone started", "version", version.Version, "addr", s.str("addr"), "data", data,
 		"concurrency", concurrency(s), "public_url", publicURL)

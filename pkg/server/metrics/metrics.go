@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/v2m/v2m/pkg/server"
 )
 
 // Metrics are the collectors every v2md service shares.
@@ -125,4 +128,35 @@ func (m *Metrics) Mail(result string) {
 	if m != nil {
 		m.mails.WithLabelValues(result).Inc()
 	}
+}
+
+// CountQueue returns q with its publish failures and redeliveries (deliveries after the first)
+// counted: the one place they are counted, in both modes, whoever publishes or consumes.
+func (m *Metrics) CountQueue(q server.Queue) server.Queue {
+	if m == nil {
+		return q
+	}
+	return &countedQueue{q: q, m: m}
+}
+
+type countedQueue struct {
+	q server.Queue
+	m *Metrics
+}
+
+func (c *countedQueue) Publish(ctx context.Context, topic string, body []byte) error {
+	err := c.q.Publish(ctx, topic, body)
+	if err != nil {
+		c.m.PublishFailure(topic)
+	}
+	return err
+}
+
+func (c *countedQueue) Consume(ctx context.Context, topic string, concurrency int, h server.Handler) error {
+	return c.q.Consume(ctx, topic, concurrency, func(ctx context.Context, d server.Delivery) error {
+		if d.Attempt > 1 {
+			c.m.Redelivery(d.Topic)
+		}
+		return h(ctx, d)
+	})
 }

@@ -101,9 +101,6 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 		return server.Permanent(fmt.Errorf("malformed video message %q", truncate(d.Body, 200)))
 	}
 	log := w.log().With("job_id", msg.JobID, "attempt", d.Attempt)
-	if d.Attempt > 1 {
-		w.Metrics.Redelivery(d.Topic)
-	}
 	j, err := w.Jobs.ClaimJob(ctx, msg.JobID, time.Now().Add(-w.StaleAge()))
 	switch {
 	case server.IsCode(err, server.ENOTFOUND):
@@ -302,7 +299,6 @@ func (w *Converter) announce(ctx context.Context, j *server.Job) error {
 		return fmt.Errorf("encode event: %w", err)
 	}
 	if err := w.Queue.Publish(ctx, server.TopicMP3, body); err != nil {
-		w.Metrics.PublishFailure(server.TopicMP3)
 		// The job is settled; a redelivery of the video message announces it again.
 		return fmt.Errorf("announce job %s: %w", j.ID, err)
 	}

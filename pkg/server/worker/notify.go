@@ -27,9 +27,6 @@ func (n *Notifier) Handle(ctx context.Context, d server.Delivery) error {
 	if err := json.Unmarshal(d.Body, &ev); err != nil || ev.JobID == "" || ev.Username == "" || !ev.State.Final() {
 		return server.Permanent(fmt.Errorf("malformed job event %q", truncate(d.Body, 200)))
 	}
-	if d.Attempt > 1 {
-		n.Metrics.Redelivery(d.Topic)
-	}
 	key := ev.JobID + ":" + string(ev.State)
 	sent, err := n.Sent.Sent(ctx, key)
 	if err != nil {

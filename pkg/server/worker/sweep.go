@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,7 @@ import (
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
-	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/jobs"
 )
 
 // Sweeper publishes again the jobs whose message may be lost: queued jobs older than
@@ -18,12 +17,10 @@ import (
 // heartbeat for StaleAfter (their worker died and its delivery went elsewhere). A duplicate
 // message is harmless: claims are compare-and-set.
 type Sweeper struct {
-	Jobs  server.JobStore
-	Queue server.Queue
-	// Uploads and Blobs, when set, let the sweeper discard uploads abandoned for UploadTTL and,
-	// when Blobs is also a server.BlobLister, remove files nothing refers to (RemoveOrphans).
-	Uploads   server.UploadStore
-	Blobs     server.BlobStore
+	// Service republishes jobs. Its Uploads and Blobs, when set, let the sweeper discard
+	// uploads abandoned for UploadTTL and, when Blobs is also a server.BlobLister, remove files
+	// nothing refers to (RemoveOrphans).
+	Service   *jobs.Service
 	UploadTTL time.Duration // default 7 days
 	// OrphanGrace is how old a file must be before RemoveOrphans may remove it (default 1 h).
 	// It covers the moment between a file's appearance and the record that refers to it: the
@@ -36,7 +33,6 @@ type Sweeper struct {
 	QueuedAfter time.Duration // default 2 min
 	StaleAfter  time.Duration // default 1 min
 	Logger      *slog.Logger
-	Metrics     *metrics.Metrics
 
 	mu      sync.Mutex
 	cursors map[string]string // bucket → the last fid RemoveOrphans looked at
@@ -89,31 +85,18 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		state  server.JobState
 		before time.Time
 	}{{server.JobQueued, now.Add(-queuedAfter)}, {server.JobConverting, now.Add(-staleAfter)}} {
-		jobs, err := s.Jobs.StaleJobs(ctx, c.state, c.before, 500)
+		stale, err := s.Service.Jobs.StaleJobs(ctx, c.state, c.before, 500)
 		if err != nil {
 			return published, fmt.Errorf("list %s jobs: %w", c.state, err)
 		}
-		for _, j := range jobs {
-			// Both changes come before the publish: once the message is out, a worker may
-			// claim the job at any moment, and nothing may write the job under it.
-			var err error
-			if c.state == server.JobConverting {
-				// Its worker is gone: hand the job back (fenced by that worker's claim, and
-				// without refund, so that a job that kills its workers runs out of attempts).
-				err = s.Jobs.RequeueJob(ctx, j.ID, j.Attempts, false)
-			} else {
-				// Not again on the next pass: a queued job may just be waiting its turn.
-				err = s.Jobs.TouchJob(ctx, j.ID, server.JobQueued)
-			}
+		for _, j := range stale {
+			ok, err := s.Service.Republish(ctx, j)
 			if err != nil {
-				return published, fmt.Errorf("update job %s: %w", j.ID, err)
+				return published, err
 			}
-			body, _ := json.Marshal(server.VideoMessage{JobID: j.ID, VideoFID: j.VideoFID, Username: j.Owner})
-			if err := s.Queue.Publish(ctx, server.TopicVideo, body); err != nil {
-				s.Metrics.PublishFailure(server.TopicVideo)
-				return published, fmt.Errorf("publish job %s: %w", j.ID, err)
+			if ok {
+				published++
 			}
-			published++
 		}
 	}
 	return published, nil
@@ -147,14 +130,14 @@ func Recover(ctx context.Context, jobs server.JobStore, log *slog.Logger) error 
 // DiscardAbandoned removes uploads started more than UploadTTL ago and never completed, with
 // their parts, and returns how many it removed.
 func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
-	if s.Uploads == nil || s.Blobs == nil {
+	if s.Service.Uploads == nil || s.Service.Blobs == nil {
 		return 0, nil
 	}
 	ttl := s.UploadTTL
 	if ttl <= 0 {
 		ttl = 7 * 24 * time.Hour
 	}
-	stale, err := s.Uploads.StaleUploads(ctx, time.Now().Add(-ttl), 100)
+	stale, err := s.Service.Uploads.StaleUploads(ctx, time.Now().Add(-ttl), 100)
 	if err != nil {
 		return 0, fmt.Errorf("list abandoned uploads: %w", err)
 	}
@@ -162,11 +145,11 @@ func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error
 	for _, u := range stale {
-		if err := s.Blobs.AbortUpload(ctx, u); err != nil {
+		if err := s.Service.Blobs.AbortUpload(ctx, u); err != nil {
 			errs = append(errs, fmt.Errorf("discard upload %s: %w", u.ID, err))
 			continue
 		}
-		if err := s.Uploads.DeleteUpload(ctx, u.ID); err != nil {
+		if err := s.Service.Uploads.DeleteUpload(ctx, u.ID); err != nil {
 			errs = append(errs, fmt.Errorf("delete upload %s: %w", u.ID, err))
 			continue
 		}
@@ -183,8 +166,8 @@ func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
 // work however large the buckets are. It returns how many files it removed. A store that is
 // not a server.BlobLister is left alone.
 func (s *Sweeper) RemoveOrphans(ctx context.Context) (int, error) {
-	lister, ok := s.Blobs.(server.BlobLister)
-	if !ok || s.Uploads == nil || s.Jobs == nil {
+	lister, ok := s.Service.Blobs.(server.BlobLister)
+	if !ok || s.Service.Uploads == nil || s.Service.Jobs == nil {
 		return 0, nil
 	}
 	grace := s.OrphanGrace
@@ -232,7 +215,7 @@ func (s *Sweeper) RemoveOrphans(ctx context.Context) (int, error) {
 			if used {
 				continue
 			}
-			if err := s.Blobs.Delete(ctx, bucket, b.FID); err != nil {
+			if err := s.Service.Blobs.Delete(ctx, bucket, b.FID); err != nil {
 				errs = append(errs, fmt.Errorf("remove %s/%s: %w", bucket, b.FID, err))
 				continue
 			}
@@ -255,16 +238,16 @@ func (s *Sweeper) referenced(ctx context.Context, bucket, fid string) (bool, err
 		return false, err
 	}
 	if bucket == server.BucketMP3s {
-		_, err := s.Jobs.JobByMP3(ctx, fid)
+		_, err := s.Service.Jobs.JobByMP3(ctx, fid)
 		return found(err)
 	}
 	// The upload first, then the job: a completed upload's video appears while its upload
 	// record exists, and its job is created before that record is deleted, so a video whose
 	// upload is gone already has its job. The other order could miss both.
-	if used, err := found(func() error { _, err := s.Uploads.Upload(ctx, fid); return err }()); used || err != nil {
+	if used, err := found(func() error { _, err := s.Service.Uploads.Upload(ctx, fid); return err }()); used || err != nil {
 		return used, err
 	}
-	j, err := s.Jobs.Job(ctx, fid) // a job takes its video's fid
+	j, err := s.Service.Jobs.Job(ctx, fid) // a job takes its video's fid
 	if used, err := found(err); !used || err != nil {
 		return used, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/v2m/v2m/internal/testenv"
 	"github.com/v2m/v2m/internal/testmedia"
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/disk"
 	"github.com/v2m/v2m/pkg/server/ffmpeg"
 	"github.com/v2m/v2m/pkg/server/mail"
@@ -433,7 +434,7 @@ func TestSweeperRepublishesLostJobs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s := &Sweeper{Jobs: f.jobs, Queue: f.q}
+		s := &Sweeper{Service: &jobs.Service{Jobs: f.jobs, Queue: f.q}}
 		n, err := s.Sweep(ctx)
 		if err != nil || n != 1 {
 			t.Fatalf("swept %d, %v", n, err)
@@ -500,7 +501,7 @@ func TestAbandonedUploadsDiscarded(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s := &Sweeper{Jobs: f.jobs, Queue: f.q, Uploads: f.uploads, Blobs: f.blobs}
+		s := &Sweeper{Service: &jobs.Service{Jobs: f.jobs, Queue: f.q, Uploads: f.uploads, Blobs: f.blobs}}
 		if n, err := s.DiscardAbandoned(ctx); err != nil || n != 1 {
 			t.Fatalf("discarded %d, %v", n, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/worker"
 )
 
@@ -73,7 +74,7 @@ func RunOrphans(t *testing.T, st Stores) {
 		st.Backdate(t, f.bucket, f.fid, old)
 	}
 
-	s := &worker.Sweeper{Jobs: st.Jobs, Uploads: st.Uploads, Blobs: st.Blobs, OrphanBatch: batch,
+	s := &worker.Sweeper{Service: &jobs.Service{Jobs: st.Jobs, Uploads: st.Uploads, Blobs: st.Blobs}, OrphanBatch: batch,
 		Logger: slog.New(slog.DiscardHandler)}
 	total := 0
 	for pass := range 4 {
@@ -102,7 +103,7 @@ func RunOrphans(t *testing.T, st Stores) {
 		b.Close()
 	}
 	// A store that cannot list is left alone.
-	s.Blobs = struct{ server.BlobStore }{st.Blobs}
+	s.Service.Blobs = struct{ server.BlobStore }{st.Blobs}
 	st.Backdate(t, server.BucketVideos, fresh, old)
 	if n, err := s.RemoveOrphans(ctx); err != nil || n != 0 {
 		t.Fatalf("store without a lister: %d, %v", n, err)

@@ -1,0 +1,265 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/disk"
+	"github.com/v2m/v2m/pkg/server/jobs"
+	"github.com/v2m/v2m/pkg/server/sqlite"
+)
+
+// newService returns the service on real SQLite stores, disk blobs and the SQLite queue, as
+// standalone wires it, with tiny parts.
+func newService(t *testing.T) (*jobs.Service, *sqlite.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "v2m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := disk.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: db.Queue(sqlite.QueueConfig{}),
+		PartSize: 4, MaxUploadSize: 64}, db
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if !server.IsCode(err, code) {
+		t.Fatalf("%s: %v, want %s", what, err, code)
+	}
+}
+
+func upload(t *testing.T, s *jobs.Service, owner string, data []byte) *server.Upload {
+	t.Helper()
+	u, err := s.StartUpload(t.Context(), owner, jobs.NewUpload{Filename: "dir/talk.mp4", Size: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range u.Parts() {
+		part := data[int64(n)*u.PartSize : int64(n)*u.PartSize+u.PartLen(n)]
+		if err := s.WritePart(t.Context(), u, n, bytes.NewReader(part)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return u
+}
+
+func TestStartUploadValidates(t *testing.T) {
+	s, _ := newService(t)
+	for _, tc := range []struct {
+		nu   jobs.NewUpload
+		code string
+	}{
+		{jobs.NewUpload{Filename: "", Size: 1}, server.EINVALID},
+		{jobs.NewUpload{Filename: "..", Size: 1}, server.EINVALID},
+		{jobs.NewUpload{Filename: "a\x00b.mp4", Size: 1}, server.EINVALID},
+		{jobs.NewUpload{Filename: strings.Repeat("a", 256), Size: 1}, server.EINVALID},
+		{jobs.NewUpload{Filename: "a.mp4", Size: -1}, server.EINVALID},
+		{jobs.NewUpload{Filename: "a.mp4", Size: 65}, server.ETOOLARGE},
+		{jobs.NewUpload{Filename: "a.mp4", Size: 1, SHA256: "xyz"}, server.EINVALID},
+	} {
+		_, err := s.StartUpload(t.Context(), "ann@example.com", tc.nu)
+		wantCode(t, tc.nu.Filename, err, tc.code)
+	}
+	u, err := s.StartUpload(t.Context(), "ann@example.com", jobs.NewUpload{Filename: `C:\videos\talk.mp4`, Size: 10, SHA256: strings.Repeat("AB", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Filename != "talk.mp4" || u.PartSize != 4 || u.Parts() != 3 || u.SHA256 != strings.Repeat("ab", 32) {
+		t.Errorf("upload %+v", u)
+	}
+}
+
+// TestCompleteIsIdempotentAndOwned: the job takes the upload's id; completing again (a lost
+// answer) returns the same job; another user sees nothing of it.
+func TestCompleteIsIdempotentAndOwned(t *testing.T) {
+	s, _ := newService(t)
+	ctx := t.Context()
+	u := upload(t, s, "ann@example.com", []byte("0123456789"))
+	if _, err := s.Upload(ctx, "bob@example.com", u.ID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("bob sees ann's upload: %v", err)
+	}
+	if _, err := s.Complete(ctx, "bob@example.com", u.ID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("bob completes ann's upload: %v", err)
+	}
+	j, err := s.Complete(ctx, "ann@example.com", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.ID != u.ID || j.VideoFID != u.ID || j.State != server.JobQueued || j.Filename != "talk.mp4" || j.Size != 10 {
+		t.Fatalf("job %+v", j)
+	}
+	again, err := s.Complete(ctx, "ann@example.com", u.ID)
+	if err != nil || again.ID != j.ID || again.MP3FID != j.MP3FID {
+		t.Fatalf("second Complete = %+v, %v; want the same job", again, err)
+	}
+	if _, err := s.Job(ctx, "bob@example.com", j.ID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("bob sees ann's job: %v", err)
+	}
+	if _, err := s.Upload(ctx, "ann@example.com", u.ID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("the upload record outlived its completion: %v", err)
+	}
+}
+
+func TestCompleteRefusesMissingPartsAndBadChecksums(t *testing.T) {
+	s, _ := newService(t)
+	ctx := t.Context()
+	u, err := s.StartUpload(ctx, "ann@example.com", jobs.NewUpload{Filename: "a.mp4", Size: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WritePart(ctx, u, 0, strings.NewReader("0123")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Complete(ctx, "ann@example.com", u.ID)
+	wantCode(t, "complete with a part missing", err, server.ECONFLICT)
+	wantCode(t, "part out of range", s.WritePart(ctx, u, 2, strings.NewReader("0123")), server.EINVALID)
+
+	bad, err := s.StartUpload(ctx, "ann@example.com", jobs.NewUpload{Filename: "a.mp4", Size: 4, SHA256: strings.Repeat("0", 64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WritePart(ctx, bad, 0, strings.NewReader("0123")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Complete(ctx, "ann@example.com", bad.ID)
+	wantCode(t, "complete with a wrong sha256", err, server.EINVALID)
+	if _, err := s.Upload(ctx, "ann@example.com", bad.ID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Errorf("an upload with a wrong checksum is kept: %v", err)
+	}
+}
+
+// brokenQueue is a real SQLite queue whose database is closed: every publish fails.
+func brokenQueue(t *testing.T) server.Queue {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "gone.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	return db.Queue(sqlite.QueueConfig{})
+}
+
+// TestPublishFailureKeepsTheJob: when the queue is down the job is still created and queued,
+// for the sweeper to publish; Republish then reports the failure.
+func TestPublishFailureKeepsTheJob(t *testing.T) {
+	s, _ := newService(t)
+	s.Queue = brokenQueue(t)
+	u := upload(t, s, "ann@example.com", []byte("abcd"))
+	j, err := s.Complete(t.Context(), "ann@example.com", u.ID)
+	if err != nil || j.State != server.JobQueued {
+		t.Fatalf("Complete with the queue down = %+v, %v; want a queued job", j, err)
+	}
+	if ok, err := s.Republish(t.Context(), j); ok || err == nil {
+		t.Fatalf("Republish with the queue down = %v, %v; want an error", ok, err)
+	}
+}
+
+// TestRepublishLeavesChangedJobsAlone: a job that finished, or disappeared, since it was listed
+// is not published again.
+func TestRepublishLeavesChangedJobsAlone(t *testing.T) {
+	s, db := newService(t)
+	ctx := t.Context()
+	j, err := s.Complete(ctx, "ann@example.com", upload(t, s, "ann@example.com", []byte("abcd")).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Republish(ctx, j); !ok || err != nil {
+		t.Fatalf("Republish of a queued job = %v, %v", ok, err)
+	}
+	if _, err := db.Jobs().FailJob(ctx, j.ID, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	failed, _ := db.Jobs().Job(ctx, j.ID)
+	if ok, err := s.Republish(ctx, failed); ok || err != nil {
+		t.Fatalf("Republish of a failed job = %v, %v; want false, nil", ok, err)
+	}
+	ghost := &server.Job{ID: server.NewID(), State: server.JobQueued}
+	if ok, err := s.Republish(ctx, ghost); ok || err != nil {
+		t.Fatalf("Republish of a job that is gone = %v, %v; want false, nil", ok, err)
+	}
+}
+
+type failingReader struct{ after int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.after <= 0 {
+		return 0, errors.New("client gone")
+	}
+	n := min(len(p), r.after)
+	r.after -= n
+	return n, nil
+}
+
+// TestSubmitIsAllOrNothing: a reader that fails or runs over the limit leaves no video; one
+// that ends cleanly gives a queued job whose video is stored whole.
+func TestSubmitIsAllOrNothing(t *testing.T) {
+	s, _ := newService(t)
+	ctx := t.Context()
+	if _, err := s.Submit(ctx, "ann@example.com", "a.mp4", &failingReader{after: 10}); err == nil {
+		t.Fatal("Submit of a failing body succeeded")
+	}
+	_, err := s.Submit(ctx, "ann@example.com", "a.mp4", bytes.NewReader(make([]byte, 65)))
+	wantCode(t, "Submit over the limit", err, server.ETOOLARGE)
+	lister := s.Blobs.(server.BlobLister)
+	if files, err := lister.ListBlobs(ctx, server.BucketVideos, "", 10); err != nil || len(files) != 0 {
+		t.Fatalf("videos left by failed submits: %v, %v", files, err)
+	}
+	j, err := s.Submit(ctx, "ann@example.com", "a.mp4", bytes.NewReader([]byte("video")))
+	if err != nil || j.State != server.JobQueued || j.Size != 5 {
+		t.Fatalf("Submit = %+v, %v", j, err)
+	}
+	b, err := s.Blobs.Open(ctx, server.BucketVideos, j.VideoFID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got, _ := io.ReadAll(b); string(got) != "video" {
+		t.Errorf("stored %q", got)
+	}
+}
+
+// TestOpenMP3: only the owner's done job's MP3 opens.
+func TestOpenMP3(t *testing.T) {
+	s, db := newService(t)
+	ctx := t.Context()
+	j, err := s.Complete(ctx, "ann@example.com", upload(t, s, "ann@example.com", []byte("abcd")).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.OpenMP3(ctx, "ann@example.com", j.MP3FID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("the MP3 of a queued job opens: %v", err)
+	}
+	claimed, err := db.Jobs().ClaimJob(ctx, j.ID, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "talk.mp3", strings.NewReader("mp3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Jobs().FinishJob(ctx, j.ID, claimed.Attempts); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.OpenMP3(ctx, "bob@example.com", j.MP3FID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("bob opens ann's MP3: %v", err)
+	}
+	_, b, err := s.OpenMP3(ctx, "ann@example.com", j.MP3FID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, _, err := s.OpenMP3(context.Background(), "ann@example.com", "not-an-id"); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("a malformed fid: %v", err)
+	}
+}
