@@ -601,9 +601,19 @@ func TestContractFixture(t *testing.T) {
 			t.Errorf("v2md describe has no %s", name)
 			continue
 		}
+		const refresh = "refresh it: go run ./cmd/v2md describe > manifests/validate/testdata/describe.json"
 		for _, st := range rs.Settings {
-			if fix.Subcommand(name).ByName(st.Name) == nil {
-				t.Logf("fixture lacks %s --%s (update testdata/describe.json from v2md describe)", name, st.Name)
+			fs := fix.Subcommand(name).ByName(st.Name)
+			switch {
+			case fs == nil:
+				t.Errorf("fixture lacks %s --%s (%s)", name, st.Name, refresh)
+			case fs.Default != st.Default:
+				t.Errorf("fixture %s --%s defaults to %q, v2md to %q (%s)", name, st.Name, fs.Default, st.Default, refresh)
+			}
+		}
+		for _, st := range fix.Subcommand(name).Settings {
+			if rs.ByName(st.Name) == nil {
+				t.Errorf("fixture has %s --%s, which v2md does not (%s)", name, st.Name, refresh)
 			}
 		}
 	}

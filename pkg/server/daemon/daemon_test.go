@@ -84,6 +84,18 @@ func TestSecretFromFile(t *testing.T) {
 	}
 }
 
+func TestFormatSize(t *testing.T) {
+	for n, want := range map[int64]string{8 << 20: "8MiB", 4 << 30: "4GiB", 128 << 10: "128KiB", 1000: "1000", 3 << 19: "1536KiB"} {
+		got := formatSize(n)
+		if got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := parseSize("x", got); err != nil || back != n {
+			t.Errorf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
+		}
+	}
+}
+
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"131072": 131072, "128KiB": 128 << 10, "8MiB": 8 << 20, "4GiB": 4 << 30, "8M": 8 << 20, "1 GiB": 1 << 30} {
 		if got, err := parseSize("x", in); err != nil || got != want {
@@ -130,6 +142,10 @@ func TestBadSettingsRefused(t *testing.T) {
 		{[]string{"auth", "--mysql-dsn", "u:p@tcp(127.0.0.1:1)/x"}, "--jwt-key-file is required"},
 		{[]string{"auth", "--mysql-dsn", "x", "--jwt-alg", "RS256", "--jwt-key-file", "k"}, "--jwt-alg"},
 		{[]string{"gateway", "--auth-url", "http://a", "--mongo-uri", "m", "--amqp-url", "a", "--part-size", "1MiB", "--gridfs-chunk-size", "300KiB"}, "must divide"},
+		{[]string{"gateway", "--auth-url", "http://a", "--mongo-uri", "m", "--amqp-url", "a", "--sweep-stale-after", "10s"}, "--sweep-stale-after 10s is too short"},
+		{[]string{"convert", "--mongo-uri", "m", "--amqp-url", "a", "--stale-after", "5s"}, "--stale-after 5s is too short"},
+		{[]string{"convert", "--mongo-uri-file", "/nonexistent/uri", "--amqp-url", "a"}, "--mongo-uri-file: open /nonexistent/uri: no such file"},
+		{[]string{"standalone", "--data", "d", "--tmp-dir", "d/tmp"}, "inside --data"},
 	} {
 		_, err := run(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -30,7 +30,9 @@ var (
 		{"mongo-uri", "", "MongoDB connection URI"},
 		{"mongo-uri-file", "", "file holding the MongoDB URI (instead of --mongo-uri)"},
 		{"mongo-db", "v2m", "MongoDB database"},
-		{"gridfs-chunk-size", "128KiB", "GridFS chunk size; must divide --part-size"},
+	}
+	gridfsSettings = []setting{
+		{"gridfs-chunk-size", formatSize(mongo.DefaultChunkSize), "GridFS chunk size; must divide --part-size"},
 	}
 	amqpSettings = []setting{
 		{"amqp-url", "", "RabbitMQ URL"},
@@ -67,7 +69,11 @@ func service(stderr io.Writer, use, short, listen, metricsAddr string, run func(
 func required(s *settings, names ...string) error {
 	var missing []string
 	for _, n := range names {
-		if v, _ := s.secret(n); v == "" {
+		v, err := s.secret(n)
+		if err != nil {
+			return err // the file named by --n-file cannot be read: say why
+		}
+		if v == "" {
 			flag := "--" + n
 			if strings.HasSuffix(n, "-uri") || strings.HasSuffix(n, "-url") || strings.HasSuffix(n, "-dsn") {
 				flag += " (or --" + n + "-file)"
@@ -81,17 +87,12 @@ func required(s *settings, names ...string) error {
 	return nil
 }
 
-func openMongo(ctx context.Context, s *settings, log *slog.Logger) (*mongo.DB, error) {
+// openMongo connects to MongoDB; chunk is the GridFS chunk size of new files (0 for services
+// that store none).
+func openMongo(ctx context.Context, s *settings, log *slog.Logger, chunk int64) (*mongo.DB, error) {
 	uri, err := s.secret("mongo-uri")
 	if err != nil {
 		return nil, err
-	}
-	chunk, err := s.size("gridfs-chunk-size")
-	if err != nil {
-		return nil, err
-	}
-	if chunk > 16<<20 {
-		return nil, fmt.Errorf("--gridfs-chunk-size must be below 16 MiB")
 	}
 	return mongo.Open(ctx, mongo.Config{URI: uri, Database: s.str("mongo-db"), ChunkSize: int32(chunk), Logger: log})
 }
@@ -207,11 +208,11 @@ func gatewayCommand(stderr io.Writer) subcommand {
 	return service(stderr, "gateway", "Run the public API gateway: uploads into GridFS, jobs in MongoDB, work on RabbitMQ", ":8080", "127.0.0.1:9080", runGateway,
 		[]setting{
 			{"auth-url", "", "the auth service's base URL, e.g. http://auth:8081"},
-			{"sweep-interval", 30 * time.Second, "how often the sweeper looks for jobs whose message was lost"},
-			{"sweep-queued-after", 2 * time.Minute, "the sweeper publishes again a job queued for this long"},
-			{"sweep-stale-after", time.Minute, "the sweeper publishes again a converting job with no heartbeat for this long"},
+			{"sweep-interval", worker.DefaultSweepInterval, "how often the sweeper looks for jobs whose message was lost"},
+			{"sweep-queued-after", worker.DefaultQueuedAfter, "the sweeper publishes again a job queued for this long"},
+			{"sweep-stale-after", worker.DefaultSweepStaleAfter, "the sweeper publishes again a converting job with no heartbeat for this long"},
 			{"revocations-refresh", auth.DefaultRevocationsRefresh, "how often the revoked tokens are fetched from auth"},
-		}, mongoSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings)
+		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings)
 }
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -230,12 +231,15 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	chunk, err := s.size("gridfs-chunk-size")
+	chunk, err := chunkSize(s)
 	if err != nil {
 		return err
 	}
 	if partSize%chunk != 0 {
-		return fmt.Errorf("--gridfs-chunk-size %d must divide --part-size %d", chunk, partSize)
+		return fmt.Errorf("--gridfs-chunk-size %s must divide --part-size %s", formatSize(chunk), formatSize(partSize))
+	}
+	if err := staleLimit("sweep-stale-after", s.dur("sweep-stale-after")); err != nil {
+		return err
 	}
 	authURL := strings.TrimRight(s.str("auth-url"), "/")
 	issuer := s.str("jwt-issuer")
@@ -257,7 +261,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	default:
 		return fmt.Errorf("--jwt-alg must be EdDSA or HS256, not %q", verifier.Alg)
 	}
-	db, err := openMongo(ctx, s, log)
+	db, err := openMongo(ctx, s, log, chunk)
 	if err != nil {
 		return err
 	}
@@ -311,8 +315,8 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 
 func convertCommand(stderr io.Writer) subcommand {
 	return service(stderr, "convert", "Run a converter: consumes queue video, converts with ffmpeg, stores MP3s in GridFS", ":8082", "127.0.0.1:9082", runConvert,
-		mongoSettings, amqpSettings, converterSettings, []setting{
-			{"stale-after", 30 * time.Second, "a converting job with no heartbeat for this long is taken over from its (dead) worker"},
+		mongoSettings, gridfsSettings, amqpSettings, converterSettings, []setting{
+			{"stale-after", worker.DefaultStaleAfter, "a converting job with no heartbeat for this long is taken over from its (dead) worker"},
 		})
 }
 
@@ -320,11 +324,18 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "mongo-uri", "amqp-url"); err != nil {
 		return err
 	}
+	if err := staleLimit("stale-after", s.dur("stale-after")); err != nil {
+		return err
+	}
+	chunk, err := chunkSize(s)
+	if err != nil {
+		return err
+	}
 	conv, err := newConverter(ctx, s, log)
 	if err != nil {
 		return err
 	}
-	db, err := openMongo(ctx, s, log)
+	db, err := openMongo(ctx, s, log, chunk)
 	if err != nil {
 		return err
 	}
@@ -373,7 +384,7 @@ func notifyCommand(stderr io.Writer) subcommand {
 			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
 			{"max-attempts", server.DefaultMailAttempts, "send attempts of a mail (about an hour) before its event is dead-lettered"},
 			{"shutdown-timeout", 10 * time.Second, "on SIGTERM, how long a mail being sent may take"},
-		}, []setting{mongoSettings[0], mongoSettings[1], mongoSettings[2]}, amqpSettings, smtpSettings)
+		}, mongoSettings, amqpSettings, smtpSettings)
 }
 
 func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -384,8 +395,7 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	uri, _ := s.secret("mongo-uri")
-	db, err := mongo.Open(ctx, mongo.Config{URI: uri, Database: s.str("mongo-db"), Logger: log})
+	db, err := openMongo(ctx, s, log, 0)
 	if err != nil {
 		return err
 	}
@@ -403,4 +413,25 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 	})
 	// One mail at a time: two deliveries of the same outcome must not race past the sent log.
 	return runConsumer(ctx, s, log, h, m, q, server.TopicMP3, 1, s.dur("shutdown-timeout"), n.Handle)
+}
+
+// chunkSize reads --gridfs-chunk-size.
+func chunkSize(s *settings) (int64, error) {
+	chunk, err := s.size("gridfs-chunk-size")
+	if err != nil {
+		return 0, err
+	}
+	if chunk > 16<<20 {
+		return 0, fmt.Errorf("--gridfs-chunk-size must be below 16 MiB")
+	}
+	return chunk, nil
+}
+
+// staleLimit refuses a stale-after limit shorter than worker.MinHeartbeats heartbeats: a live
+// worker with one late heartbeat would be taken for dead and its job converted twice.
+func staleLimit(name string, d time.Duration) error {
+	if least := worker.MinHeartbeats * worker.DefaultHeartbeat; d < least {
+		return fmt.Errorf("--%s %v is too short: it must span at least %d heartbeats (%v)", name, d, worker.MinHeartbeats, least)
+	}
+	return nil
 }

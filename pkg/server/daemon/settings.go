@@ -130,3 +130,16 @@ func parseSize(name, v string) (int64, error) {
 	}
 	return n * mult, nil
 }
+
+// formatSize writes a byte count as parseSize reads it, in the largest unit that divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return strconv.FormatInt(n/u.m, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

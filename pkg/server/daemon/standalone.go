@@ -45,9 +45,9 @@ var (
 		{"shutdown-timeout", 25 * time.Second, "on SIGTERM, how long running conversions may finish before they are requeued"},
 	}
 	uploadSettings = []setting{
-		{"part-size", "8MiB", "upload part size"},
-		{"max-upload-size", "4GiB", "largest video accepted"},
-		{"upload-ttl", 7 * 24 * time.Hour, "uploads not completed within this time are discarded"},
+		{"part-size", formatSize(jobs.DefaultPartSize), "upload part size"},
+		{"max-upload-size", formatSize(jobs.DefaultMaxUploadSize), "largest video accepted"},
+		{"upload-ttl", worker.DefaultUploadTTL, "uploads not completed within this time are discarded"},
 	}
 	tokenSettings = []setting{
 		{"jwt-issuer", "v2m", "the iss claim of tokens"},
@@ -97,14 +97,14 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := outside(s.str("tmp-dir"), s.str("data")); err != nil {
+		return err
+	}
 	conv, err := newConverter(ctx, s, log)
 	if err != nil {
 		return err
 	}
 	data := s.str("data")
-	if err := outside(s.str("tmp-dir"), data); err != nil {
-		return err
-	}
 	db, err := sqlite.Open(ctx, filepath.Join(data, "v2m.db"))
 	if err != nil {
 		return err

@@ -32,9 +32,9 @@ type Converter struct {
 	Queue     server.Queue // where outcomes are announced (TopicMP3)
 	Converter server.Converter
 	TmpDir    string        // where videos are copied for ffmpeg; os.TempDir() when empty
-	Heartbeat time.Duration // how often a running job shows it is alive; 5 s when zero
+	Heartbeat time.Duration // how often a running job shows it is alive; DefaultHeartbeat when zero
 	// StaleAfter is how long a converting job may go without a heartbeat before another worker
-	// takes it over; 30 s when zero. It must be several Heartbeats.
+	// takes it over; DefaultStaleAfter when zero. It must be MinHeartbeats Heartbeats or more.
 	StaleAfter time.Duration
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics
@@ -42,16 +42,26 @@ type Converter struct {
 	// uses it to answer long-polls at once).
 	Changed func()
 	// IOTimeout bounds copying a video in and storing its MP3, so that a hung store cannot
-	// hold a job forever while its heartbeat goes on; 1 hour when zero.
+	// hold a job forever while its heartbeat goes on; DefaultIOTimeout when zero.
 	IOTimeout time.Duration
 }
+
+// Defaults of Converter.
+const (
+	DefaultHeartbeat  = 5 * time.Second
+	DefaultStaleAfter = 30 * time.Second // several heartbeats: see MinHeartbeats
+	DefaultIOTimeout  = time.Hour
+	// MinHeartbeats is how many heartbeats a stale-after limit must span at least, so that
+	// one late heartbeat does not make a live worker look dead.
+	MinHeartbeats = 3
+)
 
 // errLostClaim says that another worker took the job over while this one worked on it.
 var errLostClaim = errors.New("the job was taken over by another worker")
 
 func (w *Converter) ioTimeout() time.Duration {
 	if w.IOTimeout <= 0 {
-		return time.Hour
+		return DefaultIOTimeout
 	}
 	return w.IOTimeout
 }
@@ -81,7 +91,7 @@ func (w *Converter) log() *slog.Logger {
 
 func (w *Converter) heartbeat() time.Duration {
 	if w.Heartbeat <= 0 {
-		return 5 * time.Second
+		return DefaultHeartbeat
 	}
 	return w.Heartbeat
 }
@@ -89,7 +99,7 @@ func (w *Converter) heartbeat() time.Duration {
 // StaleAge returns how long a converting job may go without a heartbeat.
 func (w *Converter) StaleAge() time.Duration {
 	if w.StaleAfter <= 0 {
-		return 30 * time.Second
+		return DefaultStaleAfter
 	}
 	return w.StaleAfter
 }

@@ -12,6 +12,16 @@ import (
 	"github.com/v2m/v2m/pkg/server/jobs"
 )
 
+// Defaults of Sweeper.
+const (
+	DefaultSweepInterval   = 30 * time.Second
+	DefaultQueuedAfter     = 2 * time.Minute
+	DefaultSweepStaleAfter = time.Minute // MinHeartbeats of DefaultHeartbeat, with room
+	DefaultUploadTTL       = 7 * 24 * time.Hour
+	DefaultOrphanGrace     = time.Hour
+	DefaultOrphanBatch     = 200
+)
+
 // Sweeper publishes again the jobs whose message may be lost: queued jobs older than
 // QueuedAfter (the publish at upload failed, or the broker lost it), and converting jobs with no
 // heartbeat for StaleAfter (their worker died and its delivery went elsewhere). A duplicate
@@ -21,17 +31,17 @@ type Sweeper struct {
 	// uploads abandoned for UploadTTL and, when Blobs is also a server.BlobLister, remove files
 	// nothing refers to (RemoveOrphans).
 	Service   *jobs.Service
-	UploadTTL time.Duration // default 7 days
-	// OrphanGrace is how old a file must be before RemoveOrphans may remove it (default 1 h).
+	UploadTTL time.Duration // DefaultUploadTTL when zero
+	// OrphanGrace is how old a file must be before RemoveOrphans may remove it (DefaultOrphanGrace when zero).
 	// It covers the moment between a file's appearance and the record that refers to it: the
 	// tutorial's upload stores its video just before it creates the job.
 	OrphanGrace time.Duration
 	// OrphanBatch bounds the files of each bucket that one RemoveOrphans call looks at
-	// (default 200).
+	// (DefaultOrphanBatch when zero).
 	OrphanBatch int
-	Interval    time.Duration // default 30 s
-	QueuedAfter time.Duration // default 2 min
-	StaleAfter  time.Duration // default 1 min
+	Interval    time.Duration // DefaultSweepInterval when zero
+	QueuedAfter time.Duration // DefaultQueuedAfter when zero
+	StaleAfter  time.Duration // DefaultSweepStaleAfter when zero
 	Logger      *slog.Logger
 
 	mu      sync.Mutex
@@ -42,7 +52,7 @@ type Sweeper struct {
 func (s *Sweeper) Run(ctx context.Context) {
 	interval := s.Interval
 	if interval <= 0 {
-		interval = 30 * time.Second
+		interval = DefaultSweepInterval
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -74,10 +84,10 @@ func (s *Sweeper) Run(ctx context.Context) {
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	queuedAfter, staleAfter := s.QueuedAfter, s.StaleAfter
 	if queuedAfter <= 0 {
-		queuedAfter = 2 * time.Minute
+		queuedAfter = DefaultQueuedAfter
 	}
 	if staleAfter <= 0 {
-		staleAfter = time.Minute
+		staleAfter = DefaultSweepStaleAfter
 	}
 	now := time.Now()
 	published := 0
@@ -135,7 +145,7 @@ func (s *Sweeper) DiscardAbandoned(ctx context.Context) (int, error) {
 	}
 	ttl := s.UploadTTL
 	if ttl <= 0 {
-		ttl = 7 * 24 * time.Hour
+		ttl = DefaultUploadTTL
 	}
 	stale, err := s.Service.Uploads.StaleUploads(ctx, time.Now().Add(-ttl), 100)
 	if err != nil {
@@ -172,11 +182,11 @@ func (s *Sweeper) RemoveOrphans(ctx context.Context) (int, error) {
 	}
 	grace := s.OrphanGrace
 	if grace <= 0 {
-		grace = time.Hour
+		grace = DefaultOrphanGrace
 	}
 	limit := s.OrphanBatch
 	if limit <= 0 {
-		limit = 200
+		limit = DefaultOrphanBatch
 	}
 	cutoff := time.Now().Add(-grace)
 	removed := 0
