@@ -7,6 +7,12 @@
 // os.UserConfigDir()/v2m). V2M_TOKEN, when set, is used as the token and login/logout refuse to
 // change it.
 //
+// Each command lives in a file of its own, in the shape of the GitHub CLI's commands:
+// newCmdX(f, runF) builds the cobra command, parses flags and arguments into an xOptions
+// (with what it needs from the factory: IO streams, configuration, client and token store,
+// each built only when first used) and validates them; xRun does the work. Tests pass a runF
+// to see the parsed options without running anything.
+//
 // Exit codes:
 //
 //	0  success
@@ -19,27 +25,19 @@
 //	7  the server could not be reached
 //
 // Errors are printed as "v2m: <message>" on stderr; with --json a JSON document
-// {"error":{"code":...,"message":...,"exit":N}} is also written to stdout.
+// {"error":{"code":...,"exit":N,"message":...}} is also written to stdout (see errorJSON).
 package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
 	"golang.org/x/term"
 
-	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/client"
 )
 
@@ -93,203 +91,29 @@ func Main() int {
 
 // Run runs the command line args (without the program name) and returns the exit code.
 func Run(ctx context.Context, args []string, d Deps) int {
-	if d.Getenv == nil {
-		d.Getenv = func(string) string { return "" }
+	f := newFactory(d)
+	return execute(ctx, f, newCmdRoot(f), args)
+}
+
+// execute runs root with args and returns the exit code. An error cobra returns before any
+// command ran (a bad flag or argument, an unknown command) is a usage error.
+func execute(ctx context.Context, f *factory, root *cobra.Command, args []string) int {
+	started := false
+	pre := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		started = true
+		if pre == nil {
+			return nil
+		}
+		return pre(cmd, args)
 	}
-	if d.Stdin == nil {
-		d.Stdin = strings.NewReader("")
-	}
-	if d.Stdout == nil {
-		d.Stdout = io.Discard
-	}
-	if d.Stderr == nil {
-		d.Stderr = io.Discard
-	}
-	a := &app{d: d}
-	root := a.rootCmd()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}
-	if !a.started { // cobra failed before any command ran: flags, arguments, unknown command
+	if !started {
 		err = &exitError{code: ExitUsage, err: err}
 	}
-	return a.report(err)
-}
-
-// app is one run of the command line.
-type app struct {
-	d         Deps
-	server    string
-	configDir string
-	json      bool
-	started   bool
-
-	flagServer, flagConfigDir string
-}
-
-// exitError carries an exit code and, for a failed job, the job.
-type exitError struct {
-	code int
-	err  error
-	job  *client.Job
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageError(format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
-}
-
-// exitCode classifies err.
-func exitCode(err error) int {
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.Is(err, client.ErrNoToken), client.IsUnauthorized(err):
-		return ExitAuth
-	case client.IsNotFound(err):
-		return ExitNotFound
-	case errors.Is(err, context.DeadlineExceeded):
-		return ExitTimeout
-	case client.IsUnreachable(err):
-		return ExitUnreachable
-	}
-	return ExitError
-}
-
-var codeNames = map[int]string{
-	ExitError: "error", ExitUsage: "usage", ExitAuth: "unauthorized", ExitNotFound: "not_found",
-	ExitJobFailed: "job_failed", ExitTimeout: "timeout", ExitUnreachable: "unreachable",
-}
-
-// report prints err and returns its exit code.
-func (a *app) report(err error) int {
-	code := exitCode(err)
-	msg := err.Error()
-	switch code {
-	case ExitAuth:
-		msg += " (run 'v2m login')"
-	case ExitUnreachable:
-		msg = fmt.Sprintf("cannot reach the server %s: %v", a.server, err)
-	case ExitUsage:
-		msg += " (see 'v2m --help')"
-	}
-	fmt.Fprintf(a.d.Stderr, "v2m: %s\n", msg)
-	if a.json {
-		name := codeNames[code]
-		if ae := (*client.APIError)(nil); errors.As(err, &ae) && ae.Code != "" {
-			name = ae.Code
-		}
-		out := map[string]any{"error": map[string]any{"code": name, "message": err.Error(), "exit": code}}
-		var ee *exitError
-		if errors.As(err, &ee) && ee.job != nil {
-			out["job"] = ee.job
-		}
-		_ = a.printJSON(out)
-	}
-	return code
-}
-
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.d.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// say prints a step line on stderr, unless --json.
-func (a *app) say(format string, args ...any) {
-	if !a.json {
-		fmt.Fprintf(a.d.Stderr, format+"\n", args...)
-	}
-}
-
-func (a *app) rootCmd() *cobra.Command {
-	root := &cobra.Command{
-		Use:           "v2m",
-		Short:         "Convert videos to MP3 on a v2m server",
-		Version:       version.String(),
-		SilenceErrors: true,
-		SilenceUsage:  true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			a.started = true
-			return a.configure(cmd)
-		},
-	}
-	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
-	root.SetIn(a.d.Stdin)
-	root.SetOut(a.d.Stdout)
-	root.SetErr(a.d.Stderr)
-	pf := root.PersistentFlags()
-	pf.StringVar(&a.flagServer, "server", "", "server URL (env V2M_SERVER, config key server; default "+DefaultServer+")")
-	pf.BoolVar(&a.json, "json", false, "print JSON on stdout")
-	pf.StringVar(&a.flagConfigDir, "config-dir", "", "configuration directory (env V2M_CONFIG_DIR; default <user config dir>/v2m)")
-	root.AddCommand(a.registerCmd(), a.loginCmd(), a.logoutCmd(), a.whoamiCmd(),
-		a.uploadCmd(), a.jobsCmd(), a.statusCmd(), a.waitCmd(), a.downloadCmd(), a.convertCmd())
-	return root
-}
-
-// configure resolves the config dir and the server: flag, then environment, then
-// config.yaml, then the default.
-func (a *app) configure(cmd *cobra.Command) error {
-	switch {
-	case a.flagConfigDir != "":
-		a.configDir = a.flagConfigDir
-	case a.d.Getenv("V2M_CONFIG_DIR") != "":
-		a.configDir = a.d.Getenv("V2M_CONFIG_DIR")
-	default:
-		base, err := os.UserConfigDir()
-		if err != nil {
-			return fmt.Errorf("find the configuration directory (set --config-dir or V2M_CONFIG_DIR): %w", err)
-		}
-		a.configDir = filepath.Join(base, "v2m")
-	}
-	v := viper.New()
-	v.SetDefault("server", DefaultServer)
-	v.SetConfigFile(filepath.Join(a.configDir, "config.yaml"))
-	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read config: %w", err)
-	}
-	if env := a.d.Getenv("V2M_SERVER"); env != "" {
-		v.Set("server", env)
-	}
-	if cmd.Flags().Changed("server") {
-		v.Set("server", a.flagServer)
-	}
-	a.server = client.NormalizeServer(v.GetString("server"))
-	if _, err := client.New(a.server); err != nil {
-		return usageError("%v", err)
-	}
-	return nil
-}
-
-func (a *app) tokenStore() client.TokenStore {
-	if a.d.TokenStore != nil {
-		return a.d.TokenStore(a.server, a.configDir)
-	}
-	return client.NewTokenStore(a.server, a.configDir, a.d.Getenv("V2M_TOKEN"), a.d.Stderr)
-}
-
-// client returns an API client; with auth it carries the stored token (or fails with
-// ErrNoToken).
-func (a *app) client(auth bool) (*client.Client, error) {
-	token := ""
-	if auth {
-		t, err := a.tokenStore().Get()
-		if errors.Is(err, client.ErrNoToken) {
-			return nil, fmt.Errorf("no token for %s: %w", a.server, client.ErrNoToken)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read token: %w", err)
-		}
-		token = t
-	}
-	if a.d.NewClient != nil {
-		return a.d.NewClient(a.server, token)
-	}
-	return client.New(a.server, client.WithToken(token), client.WithUserAgent("v2m-cli"))
+	return f.report(err)
 }

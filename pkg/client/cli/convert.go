@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/v2m/v2m/pkg/client"
+)
+
+type convertOptions struct {
+	IO     *iostreams
+	Config func() (*config, error)
+	Client func() (*client.Client, error)
+	JSON   bool
+
+	File     string
+	Output   string // -o, by default the input's name with .mp3 in the working directory
+	Parallel int
+	Timeout  time.Duration // of the wait; 0: no limit
+}
+
+func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command {
+	opts := &convertOptions{IO: f.io, Config: f.config, Client: f.authClient}
+	cmd := &cobra.Command{
+		Use:   "convert FILE",
+		Short: "Upload a video, wait for the conversion and download the MP3",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.JSON = f.flags.json
+			opts.File = args[0]
+			if err := checkParallel(opts.Parallel); err != nil {
+				return err
+			}
+			if opts.Output == "" {
+				opts.Output = mp3Name(opts.File, "output")
+			}
+			if same, err := samePath(opts.File, opts.Output); err != nil {
+				return err
+			} else if same {
+				return usageError("the output %s would overwrite the input; choose another with -o", opts.Output)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return convertRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file (default: the input's name with .mp3)")
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "parts sent at once")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", DefaultWaitTimeout, "how long to wait for the conversion (0: no limit)")
+	return cmd
+}
+
+func convertRun(ctx context.Context, opts *convertOptions) error {
+	cfg, err := opts.Config()
+	if err != nil {
+		return err
+	}
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	p := newProgress(opts.IO, opts.JSON)
+	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Parallel)
+	if err != nil {
+		return err
+	}
+	if job, err = waitJob(ctx, p, c, job.ID, opts.Timeout); err != nil {
+		return err
+	}
+	if _, err := downloadTo(ctx, p, c, job.MP3FID, opts.Output); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.out, convertJSON{Job: newJobJSON(job), Path: opts.Output})
+	}
+	fmt.Fprintln(opts.IO.out, opts.Output)
+	return nil
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/spf13/viper"
+
+	"github.com/v2m/v2m/pkg/client"
+)
+
+// iostreams are the process's standard streams and what is known about them.
+type iostreams struct {
+	in          io.Reader
+	out, errOut io.Writer
+	// stdinTTY enables prompts, stderrTTY progress bars.
+	stdinTTY, stderrTTY bool
+	// readPassword reads a line from the terminal without echo; nil when there is none.
+	readPassword func() ([]byte, error)
+}
+
+// canPrompt reports whether the user can be asked for an email and a password.
+func (s *iostreams) canPrompt() bool { return s.stdinTTY && s.readPassword != nil }
+
+// globalFlags are the root command's persistent flags.
+type globalFlags struct {
+	server        string
+	serverChanged bool // --server was given, even empty
+	configDir     string
+	json          bool
+}
+
+// config is the resolved configuration of one run.
+type config struct {
+	Server string // normalized: no trailing slash
+	Dir    string // the config directory
+}
+
+// factory holds what the commands share: the IO streams, the global flags, the configuration
+// (resolved on first use, then kept) and the constructors of API clients and token stores.
+// Commands copy the parts they need into their options when they are built; nothing here
+// reads a file or talks to the server until a command's run asks for it.
+type factory struct {
+	io            *iostreams
+	getenv        func(string) string
+	userConfigDir func() (string, error)
+	flags         globalFlags
+
+	makeClient     func(server, token string) (*client.Client, error)
+	makeTokenStore func(server, configDir string) client.TokenStore
+
+	// config resolves the configuration from the flags, the environment and config.yaml once,
+	// on its first call.
+	config func() (*config, error)
+}
+
+func newFactory(d Deps) *factory {
+	if d.Getenv == nil {
+		d.Getenv = func(string) string { return "" }
+	}
+	if d.Stdin == nil {
+		d.Stdin = strings.NewReader("")
+	}
+	if d.Stdout == nil {
+		d.Stdout = io.Discard
+	}
+	if d.Stderr == nil {
+		d.Stderr = io.Discard
+	}
+	f := &factory{
+		io: &iostreams{
+			in: d.Stdin, out: d.Stdout, errOut: d.Stderr,
+			stdinTTY: d.StdinIsTTY, stderrTTY: d.StderrIsTTY,
+			readPassword: d.ReadPassword,
+		},
+		getenv:         d.Getenv,
+		userConfigDir:  os.UserConfigDir,
+		makeClient:     d.NewClient,
+		makeTokenStore: d.TokenStore,
+	}
+	f.config = sync.OnceValues(func() (*config, error) {
+		return resolveConfig(f.flags, f.getenv, f.userConfigDir)
+	})
+	return f
+}
+
+// resolveConfig finds the config dir (--config-dir, then V2M_CONFIG_DIR, then the user's
+// config dir) and the server (--server, then V2M_SERVER, then config.yaml, then
+// DefaultServer). A server that is not an http(s) URL is a usage error.
+func resolveConfig(g globalFlags, getenv func(string) string, userConfigDir func() (string, error)) (*config, error) {
+	var dir string
+	switch {
+	case g.configDir != "":
+		dir = g.configDir
+	case getenv("V2M_CONFIG_DIR") != "":
+		dir = getenv("V2M_CONFIG_DIR")
+	default:
+		base, err := userConfigDir()
+		if err != nil {
+			return nil, fmt.Errorf("find the configuration directory (set --config-dir or V2M_CONFIG_DIR): %w", err)
+		}
+		dir = filepath.Join(base, "v2m")
+	}
+	v := viper.New()
+	v.SetDefault("server", DefaultServer)
+	v.SetConfigFile(filepath.Join(dir, "config.yaml"))
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if env := getenv("V2M_SERVER"); env != "" {
+		v.Set("server", env)
+	}
+	if g.serverChanged {
+		v.Set("server", g.server)
+	}
+	server := client.NormalizeServer(v.GetString("server"))
+	if _, err := client.New(server); err != nil {
+		return nil, usageError("%v", err)
+	}
+	return &config{Server: server, Dir: dir}, nil
+}
+
+// tokenStore returns the token store of the configured server.
+func (f *factory) tokenStore() (client.TokenStore, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	if f.makeTokenStore != nil {
+		return f.makeTokenStore(cfg.Server, cfg.Dir), nil
+	}
+	return client.NewTokenStore(cfg.Server, cfg.Dir, f.getenv("V2M_TOKEN"), f.io.errOut), nil
+}
+
+// clientWithToken returns an API client of the configured server that sends token ("" for
+// none).
+func (f *factory) clientWithToken(token string) (*client.Client, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	if f.makeClient != nil {
+		return f.makeClient(cfg.Server, token)
+	}
+	return client.New(cfg.Server, client.WithToken(token), client.WithUserAgent("v2m-cli"))
+}
+
+// anonymousClient returns an API client without a token, for register and login.
+func (f *factory) anonymousClient() (*client.Client, error) { return f.clientWithToken("") }
+
+// authClient returns an API client with the stored token, or fails with ErrNoToken.
+func (f *factory) authClient() (*client.Client, error) {
+	store, err := f.tokenStore()
+	if err != nil {
+		return nil, err
+	}
+	t, err := store.Get()
+	if errors.Is(err, client.ErrNoToken) {
+		cfg, _ := f.config() // resolved by tokenStore
+		return nil, fmt.Errorf("no token for %s: %w", cfg.Server, client.ErrNoToken)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read token: %w", err)
+	}
+	return f.clientWithToken(t)
+}

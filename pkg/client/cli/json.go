@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/v2m/v2m/pkg/client"
+)
+
+// The documents --json prints on stdout, one per command (README.md, "The CLI", lists them).
+// They are the CLI's own types rather than the SDK's, so that the schema scripts rely on stays
+// put when the wire types change. Field order is the order of the keys in the output; the
+// documents that were once printed from maps keep their keys in alphabetical order.
+
+// jobJSON is one job, as the API returns it: printed by upload, status and wait, and inside
+// jobsJSON, convertJSON and errorJSON.
+type jobJSON struct {
+	ID         string     `json:"id"`
+	State      string     `json:"state"`
+	Progress   int        `json:"progress"`
+	Error      string     `json:"error"`
+	Filename   string     `json:"filename"`
+	Size       int64      `json:"size"`
+	MP3FID     string     `json:"mp3_fid"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	FinishedAt *time.Time `json:"finished_at"` // null until the job is done or failed
+}
+
+func newJobJSON(j *client.Job) *jobJSON {
+	if j == nil {
+		return nil
+	}
+	return &jobJSON{
+		ID: j.ID, State: j.State, Progress: j.Progress, Error: j.Error, Filename: j.Filename,
+		Size: j.Size, MP3FID: j.MP3FID, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
+		FinishedAt: j.FinishedAt,
+	}
+}
+
+// jobsJSON is printed by jobs; Jobs is [] (never null) when there are none.
+type jobsJSON struct {
+	Jobs []jobJSON `json:"jobs"`
+}
+
+// registerJSON is printed by register: the new account, as the API returns it.
+type registerJSON struct {
+	ID        int64     `json:"id"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// loginJSON is printed by login.
+type loginJSON struct {
+	Email     string    `json:"email"` // as typed, in lower case
+	ExpiresAt time.Time `json:"expires_at"`
+	Server    string    `json:"server"`
+}
+
+// logoutJSON is printed by logout. ValidUntil is there only when the server did not revoke
+// the token and it carries an expiry.
+type logoutJSON struct {
+	LoggedOut  bool      `json:"logged_out"` // always true: the token is forgotten here
+	Revoked    bool      `json:"revoked"`
+	Server     string    `json:"server"`
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+}
+
+// whoamiJSON is printed by whoami: the token's account, as GET /v1/me returns it.
+type whoamiJSON struct {
+	Email     string    `json:"email"`
+	Issuer    string    `json:"issuer"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// downloadJSON is printed by download.
+type downloadJSON struct {
+	FID  string `json:"fid"`
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// convertJSON is printed by convert.
+type convertJSON struct {
+	Job  *jobJSON `json:"job"`
+	Path string   `json:"path"`
+}
+
+// errorJSON is printed by every command that fails, with --json. Job is there when the error
+// concerns a job: it failed, or waiting for it timed out.
+type errorJSON struct {
+	Error errorBody `json:"error"`
+	Job   *jobJSON  `json:"job,omitempty"`
+}
+
+type errorBody struct {
+	// Code is the API's error code when the server answered one ("not_found",
+	// "unauthorized", ...), else the exit code's name: "error", "usage", "unauthorized",
+	// "not_found", "job_failed", "timeout" or "unreachable".
+	Code    string `json:"code"`
+	Exit    int    `json:"exit"`
+	Message string `json:"message"`
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

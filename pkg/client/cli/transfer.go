@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/v2m/v2m/pkg/client"
+)
+
+// What upload, wait, download and convert share: uploading a file, waiting for a job and
+// downloading an MP3, each telling the user how it goes.
+
+// DefaultWaitTimeout bounds waiting for a job unless --timeout says otherwise.
+const DefaultWaitTimeout = 10 * time.Minute
+
+// maxParallel bounds --parallel.
+const maxParallel = 64
+
+func checkParallel(n int) error {
+	if n < 1 || n > maxParallel {
+		return usageError("--parallel must be between 1 and %d", maxParallel)
+	}
+	return nil
+}
+
+// progress tells the user on stderr what a command does: step lines unless --json, and
+// progress bars only on a terminal and without --json.
+type progress struct {
+	w     io.Writer
+	quiet bool
+	bars  bool
+}
+
+func newProgress(s *iostreams, json bool) progress {
+	return progress{w: s.errOut, quiet: json, bars: s.stderrTTY && !json}
+}
+
+// say prints a step line.
+func (p progress) say(format string, args ...any) {
+	if !p.quiet {
+		fmt.Fprintf(p.w, format+"\n", args...)
+	}
+}
+
+// bytesBar returns a progress callback drawing a bytes bar, or nil, and the function that
+// ends the bar.
+func (p progress) bytesBar(desc string) (func(done, total int64), func()) {
+	if !p.bars {
+		return nil, func() {}
+	}
+	var bar *progressbar.ProgressBar
+	update := func(done, total int64) {
+		if bar == nil {
+			bar = progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(p.w),
+				progressbar.OptionSetDescription(desc),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowTotalBytes(true),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetWidth(20),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish(),
+			)
+		}
+		_ = bar.Set64(done)
+	}
+	finish := func() {
+		if bar != nil {
+			_ = bar.Finish()
+		}
+	}
+	return update, finish
+}
+
+// uploadFile uploads path, remembering the upload in <configDir>/uploads.json so that a rerun
+// resumes it, and returns the queued job.
+func uploadFile(ctx context.Context, p progress, c *client.Client, path, configDir string, parallel int) (*client.Job, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("upload: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, usageError("%s is not a regular file", path)
+	}
+	p.say("uploading %s (%s)", filepath.Base(path), humanBytes(fi.Size()))
+	update, finish := p.bytesBar("uploading")
+	job, err := c.Upload(ctx, path, client.UploadOptions{
+		Parallel: parallel,
+		Progress: update,
+		State:    client.NewFileState(filepath.Join(configDir, "uploads.json")),
+	})
+	finish()
+	if err != nil {
+		return nil, err
+	}
+	p.say("uploaded %s: job %s", filepath.Base(path), job.ID)
+	return job, nil
+}
+
+// waitJob waits for job id for at most timeout (0: no limit). A failed job is an error with
+// exit code 5, running out of time one with exit code 6.
+func waitJob(ctx context.Context, p progress, c *client.Client, id string, timeout time.Duration) (*client.Job, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	p.say("waiting for job %s", id)
+	var bar *progressbar.ProgressBar
+	if p.bars {
+		bar = progressbar.NewOptions(100,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription("converting"),
+			progressbar.OptionSetWidth(20),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	j, err := c.Wait(ctx, id, func(j *client.Job) {
+		if bar != nil {
+			bar.Describe(j.State)
+			_ = bar.Set(j.Progress)
+		}
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			state := "unknown state"
+			if j != nil {
+				state = fmt.Sprintf("%s, %d%%", j.State, j.Progress)
+			}
+			return j, &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %s waiting for job %s (%s)", timeout, id, state), job: j}
+		}
+		return j, err
+	}
+	if j.State == client.JobFailed {
+		return j, jobFailed(j)
+	}
+	p.say("job %s done", id)
+	return j, nil
+}
+
+func jobFailed(j *client.Job) error {
+	reason := j.Error
+	if reason == "" {
+		reason = "no reason given"
+	}
+	return &exitError{code: ExitJobFailed, err: fmt.Errorf("job %s failed: %s", j.ID, reason), job: j}
+}
+
+// downloadTo saves file fid to out and returns its size.
+func downloadTo(ctx context.Context, p progress, c *client.Client, fid, out string) (int64, error) {
+	p.say("downloading to %s", out)
+	update, finish := p.bytesBar("downloading")
+	err := c.Download(ctx, fid, out, update)
+	finish()
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return 0, err
+	}
+	p.say("saved %s (%s)", out, humanBytes(fi.Size()))
+	return fi.Size(), nil
+}
+
+// mp3Name is the default output name for a job's MP3: its file name with .mp3.
+func mp3Name(filename, fallback string) string {
+	base := filepath.Base(strings.ReplaceAll(filename, `\`, "/"))
+	base = strings.TrimSuffix(base, filepath.Ext(base))
+	if base == "" || base == "." || base == "/" || base == ".." {
+		base = fallback
+	}
+	return base + ".mp3"
+}
+
+func samePath(a, b string) (bool, error) {
+	aa, err := filepath.Abs(a)
+	if err != nil {
+		return false, fmt.Errorf("resolve %s: %w", a, err)
+	}
+	bb, err := filepath.Abs(b)
+	if err != nil {
+		return false, fmt.Errorf("resolve %s: %w", b, err)
+	}
+	return aa == bb, nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

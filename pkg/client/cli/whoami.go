@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/v2m/v2m/pkg/client"
+)
+
+type whoamiOptions struct {
+	IO     *iostreams
+	Client func() (*client.Client, error)
+	JSON   bool
+}
+
+func newCmdWhoami(f *factory, runF func(*whoamiOptions) error) *cobra.Command {
+	opts := &whoamiOptions{IO: f.io, Client: f.authClient}
+	return &cobra.Command{
+		Use:   "whoami",
+		Short: "Print the email of the logged-in account",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.JSON = f.flags.json
+			if runF != nil {
+				return runF(opts)
+			}
+			return whoamiRun(cmd.Context(), opts)
+		},
+	}
+}
+
+func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.out, whoamiJSON{Email: me.Email, Issuer: me.Issuer, ExpiresAt: me.ExpiresAt})
+	}
+	fmt.Fprintln(opts.IO.out, me.Email)
+	return nil
+}
