@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -460,20 +459,4 @@ func (s *FileState) Forget(key UploadKey) error {
 	}
 	delete(st.Uploads, key.String())
 	return writeJSONFile(s.Path, st)
-}
-
-// ids returns the saved upload ids, sorted (for tests and diagnostics).
-func (s *FileState) ids() ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, err := s.read()
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range st.Uploads {
-		out = append(out, e.ID)
-	}
-	slices.Sort(out)
-	return out, nil
 }

@@ -151,25 +151,6 @@ func (b *bodyReader) record(err error) {
 	}
 }
 
-// track returns r (a reader of data decoded from the body, such as a multipart part) with
-// its read errors counted as the client's, like the body's own.
-func (b *bodyReader) track(r io.Reader) *trackedReader {
-	return &trackedReader{r: r, b: b}
-}
-
-type trackedReader struct {
-	r io.Reader
-	b *bodyReader
-}
-
-func (t *trackedReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil {
-		t.b.record(err)
-	}
-	return n, err
-}
-
 // blame returns the error to answer for err, the failure of a handler that read this body:
 // when the body failed first, the client is at fault (408 when it stalled, 400 when it was
 // cut short or malformed), whatever err the store made of it; otherwise err itself.

@@ -175,15 +175,6 @@ func (r *recorder) snapshot() []server.Delivery {
 
 func (r *recorder) len() int { return len(r.snapshot()) }
 
-func bodies(ds []server.Delivery) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, string(d.Body))
-	}
-	slices.Sort(out)
-	return out
-}
-
 func numbered(prefix string, n int) []string {
 	var out []string
 	for i := range n {

@@ -247,7 +247,7 @@ func consume(t *testing.T, q server.Queue, topic string, concurrency int, h serv
 			select {
 			case err = <-done:
 			case <-time.After(patience):
-				err = errors.New("Consume did not return after its context ended")
+				err = errors.New("the consumer did not return after its context ended")
 			}
 		})
 		return err
