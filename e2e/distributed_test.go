@@ -34,9 +34,12 @@ type cluster struct {
 	mailpit    string
 	rabbitctl  string
 	env        []string
+	tmp        string // the converters' --tmp-dir
 }
 
-func startCluster(t *testing.T, converters int) *cluster {
+// startCluster starts auth, a gateway (with gatewayArgs added to its flags), converters and
+// notify on the real servers.
+func startCluster(t *testing.T, converters int, gatewayArgs ...string) *cluster {
 	t.Helper()
 	testenv.Tool(t, "ffmpeg")
 	dsn := testenv.Get(t, testenv.MySQLDSN)
@@ -46,6 +49,7 @@ func startCluster(t *testing.T, converters int) *cluster {
 	c := &cluster{t: t, mailpit: testenv.Get(t, testenv.MailpitAPI), rabbitctl: os.Getenv(testenv.RabbitCtl)}
 	_, v2md := binaries(t)
 	dir := t.TempDir()
+	c.tmp = dir
 	key := filepath.Join(dir, "jwt.pem")
 	if out, err := exec.Command(v2md, "keygen", "-o", key).CombinedOutput(); err != nil {
 		t.Fatalf("keygen: %v %s", err, out)
@@ -59,8 +63,8 @@ func startCluster(t *testing.T, converters int) *cluster {
 	authAddr := freeAddr(t)
 	start(t, "auth", authAddr, c.env, "auth", "--listen", authAddr, "--mysql-dsn", dsn, "--jwt-key-file", key, "--bcrypt-cost", "4")
 	gwAddr := freeAddr(t)
-	c.gateway = start(t, "gateway", gwAddr, c.env, "gateway", "--listen", gwAddr, "--auth-url", "http://"+authAddr,
-		"--part-size", "1MiB", "--sweep-interval", "1s", "--sweep-stale-after", "20s")
+	c.gateway = start(t, "gateway", gwAddr, c.env, append([]string{"gateway", "--listen", gwAddr, "--auth-url", "http://" + authAddr,
+		"--part-size", "1MiB", "--sweep-interval", "1s", "--sweep-stale-after", "20s"}, gatewayArgs...)...)
 	for i := range converters {
 		addr := freeAddr(t)
 		c.converters = append(c.converters, start(t, fmt.Sprintf("convert-%d", i+1), addr, c.env, "convert", "--listen", addr,
@@ -295,7 +299,26 @@ func TestDistributedConverterKilled(t *testing.T) {
 		}
 		return false
 	})
+	// The victim's ffmpeg, in its work dir (the converters share --tmp-dir).
+	var workDir string
+	waitUntil(t, time.Minute, "the victim's ffmpeg to run", func() bool {
+		for _, pid := range processesIn(c.tmp) {
+			if parentOf(pid) == victim.cmd.Process.Pid {
+				workDir, _ = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+				return workDir != ""
+			}
+		}
+		return false
+	})
 	victim.stop(syscall.SIGKILL)
+	waitUntil(t, 10*time.Second, "the victim's ffmpeg to die with it", func() bool {
+		for _, pid := range processesIn(c.tmp) {
+			if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); cwd == workDir {
+				return false
+			}
+		}
+		return true
+	})
 	mp3 := filepath.Join(t.TempDir(), "after-kill.mp3")
 	if r := u.run("", "wait", id, "--timeout", "4m"); r.code != 0 {
 		t.Fatalf("wait: %s", r)
@@ -313,6 +336,35 @@ func TestDistributedConverterKilled(t *testing.T) {
 	if n := metric(t, survivor, "v2m_jobs_total", `state="done"`); n != 1 {
 		t.Fatalf("the surviving converter finished %v jobs, want 1", n)
 	}
+	// The victim's work dir (with the user's audio) stays until a converter starts on that
+	// machine again, and then goes.
+	if _, err := os.Stat(workDir); err != nil {
+		t.Fatalf("the killed converter's work dir %s is gone before any restart: %v", workDir, err)
+	}
+	addr := freeAddr(t)
+	start(t, "convert-restarted", addr, c.env, "convert", "--listen", addr, "--concurrency", "1", "--stale-after", "20s", "--tmp-dir", c.tmp)
+	if _, err := os.Stat(workDir); !os.IsNotExist(err) {
+		t.Errorf("the killed converter's work dir is still there after a converter started: %v", err)
+	}
+}
+
+// parentOf returns the parent pid of pid, or 0.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // TestDistributedCorruptVideo: a corrupt video fails its job with a reason and a mail, the
