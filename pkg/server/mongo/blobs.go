@@ -218,7 +218,10 @@ func (s *BlobStore) writeChunks(ctx context.Context, chunks *mongo.Collection, u
 			return server.Errorf(server.ETOOLARGE, "upload %s: file has too many chunks", u.ID)
 		}
 		doc := bson.D{{Key: "files_id", Value: id}, {Key: "n", Value: int32(i)}, {Key: "data", Value: buf[:size]}}
-		if _, err := chunks.InsertOne(ctx, doc); err != nil {
+		wctx, cancel := chunkContext(ctx)
+		_, err = chunks.InsertOne(wctx, doc)
+		cancel()
+		if err != nil {
 			if isDup(err) {
 				return errTaken
 			}
@@ -255,12 +258,25 @@ type partDoc struct {
 
 // putChunk stores chunk n of file oid. It inserts, and replaces only when a chunk n exists
 // already (the unique index says so); replaced reports that case.
+// chunkWriteTimeout bounds one chunk's write.
+const chunkWriteTimeout = time.Minute
+
+// chunkContext is the context of one chunk's write: it is not canceled with the request. A
+// write canceled on the client's side may still be applied by the server after the
+// clean-up that follows a failed upload has run, and leave a chunk that nothing refers to;
+// a write that always finishes (or times out) is seen by that clean-up.
+func chunkContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), chunkWriteTimeout)
+}
+
 func putChunk(ctx context.Context, chunks *mongo.Collection, oid bson.ObjectID, n int64, data []byte) (replaced bool, err error) {
 	if n > 1<<31-1 {
 		return false, server.Errorf(server.ETOOLARGE, "file has too many chunks")
 	}
 	doc := bson.D{{Key: "files_id", Value: oid}, {Key: "n", Value: int32(n)}, {Key: "data", Value: data}}
-	_, err = chunks.InsertOne(ctx, doc)
+	wctx, cancel := chunkContext(ctx)
+	defer cancel()
+	_, err = chunks.InsertOne(wctx, doc)
 	if err == nil {
 		return false, nil
 	}
@@ -268,7 +284,7 @@ func putChunk(ctx context.Context, chunks *mongo.Collection, oid bson.ObjectID, 
 		return false, wrap(fmt.Sprintf("write chunk %d", n), err)
 	}
 	filter := bson.D{{Key: "files_id", Value: oid}, {Key: "n", Value: int32(n)}}
-	if _, err := chunks.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true)); err != nil {
+	if _, err := chunks.ReplaceOne(wctx, filter, doc, options.Replace().SetUpsert(true)); err != nil {
 		return true, wrap(fmt.Sprintf("rewrite chunk %d", n), err)
 	}
 	return true, nil
