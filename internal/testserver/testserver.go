@@ -13,6 +13,8 @@
 //	job, err := c.Upload(ctx, "talk.mp4", client.UploadOptions{})
 //	s.Requests("POST /v1/uploads/{id}/complete") // two: the lost answer, and the retry
 //
+// It is for tests only: import it from _test.go files, never from a package that ships.
+//
 // Everything lives in t.TempDir() and stops when the test ends (the HTTP server first, then
 // the converter, then the database); a failed test gets the server's log in its output.
 //
@@ -21,10 +23,12 @@
 // ServeMux, "GET" also matches HEAD, and an invalid pattern panics.
 //
 // Conversions run on the queue as in v2md: a job is queued when its upload completes, then
-// converting while Convert runs, then done (its MP3 stored under the job's mp3_fid) or failed
-// (a Convert error made by Fail, or any error after the queue's last attempt). Convert must
-// return when its context ends: that is how the converter stops at the end of the test. Long
-// polls answer as soon as a job changes, as in standalone mode.
+// converting while Convert runs, then done (its MP3 stored under the job's mp3_fid) or failed.
+// A Convert error made by Fail fails the job at once with its reason; any other error is
+// retried by the queue, MaxAttempts times in all with Backoff between (here 3 and 10 ms), and
+// then fails the job. Convert must return when its context ends: that is how the converter
+// stops at the end of the test. Long polls answer as soon as a job changes, as in standalone
+// mode.
 package testserver
 
 import (
@@ -55,6 +59,12 @@ import (
 	"github.com/v2m/v2m/pkg/server/token"
 	"github.com/v2m/v2m/pkg/server/worker"
 	"github.com/v2m/v2m/pkg/wire"
+)
+
+// The queue's retry policy for conversions that fail with an error not made by Fail.
+const (
+	MaxAttempts = 3                     // deliveries of a job before it fails
+	Backoff     = 10 * time.Millisecond // between two deliveries
 )
 
 // ConvertFunc converts the video at src into an MP3 at dst, calling progress with 0-100; it
@@ -147,7 +157,8 @@ func New(t testing.TB, opts Options) *Server {
 		t.Fatalf("testserver: %v", err)
 	}
 
-	q := db.Queue(sqlite.QueueConfig{Logger: log})
+	q := db.Queue(sqlite.QueueConfig{MaxAttempts: MaxAttempts, Backoff: func(int) time.Duration { return Backoff },
+		Poll: 25 * time.Millisecond, Logger: log})
 	changes := api.NewSignal()
 	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: "v2m"}, Cost: bcrypt.MinCost,
 		Revocations: db.Revocations()}

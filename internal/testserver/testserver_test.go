@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/v2m/v2m/internal/testserver"
@@ -193,5 +194,36 @@ func TestFailAndNext(t *testing.T) {
 	}
 	if j := a.waitJob(up.ID); j.State != wire.JobFailed || j.Error != "no audio stream" || j.FinishedAt == nil {
 		t.Fatalf("job %+v", j)
+	}
+}
+
+// TestTransientConvertErrors: a conversion that fails with an ordinary error is tried
+// MaxAttempts times, then its job fails; one that recovers in time is done.
+func TestTransientConvertErrors(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	a := newAPI(t, testserver.Options{Convert: func(ctx context.Context, src, dst string, p func(int)) error {
+		video, _ := os.ReadFile(src)
+		mu.Lock()
+		tries[string(video)]++
+		n := tries[string(video)]
+		mu.Unlock()
+		if string(video) == "never" || n < testserver.MaxAttempts {
+			return errors.New("the disk is full")
+		}
+		return testserver.FakeConvert(ctx, src, dst, p)
+	}})
+	for video, want := range map[string]string{"never": wire.JobFailed, "late": wire.JobDone} {
+		up := a.createUpload(len(video))
+		a.putPart(up.ID, 0, []byte(video))
+		a.must(201, "POST", "/v1/uploads/"+up.ID+"/complete", nil, nil)
+		if j := a.waitJob(up.ID); j.State != want {
+			t.Errorf("%s: job %+v, want %s", video, j, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["never"] != testserver.MaxAttempts || tries["late"] != testserver.MaxAttempts {
+		t.Errorf("tries %v, want %d each", tries, testserver.MaxAttempts)
 	}
 }
