@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // DefaultUserAgent is sent when no other User-Agent is configured.
@@ -184,12 +186,7 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 // APIError with the status and a short excerpt of the body.
 func decodeError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var env struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var env wire.ErrorBody
 	ae := &APIError{Status: resp.StatusCode}
 	if json.Unmarshal(body, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
 		ae.Code, ae.Message = env.Error.Code, env.Error.Message
@@ -242,7 +239,7 @@ func (c *Client) doJSON(ctx context.Context, method, path string, in, out any, e
 // Register creates an account.
 func (c *Client) Register(ctx context.Context, email, password string) (*User, error) {
 	var u User
-	in := map[string]string{"email": email, "password": password}
+	in := wire.Credentials{Email: email, Password: password}
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/users", in, &u, nil); err != nil {
 		return nil, fmt.Errorf("register %s: %w", email, err)
 	}
@@ -286,9 +283,7 @@ func (c *Client) Me(ctx context.Context) (*Me, error) {
 
 // Jobs returns the caller's jobs, newest first.
 func (c *Client) Jobs(ctx context.Context) ([]Job, error) {
-	var out struct {
-		Jobs []Job `json:"jobs"`
-	}
+	var out wire.JobList
 	if err := c.doJSON(ctx, http.MethodGet, "/v1/jobs", nil, &out, nil); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

@@ -8,6 +8,9 @@
 //	job, err = c.Wait(ctx, job.ID, nil)
 //	err = c.Download(ctx, job.MP3FID, "talk.mp3", nil)
 //
+// The JSON bodies (Job, UploadInfo, User, Token, Me) are package wire's, the definitions the
+// server answers with, aliased here; wire.MP3Name gives the name the server gives a job's MP3.
+//
 // # Errors
 //
 // An error answered by the server is an *APIError carrying the HTTP status and the documented

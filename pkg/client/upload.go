@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // DefaultParallel is how many parts Upload sends at once unless told otherwise.
@@ -149,11 +151,7 @@ func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, 
 			}
 		}
 	}
-	in := struct {
-		Filename string `json:"filename"`
-		Size     int64  `json:"size"`
-		SHA256   string `json:"sha256,omitempty"`
-	}{Filename: filepath.Base(key.Path), Size: key.Size}
+	in := wire.NewUpload{Filename: filepath.Base(key.Path), Size: key.Size}
 	if opts.SHA256 {
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(f, 0, key.Size)); err != nil {

@@ -11,8 +11,6 @@ package server
 import (
 	"context"
 	"io"
-	"path"
-	"strings"
 	"time"
 )
 
@@ -414,13 +412,4 @@ func WithClientIP(ctx context.Context, ip string) context.Context {
 func ClientIP(ctx context.Context) string {
 	ip, _ := ctx.Value(clientIPKey{}).(string)
 	return ip
-}
-
-// MP3Name is the name of a video's MP3: the video's name with its extension replaced by .mp3.
-func MP3Name(filename string) string {
-	base := strings.TrimSuffix(filename, path.Ext(filename))
-	if base == "" {
-		base = "audio"
-	}
-	return base + ".mp3"
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/throttle"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // Config holds a Server's dependencies and limits. Nil dependencies switch their routes off.
@@ -181,8 +182,8 @@ func statusOf(code string) int {
 	}
 }
 
-func errorBody(code, msg string) gin.H {
-	return gin.H{"error": gin.H{"code": code, "message": msg}}
+func errorBody(code, msg string) wire.ErrorBody {
+	return wire.ErrorBody{Error: wire.Error{Code: code, Message: msg}}
 }
 
 // fail writes err as the API's error shape. Internal errors are logged with their details

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 func (s *Server) download(c *gin.Context) { s.serveMP3(c, c.Param("fid")) }
@@ -30,7 +30,7 @@ func (s *Server) serveMP3(c *gin.Context, fid string) {
 	w.Header().Set("Content-Type", "audio/mpeg")
 	w.Header().Set("ETag", `"`+fid+`"`) // an MP3 never changes once its job is done
 	w.Header().Set("Cache-Control", "private, max-age=86400")
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": server.MP3Name(j.Filename)}))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": wire.MP3Name(j.Filename)}))
 	normalizeRange(c.Request.Header)
 	sw := s.streamResponse(c)
 	http.ServeContent(sw, c.Request, "", b.ModTime(), b) // also HEAD, Range, If-None-Match, If-Range

@@ -8,23 +8,11 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
-type jobJSON struct {
-	ID         string     `json:"id"`
-	State      string     `json:"state"`
-	Progress   int        `json:"progress"`
-	Error      string     `json:"error"`
-	Filename   string     `json:"filename"`
-	Size       int64      `json:"size"`
-	MP3FID     string     `json:"mp3_fid"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-}
-
-func toJobJSON(j *server.Job) jobJSON {
-	out := jobJSON{ID: j.ID, State: string(j.State), Progress: j.Progress, Filename: j.Filename, Size: j.Size,
+func toJobJSON(j *server.Job) wire.Job {
+	out := wire.Job{ID: j.ID, State: string(j.State), Progress: j.Progress, Filename: j.Filename, Size: j.Size,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	switch j.State {
 	case server.JobDone:
@@ -45,11 +33,11 @@ func (s *Server) listJobs(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := make([]jobJSON, 0, len(jobs))
+	out := make([]wire.Job, 0, len(jobs))
 	for _, j := range jobs {
 		out = append(out, toJobJSON(j))
 	}
-	c.JSON(http.StatusOK, gin.H{"jobs": out})
+	c.JSON(http.StatusOK, wire.JobList{Jobs: out})
 }
 
 // ownJob loads the caller's job; someone else's is not found, with the same answer as a job

@@ -13,22 +13,14 @@ import (
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/jobs"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
-type uploadJSON struct {
-	ID       string `json:"id"`
-	Filename string `json:"filename"`
-	Size     int64  `json:"size"`
-	PartSize int64  `json:"part_size"`
-	Parts    int    `json:"parts"`
-	Received []int  `json:"received"`
-}
-
-func toUploadJSON(u *server.Upload, received []int) uploadJSON {
+func toUploadJSON(u *server.Upload, received []int) wire.Upload {
 	if received == nil {
 		received = []int{}
 	}
-	return uploadJSON{ID: u.ID, Filename: u.Filename, Size: u.Size, PartSize: u.PartSize, Parts: u.Parts(), Received: received}
+	return wire.Upload{ID: u.ID, Filename: u.Filename, Size: u.Size, PartSize: u.PartSize, Parts: u.Parts(), Received: received}
 }
 
 func (s *Server) createUpload(c *gin.Context) {

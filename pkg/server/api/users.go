@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // maxJSONBody is the largest body a JSON route reads.
@@ -93,12 +94,6 @@ func jsonKind(t reflect.Type) string {
 	}
 }
 
-type userJSON struct {
-	ID        int64     `json:"id"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 func (s *Server) register(c *gin.Context, email, password string) {
 	if s.throttled(c, s.cfg.RegisterLimit, email) {
 		return
@@ -109,14 +104,11 @@ func (s *Server) register(c *gin.Context, email, password string) {
 		return
 	}
 	s.log.Info("user registered", "request_id", c.GetString(ctxRequestID), "user_id", u.ID)
-	c.JSON(http.StatusCreated, userJSON{ID: u.ID, Email: u.Email, CreatedAt: u.CreatedAt})
+	c.JSON(http.StatusCreated, wire.User{ID: u.ID, Email: u.Email, CreatedAt: u.CreatedAt})
 }
 
 func (s *Server) createUser(c *gin.Context) {
-	var req struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-	}
+	var req wire.Credentials
 	if err := s.decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -164,7 +156,7 @@ func (s *Server) basicLogin(c *gin.Context) (string, time.Time, bool) {
 
 func (s *Server) createToken(c *gin.Context) {
 	if tok, exp, ok := s.basicLogin(c); ok {
-		c.JSON(http.StatusOK, gin.H{"token": tok, "expires_at": exp.UTC()})
+		c.JSON(http.StatusOK, wire.Token{Token: tok, ExpiresAt: exp.UTC()})
 	}
 }
 
@@ -177,7 +169,7 @@ func (s *Server) login(c *gin.Context) {
 
 func (s *Server) me(c *gin.Context) {
 	cl := claimsOf(c)
-	c.JSON(http.StatusOK, gin.H{"email": cl.Subject, "issuer": cl.Issuer, "expires_at": cl.ExpiresAt})
+	c.JSON(http.StatusOK, wire.Me{Email: cl.Subject, Issuer: cl.Issuer, ExpiresAt: cl.ExpiresAt})
 }
 
 // validate is the tutorial's route: the token's claims.

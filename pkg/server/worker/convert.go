@@ -23,6 +23,7 @@ import (
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // Converter converts the videos of queued jobs into MP3s.
@@ -229,7 +230,7 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
 	defer cancel()
-	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, server.MP3Name(j.Filename), f)
+	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, wire.MP3Name(j.Filename), f)
 	if err != nil {
 		return fmt.Errorf("store mp3: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // Notifier mails users the outcome of their jobs: at most one mail per job outcome, however
@@ -64,7 +65,7 @@ func (n *Notifier) Compose(ev server.JobEvent) server.Mail {
 	if ev.State == server.JobDone {
 		fmt.Fprintf(&b, "Your MP3 of %s is ready.\n\n", ev.Filename)
 		fmt.Fprintf(&b, "File id: %s\n\nDownload it with:\n\n    %s\n", ev.MP3FID, n.downloadCommand(ev))
-		return server.Mail{To: ev.Username, Subject: "Your MP3 is ready: " + server.MP3Name(ev.Filename), Body: b.String()}
+		return server.Mail{To: ev.Username, Subject: "Your MP3 is ready: " + wire.MP3Name(ev.Filename), Body: b.String()}
 	}
 	fmt.Fprintf(&b, "We could not convert %s.\n\nReason: %s\n\nJob id: %s\n", ev.Filename, ev.Error, ev.JobID)
 	return server.Mail{To: ev.Username, Subject: "Conversion failed: " + ev.Filename, Body: b.String()}
@@ -75,5 +76,5 @@ func (n *Notifier) downloadCommand(ev server.JobEvent) string {
 	if n.PublicURL != "" {
 		cmd += " --server " + n.PublicURL
 	}
-	return fmt.Sprintf("%s download %s -o '%s'", cmd, ev.MP3FID, strings.ReplaceAll(server.MP3Name(ev.Filename), "'", `'\''`))
+	return fmt.Sprintf("%s download %s -o '%s'", cmd, ev.MP3FID, strings.ReplaceAll(wire.MP3Name(ev.Filename), "'", `'\''`))
 }

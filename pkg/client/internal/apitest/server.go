@@ -1,8 +1,10 @@
 // Package apitest is an in-memory implementation of the v2m HTTP API (docs/api.md) on an
-// httptest.Server, for testing the client and the CLI without the real daemon. It follows the
-// documented contract (error shape and codes, chunked uploads with CRC-32C checks, long-poll,
-// Range/ETag on files) and adds a few knobs to provoke failures and to observe what a client
-// sent.
+// httptest.Server, for testing the CLI without the real daemon. It follows the documented
+// contract (error shape and codes, chunked uploads with CRC-32C checks, long-poll, Range/ETag
+// on files) and adds a few knobs to provoke failures and to observe what a client sent.
+//
+// Deprecated: use internal/testserver, which runs the real API. This package goes once the
+// CLI's tests have moved there.
 package apitest
 
 import (
@@ -21,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // Server is a running fake v2m API.
@@ -57,16 +61,7 @@ type upload struct {
 }
 
 type job struct {
-	ID         string     `json:"id"`
-	State      string     `json:"state"`
-	Progress   int        `json:"progress"`
-	Error      string     `json:"error"`
-	Filename   string     `json:"filename"`
-	Size       int64      `json:"size"`
-	MP3FID     string     `json:"mp3_fid"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	FinishedAt *time.Time `json:"finished_at"`
+	wire.Job
 
 	owner string
 	seq   int
@@ -295,7 +290,7 @@ func (s *Server) Video(id string) []byte {
 func (s *Server) AddJob(owner, filename, state, reason string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j := s.newJobLocked(strings.ToLower(owner), filename, []byte("video of "+filename))
+	j := s.newJobLocked(newID(), strings.ToLower(owner), filename, []byte("video of "+filename))
 	switch state {
 	case "done":
 		s.finishLocked(j, nil)
@@ -335,10 +330,10 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-func (s *Server) newJobLocked(owner, filename string, video []byte) *job {
+func (s *Server) newJobLocked(id, owner, filename string, video []byte) *job {
 	now := time.Now().UTC()
 	s.seq++
-	j := &job{ID: newID(), State: "queued", Filename: filename, Size: int64(len(video)), CreatedAt: now, UpdatedAt: now,
+	j := &job{Job: wire.Job{ID: id, State: "queued", Filename: filename, Size: int64(len(video)), CreatedAt: now, UpdatedAt: now},
 		owner: owner, seq: s.seq, mp3: newID(), video: video}
 	s.jobs[j.ID] = j
 	return j
@@ -357,17 +352,10 @@ func (s *Server) finishLocked(j *job, err error) {
 
 func (s *Server) finishLockedMP3(j *job, mp3 []byte) {
 	now := time.Now().UTC()
-	name := strings.TrimSuffix(j.Filename, fileExt(j.Filename)) + ".mp3"
+	name := wire.MP3Name(j.Filename)
 	s.addFileLocked(j.mp3, j.owner, name, mp3)
 	j.State, j.Progress, j.MP3FID, j.UpdatedAt, j.FinishedAt = "done", 100, j.mp3, now, &now
 	s.notifyLocked()
-}
-
-func fileExt(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i > 0 {
-		return name[i:]
-	}
-	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -377,7 +365,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	writeJSON(w, status, wire.ErrorBody{Error: wire.Error{Code: code, Message: msg}})
 }
 
 func (s *Server) auth(h func(w http.ResponseWriter, r *http.Request, email string)) http.HandlerFunc {
@@ -416,7 +404,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.users[email] = in.Password
-	writeJSON(w, http.StatusCreated, map[string]any{"id": len(s.users), "email": email, "created_at": time.Now().UTC()})
+	writeJSON(w, http.StatusCreated, wire.User{ID: int64(len(s.users)), Email: email, CreatedAt: time.Now().UTC()})
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -431,7 +419,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	tok := "tok-" + newID()
 	exp := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
 	s.tokens[tok] = tokenInfo{email: email, expires: exp}
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp})
+	writeJSON(w, http.StatusOK, wire.Token{Token: tok, ExpiresAt: exp})
 }
 
 // revoke makes the caller's token invalid, as DELETE /v1/tokens/current does.
@@ -454,7 +442,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, email string) {
 	s.mu.Lock()
 	exp := s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")].expires
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"email": email, "issuer": "v2m", "expires_at": exp.UTC()})
+	writeJSON(w, http.StatusOK, wire.Me{Email: email, Issuer: "v2m", ExpiresAt: exp.UTC()})
 }
 
 func (s *Server) partLen(u *upload, n int) int64 {
@@ -475,13 +463,13 @@ func (s *Server) parts(u *upload) int {
 	return int((u.size + s.partSize - 1) / s.partSize)
 }
 
-func (s *Server) uploadJSON(u *upload) map[string]any {
+func (s *Server) uploadJSON(u *upload) wire.Upload {
 	rec := []int{}
 	for n := range u.parts {
 		rec = append(rec, n)
 	}
 	slices.Sort(rec)
-	return map[string]any{"id": u.id, "filename": u.filename, "size": u.size, "part_size": s.partSize, "parts": s.parts(u), "received": rec}
+	return wire.Upload{ID: u.id, Filename: u.filename, Size: u.size, PartSize: s.partSize, Parts: s.parts(u), Received: rec}
 }
 
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, email string) {
@@ -591,6 +579,10 @@ func (s *Server) putPart(w http.ResponseWriter, r *http.Request, email string) {
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, email string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if j := s.jobs[r.PathValue("id")]; j != nil && j.owner == email {
+		writeJSON(w, http.StatusCreated, j) // completed before: the answer was lost
+		return
+	}
 	u := s.uploadOf(w, r, email)
 	if u == nil {
 		return
@@ -612,7 +604,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, email string) 
 		}
 	}
 	delete(s.uploads, u.id)
-	j := s.newJobLocked(email, u.filename, video)
+	j := s.newJobLocked(u.id, email, u.filename, video) // the job takes the upload's id
 	writeJSON(w, http.StatusCreated, j)
 	if !s.manual {
 		go func() {

@@ -1,0 +1,110 @@
+// Package wire defines the JSON bodies of v2m's HTTP API (docs/api.md), the one definition
+// that both the server (pkg/server/api) and the Go SDK (pkg/client) encode and decode. It
+// imports only the standard library, so that the client can use it without pulling in
+// anything of the server's.
+//
+// Field names, order and shapes are the documented contract: users' scripts read them from
+// `v2m --json`. Change them only together with docs/api.md.
+package wire
+
+import "time"
+
+// User is an account: the answer of POST /v1/users.
+type User struct {
+	ID        int64     `json:"id"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Credentials is the body of POST /v1/users.
+type Credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// Token is a bearer token: the answer of POST /v1/tokens.
+type Token struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Me describes the caller's token: the answer of GET /v1/me.
+type Me struct {
+	Email     string    `json:"email"`
+	Issuer    string    `json:"issuer"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// NewUpload is the body of POST /v1/uploads. SHA256, when set, is the whole file's SHA-256
+// in hex, checked when the upload completes.
+type NewUpload struct {
+	Filename string `json:"filename"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+// Upload is a chunked upload in progress: the answer of POST /v1/uploads and
+// GET /v1/uploads/{id}. Received lists the stored part numbers, ascending; it is never null.
+type Upload struct {
+	ID       string `json:"id"`
+	Filename string `json:"filename"`
+	Size     int64  `json:"size"`
+	PartSize int64  `json:"part_size"`
+	Parts    int    `json:"parts"`
+	Received []int  `json:"received"`
+}
+
+// PartLen returns the length of part n, or -1 when n is out of range.
+func (u *Upload) PartLen(n int) int64 {
+	if n < 0 || n >= u.Parts {
+		return -1
+	}
+	if n == u.Parts-1 {
+		return u.Size - int64(n)*u.PartSize
+	}
+	return u.PartSize
+}
+
+// Job states.
+const (
+	JobQueued     = "queued"
+	JobConverting = "converting"
+	JobDone       = "done"
+	JobFailed     = "failed"
+)
+
+// Job is one conversion: the answer of the /v1/jobs routes and of
+// POST /v1/uploads/{id}/complete. A job created from an upload has the upload's id. MP3FID is
+// set only when State is done, Error only when failed, FinishedAt only when final.
+type Job struct {
+	ID         string     `json:"id"`
+	State      string     `json:"state"`
+	Progress   int        `json:"progress"`
+	Error      string     `json:"error"`
+	Filename   string     `json:"filename"`
+	Size       int64      `json:"size"`
+	MP3FID     string     `json:"mp3_fid"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+// Final reports whether the job's state never changes again (done or failed).
+func (j *Job) Final() bool { return j.State == JobDone || j.State == JobFailed }
+
+// JobList is the answer of GET /v1/jobs: the caller's newest jobs, newest first. Jobs is
+// never null.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// Error is the error of an error answer.
+type Error struct {
+	Code    string `json:"code"`    // "invalid", "not_found", ... (docs/api.md lists them)
+	Message string `json:"message"` // for people
+}
+
+// ErrorBody is every error answer: {"error":{"code":"not_found","message":"job not found"}}.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
