@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/v2m/v2m/pkg/client"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // What upload, wait, download and convert share: uploading a file, waiting for a job and
@@ -174,14 +175,17 @@ func downloadTo(ctx context.Context, p progress, c *client.Client, fid, out stri
 	return fi.Size(), nil
 }
 
-// mp3Name is the default output name for a job's MP3: its file name with .mp3.
+// mp3Name is the default output name for a job's MP3: wire.MP3Name, the server's own rule,
+// with fallback as the name when filename has none.
 func mp3Name(filename, fallback string) string {
-	base := filepath.Base(strings.ReplaceAll(filename, `\`, "/"))
-	base = strings.TrimSuffix(base, filepath.Ext(base))
-	if base == "" || base == "." || base == "/" || base == ".." {
-		base = fallback
+	base := filename
+	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
+		base = base[i+1:]
 	}
-	return base + ".mp3"
+	if base == "" || base == "." || base == ".." {
+		return fallback + ".mp3"
+	}
+	return wire.MP3Name(filename)
 }
 
 func samePath(a, b string) (bool, error) {
