@@ -80,18 +80,18 @@ func TestEventFor(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
+func TestDefaultBackoff(t *testing.T) {
 	for attempt, want := range map[int]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second,
 		9: 256 * time.Second, 10: MaxBackoff, 50: MaxBackoff, 1 << 30: MaxBackoff} {
 		for range 20 {
-			if got := Backoff(attempt); got > want || got < want*3/4 {
-				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", attempt, got, want*3/4, want)
+			if got := DefaultBackoff(attempt); got > want || got < want*3/4 {
+				t.Fatalf("DefaultBackoff(%d) = %v, want within [%v, %v]", attempt, got, want*3/4, want)
 			}
 		}
 	}
 	var total time.Duration
 	for a := 1; a < DefaultMailAttempts; a++ {
-		total += Backoff(a)
+		total += DefaultBackoff(a)
 	}
 	if total < 40*time.Minute || total > 80*time.Minute {
 		t.Errorf("a mail is retried for %v, want about an hour", total)

@@ -78,7 +78,7 @@ const (
 )
 
 // Defaults of Config. MaxAttempts and Backoff default to server.DefaultMaxAttempts and
-// server.Backoff, the retry policy of every queue.
+// server.DefaultBackoff, the retry policy of every queue.
 const (
 	DefaultHeartbeat      = 10 * time.Second
 	DefaultPublishTimeout = 10 * time.Second
@@ -122,7 +122,7 @@ type Config struct {
 	// MaxAttempts is how many deliveries a message gets before it is dead-lettered.
 	MaxAttempts int
 	// Backoff returns how long a message waits in T.retry after its attempt-th delivery
-	// failed. Default: server.Backoff.
+	// failed. Default: server.DefaultBackoff.
 	Backoff   func(attempt int) time.Duration
 	Logger    *slog.Logger
 	Heartbeat time.Duration // DefaultHeartbeat when zero
@@ -166,7 +166,7 @@ func Dial(ctx context.Context, cfg Config) (*Queue, error) {
 		cfg.MaxAttempts = server.DefaultMaxAttempts
 	}
 	if cfg.Backoff == nil {
-		cfg.Backoff = server.Backoff
+		cfg.Backoff = server.DefaultBackoff
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -35,7 +35,7 @@ func (d *DB) Queue(cfg QueueConfig) *Queue {
 		cfg.MaxAttempts = server.DefaultMaxAttempts
 	}
 	if cfg.Backoff == nil {
-		cfg.Backoff = server.Backoff
+		cfg.Backoff = server.DefaultBackoff
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 30 * time.Second
