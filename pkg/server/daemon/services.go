@@ -179,15 +179,13 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	hashN, hashWait, err := hashLimits(s)
+	accounts, err := accountService(s, store, store, key, issuer)
 	if err != nil {
 		return err
 	}
 	if len(proxies) == 0 {
 		log.Warn("no --trusted-proxies: every login through a gateway counts against the gateway's IP; list the gateways' CIDR")
 	}
-	accounts := &auth.Service{Users: store, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")},
-		Cost: s.int("bcrypt-cost"), HashConcurrency: hashN, HashWait: hashWait, Revocations: store}
 	h := api.New(api.Config{
 		Limits:   limits,
 		Accounts: accounts,

@@ -15,7 +15,6 @@ import (
 	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/api"
-	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/disk"
 	"github.com/v2m/v2m/pkg/server/ffmpeg"
 	"github.com/v2m/v2m/pkg/server/jobs"
@@ -142,12 +141,10 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	hashN, hashWait, err := hashLimits(s)
+	accounts, err := accountService(s, db.Users(), db.Revocations(), key, issuer)
 	if err != nil {
 		return err
 	}
-	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")},
-		Cost: s.int("bcrypt-cost"), HashConcurrency: hashN, HashWait: hashWait, Revocations: db.Revocations()}
 	handler := api.New(api.Config{
 		Changes:  changes,
 		Accounts: accounts,

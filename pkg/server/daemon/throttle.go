@@ -7,8 +7,10 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/throttle"
+	"github.com/v2m/v2m/pkg/server/token"
 )
 
 // The limits of logins and registrations, with their defaults. Each process (standalone, each
@@ -78,4 +80,15 @@ func hashLimits(s *settings) (int, time.Duration, error) {
 		return 0, 0, fmt.Errorf("--bcrypt-concurrency and --bcrypt-wait must not be negative")
 	}
 	return n, wait, nil
+}
+
+// accountService is the registration and login service over users, signing tokens with key:
+// the auth service's and standalone's, with the same settings.
+func accountService(s *settings, users server.UserStore, revocations server.RevocationStore, key token.Key, issuer string) (*auth.Service, error) {
+	n, wait, err := hashLimits(s)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Service{Users: users, Tokens: &token.Issuer{Key: key, Issuer: issuer, TTL: s.dur("token-ttl")},
+		Cost: s.int("bcrypt-cost"), HashConcurrency: n, HashWait: wait, Revocations: revocations}, nil
 }
