@@ -373,7 +373,7 @@ func TestUploadResumesFromState(t *testing.T) {
 	e := newEnv(t, s)
 	e.login("a@example.com")
 	path, data := writeVideo(t, 4500)
-	copy(data, "hold")
+	copy(data, "hold") // the converter holds the job, so only the upload runs during the test
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +542,7 @@ func TestExitCodes(t *testing.T) {
 	e.login("a@example.com")
 	c := sdk(t, s, storedToken(t, s.URL))
 	failed := addJob(t, c, "bad.mp4", []byte("fail: not a video"), true).ID
-	queued := addJob(t, c, "slow.mp4", []byte("hold: a video"), false).ID // held until the test ends
+	pending := addJob(t, c, "slow.mp4", []byte("hold: a video"), false).ID // held until the test ends
 	theirs := addJob(t, sdk(t, s, s.Signup(t, "b@example.com", "password1")), "theirs.mp4", []byte("a video"), true).ID
 
 	e.want(e.run("", "upload"), 2)
@@ -566,13 +566,13 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	e.want(e.run("", "download", failed), 5)
-	r = e.run("", "download", queued)
+	r = e.run("", "download", pending)
 	e.want(r, 1)
 	if !strings.Contains(r.stderr, "not done yet") {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 
-	r = e.run("", "wait", queued, "--timeout", "200ms", "--json")
+	r = e.run("", "wait", pending, "--timeout", "200ms", "--json")
 	e.want(r, 6)
 	var doc struct {
 		Error struct {
