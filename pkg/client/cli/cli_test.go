@@ -413,6 +413,40 @@ func TestUploadResumesFromState(t *testing.T) {
 	}
 }
 
+// TestUploadResumesAfterInterruption: an upload that gives up on a part which never gets
+// through is taken up again by the next run, which sends only what the server lacks.
+func TestUploadResumesAfterInterruption(t *testing.T) {
+	s := testserver.New(t, testserver.Options{PartSize: 1000})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, data := writeVideo(t, 3000)
+	s.Faults.CutRequestBody("PUT /v1/uploads/{id}/parts/2", 10, 100)
+	r := e.run("", "upload", path, "--parallel", "1")
+	e.want(r, 1) // the server answers, but not to part 2: an error, not an unreachable server
+	if !strings.Contains(r.stderr, "part 2") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	reqs := s.Requests(partRoute)
+	if len(reqs) == 0 {
+		t.Fatal("no part was sent")
+	}
+	id := strings.Split(strings.TrimPrefix(reqs[0].Path, "/v1/uploads/"), "/")[0]
+	before := partPuts(s, id)
+	s.Faults.Reset()
+	r = e.run("", "upload", path, "--json")
+	e.want(r, 0)
+	var job client.Job
+	if err := json.Unmarshal([]byte(r.stdout), &job); err != nil || job.ID != id {
+		t.Fatalf("the second run made job %v %s, want the first run's upload %s", err, r.stdout, id)
+	}
+	if after := partPuts(s, id); after[0] != before[0] || after[1] != before[1] || after[2] != before[2]+1 {
+		t.Fatalf("the second run sent %v after %v, want part 2 only", after, before)
+	}
+	if !bytes.Equal(s.Video(t, id), data) {
+		t.Fatal("assembled video differs")
+	}
+}
+
 // TestUploadSurvivesLostAnswers: a part PUT whose connection breaks and a complete whose
 // answer is lost are sent again, and the upload ends with one job.
 func TestUploadSurvivesLostAnswers(t *testing.T) {
