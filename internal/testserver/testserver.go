@@ -77,6 +77,10 @@ type Options struct {
 	PartSize      int64       // upload part size; 1024 bytes when zero
 	MaxUploadSize int64       // largest video accepted; 64 MiB when zero
 	Convert       ConvertFunc // the conversion; FakeConvert when nil
+	// Now is the clock tokens are issued and checked by (they last 24 hours from their
+	// issue); time.Now when nil. A test moves it to make the server refuse a token as
+	// expired.
+	Now func() time.Time
 }
 
 // Server is a running v2m API. Its methods are safe for concurrent use.
@@ -161,12 +165,13 @@ func New(t testing.TB, opts Options) *Server {
 	q := db.Queue(sqlite.QueueConfig{MaxAttempts: MaxAttempts, Backoff: func(int) time.Duration { return Backoff },
 		Poll: 25 * time.Millisecond, Logger: log})
 	changes := api.NewSignal()
-	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: "v2m"}, Cost: bcrypt.MinCost,
+	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: "v2m", Now: opts.Now}, Cost: bcrypt.MinCost,
 		Revocations: db.Revocations()}
 	h := api.New(api.Config{
 		Accounts: accounts,
-		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
-		Revoker:  accounts,
+		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{key}, Revocations: db.Revocations(),
+			Now: opts.Now},
+		Revoker: accounts,
 		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
 			PartSize: opts.PartSize, MaxUploadSize: opts.MaxUploadSize, Logger: log},
 		PollInterval: 20 * time.Millisecond, Changes: changes,

@@ -12,7 +12,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/v2m/v2m/internal/testserver"
 	"github.com/v2m/v2m/pkg/wire"
@@ -225,5 +227,18 @@ func TestTransientConvertErrors(t *testing.T) {
 	defer mu.Unlock()
 	if tries["never"] != testserver.MaxAttempts || tries["late"] != testserver.MaxAttempts {
 		t.Errorf("tries %v, want %d each", tries, testserver.MaxAttempts)
+	}
+}
+
+// TestNowExpiresTokens: a token is refused as expired once the server's clock has passed
+// its 24 hours.
+func TestNowExpiresTokens(t *testing.T) {
+	var skew atomic.Int64
+	a := newAPI(t, testserver.Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }})
+	a.must(200, "GET", "/v1/me", nil, nil)
+	skew.Store(int64(24*time.Hour + time.Minute))
+	code, b, err := a.do("GET", "/v1/me", nil)
+	if err != nil || code != 401 || !strings.Contains(string(b), "token expired") {
+		t.Fatalf("an expired token: %d %s %v", code, b, err)
 	}
 }

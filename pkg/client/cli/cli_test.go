@@ -5,24 +5,30 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/zalando/go-keyring"
 
+	"github.com/v2m/v2m/internal/testserver"
 	"github.com/v2m/v2m/pkg/client"
 	"github.com/v2m/v2m/pkg/client/cli"
-	"github.com/v2m/v2m/pkg/client/internal/apitest"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // env is one test's command-line environment.
 type env struct {
 	t         *testing.T
-	s         *apitest.Server
+	s         *testserver.Server
 	vars      map[string]string
 	configDir string
 	tty       bool
@@ -35,7 +41,7 @@ type result struct {
 	stdout, stderr string
 }
 
-func newEnv(t *testing.T, s *apitest.Server) *env {
+func newEnv(t *testing.T, s *testserver.Server) *env {
 	keyring.MockInit()
 	dir := t.TempDir()
 	return &env{t: t, s: s, configDir: dir, vars: map[string]string{"V2M_SERVER": s.URL, "V2M_CONFIG_DIR": dir}}
@@ -71,16 +77,25 @@ func (e *env) want(r result, code int) {
 	}
 }
 
+// Route patterns of the test server's requests.
+const (
+	anyRoute      = "/"
+	partRoute     = "PUT /v1/uploads/{id}/parts/{n}"
+	completeRoute = "POST /v1/uploads/{id}/complete"
+	jobRoute      = "GET /v1/jobs/{id}"
+	fileRoute     = "GET /v1/files/{fid}"
+	revokeRoute   = "DELETE /v1/tokens/current"
+)
+
 // login logs in a fresh account through the CLI.
 func (e *env) login(email string) {
 	e.t.Helper()
-	e.s.AddUser(email, "password1")
+	e.s.Signup(e.t, email, "password1")
 	e.want(e.run("password1\n", "login", "--email", email, "--password-stdin"), 0)
 }
 
 func TestRegisterLoginWhoamiLogout(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)
 
 	r := e.run("password1\n", "register", "--email", "A@example.com", "--password-stdin")
@@ -90,7 +105,7 @@ func TestRegisterLoginWhoamiLogout(t *testing.T) {
 	}
 	r = e.run("password1\n", "register", "--email", "a@example.com", "--password-stdin")
 	e.want(r, 1)
-	if r.stderr != "v2m: register a@example.com: email taken (conflict)\n" {
+	if r.stderr != "v2m: register a@example.com: a user with email a@example.com already exists (conflict)\n" {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	e.want(e.run("", "whoami"), 3)
@@ -117,8 +132,7 @@ func TestRegisterLoginWhoamiLogout(t *testing.T) {
 }
 
 func TestPasswordStdinStripsOneNewline(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)
 	e.want(e.run("password1\n\n", "register", "--email", "a@example.com", "--password-stdin"), 0)
 	c, err := client.New(s.URL)
@@ -141,8 +155,7 @@ func TestPasswordStdinStripsOneNewline(t *testing.T) {
 }
 
 func TestNoPromptWithoutTTY(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)
 	e.passwords = []string{"password1"}
 	for _, args := range [][]string{{"login"}, {"login", "--email", "a@example.com"}, {"register"}} {
@@ -155,16 +168,15 @@ func TestNoPromptWithoutTTY(t *testing.T) {
 	if e.prompted != 0 {
 		t.Fatalf("ReadPassword called %d times", e.prompted)
 	}
-	if len(s.Requests()) != 0 {
-		t.Fatalf("requests sent: %v", s.Requests())
+	if reqs := s.Requests(anyRoute); len(reqs) != 0 {
+		t.Fatalf("requests sent: %+v", reqs)
 	}
 }
 
 func TestPromptOnTTY(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)
-	s.AddUser("a@example.com", "password1")
+	s.Signup(t, "a@example.com", "password1")
 	e.tty = true
 	e.passwords = []string{"password1"}
 	r := e.run("a@example.com\n", "login")
@@ -176,10 +188,9 @@ func TestPromptOnTTY(t *testing.T) {
 }
 
 func TestTokenFileFallbackWarns(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)
-	s.AddUser("a@example.com", "password1")
+	s.Signup(t, "a@example.com", "password1")
 	keyring.MockInitWithError(errors.New(`exec: "dbus-launch": executable file not found in $PATH`))
 	defer keyring.MockInit()
 	r := e.run("password1\n", "login", "--email", "a@example.com", "--password-stdin")
@@ -200,10 +211,9 @@ func TestTokenFileFallbackWarns(t *testing.T) {
 }
 
 func TestEnvTokenOverrides(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)
-	e.vars["V2M_TOKEN"] = s.AddUser("env@example.com", "password1")
+	e.vars["V2M_TOKEN"] = s.Signup(t, "env@example.com", "password1")
 	r := e.run("", "whoami")
 	e.want(r, 0)
 	if r.stdout != "env@example.com\n" {
@@ -217,8 +227,7 @@ func TestEnvTokenOverrides(t *testing.T) {
 }
 
 func TestServerFromConfigFileAndFlag(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)
 	e.login("a@example.com")
 	delete(e.vars, "V2M_SERVER")
@@ -245,13 +254,131 @@ func writeVideo(t *testing.T, size int) (string, []byte) {
 	return p, data
 }
 
+// sdk returns a client of the test server with tok, for a test to set up server state.
+func sdk(t *testing.T, s *testserver.Server, tok string) *client.Client {
+	t.Helper()
+	c, err := client.New(s.URL, client.WithToken(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// rawDo sends one request to the test server with tok, bypassing the SDK, and returns the
+// status, decoding a JSON answer into out when out is not nil.
+func rawDo(t *testing.T, s *testserver.Server, tok, method, path string, body []byte, hdr http.Header, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// seedUpload creates an upload of data with tok and sends the given parts, as an earlier,
+// interrupted run would have, and returns its id.
+func seedUpload(t *testing.T, s *testserver.Server, tok string, data []byte, parts ...int) string {
+	t.Helper()
+	in, _ := json.Marshal(wire.NewUpload{Filename: "talk.mp4", Size: int64(len(data))})
+	var up wire.Upload
+	if code := rawDo(t, s, tok, "POST", "/v1/uploads", in, nil, &up); code != 201 {
+		t.Fatalf("create upload: %d", code)
+	}
+	for _, n := range parts {
+		part := data[int64(n)*up.PartSize : int64(n)*up.PartSize+up.PartLen(n)]
+		sum := fmt.Sprintf("%08x", crc32.Checksum(part, crc32.MakeTable(crc32.Castagnoli)))
+		if code := rawDo(t, s, tok, "PUT", fmt.Sprintf("/v1/uploads/%s/parts/%d", up.ID, n), part, http.Header{"X-Part-Crc32c": {sum}}, nil); code != 204 {
+			t.Fatalf("part %d: %d", n, code)
+		}
+	}
+	return up.ID
+}
+
+// partPuts counts the part PUTs the server saw for upload id, by part number.
+func partPuts(s *testserver.Server, id string) map[int]int {
+	out := map[int]int{}
+	for _, r := range s.Requests("PUT /v1/uploads/" + id + "/parts/{n}") {
+		n, _ := strconv.Atoi(r.Path[strings.LastIndexByte(r.Path, '/')+1:])
+		out[n]++
+	}
+	return out
+}
+
+// gatedConvert converts like testserver.FakeConvert, except that a video starting with "fail"
+// fails for good with "no audio stream" and one starting with "hold" waits for release
+// (for ever when release is nil).
+func gatedConvert(release <-chan struct{}) testserver.ConvertFunc {
+	return func(ctx context.Context, src, dst string, progress func(int)) error {
+		video, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		switch {
+		case bytes.HasPrefix(video, []byte("fail")):
+			return testserver.Fail("no audio stream")(ctx, src, dst, progress)
+		case bytes.HasPrefix(video, []byte("hold")):
+			progress(40)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return testserver.FakeConvert(ctx, src, dst, progress)
+	}
+}
+
+// addJob uploads video as name with c and returns the job; with final it waits for the job
+// to be done or failed first.
+func addJob(t *testing.T, c *client.Client, name string, video []byte, final bool) *client.Job {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, video, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	j, err := c.Upload(ctx, p, client.UploadOptions{})
+	if err == nil && final {
+		j, err = c.Wait(ctx, j.ID, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// deadURL returns the address of a server that is gone.
+func deadURL() string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	return srv.URL
+}
+
 func TestUploadResumesFromState(t *testing.T) {
-	s := apitest.New(apitest.WithPartSize(1000), apitest.WithManualJobs())
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{PartSize: 1000, Convert: gatedConvert(nil)})
 	e := newEnv(t, s)
 	e.login("a@example.com")
 	path, data := writeVideo(t, 4500)
-	id := s.SeedUpload("a@example.com", "talk.mp4", data, []int{0, 2})
+	copy(data, "hold") // the converter holds the job, so only the upload runs during the test
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := seedUpload(t, s, storedToken(t, s.URL), data, 0, 2)
+	seeded := len(s.Requests(partRoute))
 	fi, _ := os.Stat(path)
 	state := client.NewFileState(filepath.Join(e.configDir, "uploads.json"))
 	if err := state.Save(client.UploadKey{Server: s.URL, Path: path, Size: fi.Size(), ModTime: fi.ModTime()}, id); err != nil {
@@ -259,12 +386,12 @@ func TestUploadResumesFromState(t *testing.T) {
 	}
 	r := e.run("", "upload", path, "--json", "--parallel", "2")
 	e.want(r, 0)
-	puts := s.PartPuts(id)
-	if len(puts) != 3 || puts[1] != 1 || puts[3] != 1 || puts[4] != 1 {
-		t.Fatalf("PUTs per part %v, want parts 1, 3 and 4 once", puts)
+	puts := partPuts(s, id)
+	if len(puts) != 5 || puts[0] != 1 || puts[1] != 1 || puts[2] != 1 || puts[3] != 1 || puts[4] != 1 {
+		t.Fatalf("PUTs per part %v, want parts 1, 3 and 4 once after the seeded 0 and 2", puts)
 	}
-	if s.TotalPuts() != 3 {
-		t.Fatalf("%d PUTs in all", s.TotalPuts())
+	if n := len(s.Requests(partRoute)) - seeded; n != 3 {
+		t.Fatalf("%d PUTs in all", n)
 	}
 	var job map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &job); err != nil {
@@ -275,10 +402,10 @@ func TestUploadResumesFromState(t *testing.T) {
 			t.Errorf("job JSON lacks %q: %s", k, r.stdout)
 		}
 	}
-	if job["state"] != "queued" || job["filename"] != "talk.mp4" || job["size"] != float64(4500) {
+	if job["id"] != id || job["state"] != "queued" || job["filename"] != "talk.mp4" || job["size"] != float64(4500) {
 		t.Fatalf("job %v", job)
 	}
-	if !bytes.Equal(s.Video(job["id"].(string)), data) {
+	if !bytes.Equal(s.Video(t, id), data) {
 		t.Fatal("assembled video differs")
 	}
 	if r.stderr != "" {
@@ -286,13 +413,75 @@ func TestUploadResumesFromState(t *testing.T) {
 	}
 }
 
+// TestUploadResumesAfterInterruption: an upload that gives up on a part which never gets
+// through is taken up again by the next run, which sends only what the server lacks.
+func TestUploadResumesAfterInterruption(t *testing.T) {
+	s := testserver.New(t, testserver.Options{PartSize: 1000})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, data := writeVideo(t, 3000)
+	s.Faults.CutRequestBody("PUT /v1/uploads/{id}/parts/2", 10, 100)
+	r := e.run("", "upload", path, "--parallel", "1")
+	e.want(r, 1) // the server answers, but not to part 2: an error, not an unreachable server
+	if !strings.Contains(r.stderr, "part 2") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	reqs := s.Requests(partRoute)
+	if len(reqs) == 0 {
+		t.Fatal("no part was sent")
+	}
+	id := strings.Split(strings.TrimPrefix(reqs[0].Path, "/v1/uploads/"), "/")[0]
+	before := partPuts(s, id)
+	s.Faults.Reset()
+	r = e.run("", "upload", path, "--json")
+	e.want(r, 0)
+	var job client.Job
+	if err := json.Unmarshal([]byte(r.stdout), &job); err != nil || job.ID != id {
+		t.Fatalf("the second run made job %v %s, want the first run's upload %s", err, r.stdout, id)
+	}
+	if after := partPuts(s, id); after[0] != before[0] || after[1] != before[1] || after[2] != before[2]+1 {
+		t.Fatalf("the second run sent %v after %v, want part 2 only", after, before)
+	}
+	if !bytes.Equal(s.Video(t, id), data) {
+		t.Fatal("assembled video differs")
+	}
+}
+
+// TestUploadSurvivesLostAnswers: a part PUT whose connection breaks and a complete whose
+// answer is lost are sent again, and the upload ends with one job.
+func TestUploadSurvivesLostAnswers(t *testing.T) {
+	s := testserver.New(t, testserver.Options{PartSize: 1000})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, data := writeVideo(t, 3500)
+	s.Faults.CutRequestBody("PUT /v1/uploads/{id}/parts/1", 300, 1)
+	s.Faults.LoseAnswer(completeRoute, 1)
+	r := e.run("", "upload", path)
+	e.want(r, 0)
+	id := strings.TrimSpace(r.stdout)
+	if !bytes.Equal(s.Video(t, id), data) {
+		t.Fatal("assembled video differs")
+	}
+	if puts := partPuts(s, id); len(puts) != 4 || puts[1] != 2 {
+		t.Fatalf("PUTs per part %v, want part 1 twice", puts)
+	}
+	if reqs := s.Requests(completeRoute); len(reqs) != 2 || reqs[0].Fault != "LoseAnswer" {
+		t.Fatalf("completes %+v, want the lost one and one more", reqs)
+	}
+	r = e.run("", "jobs", "--json")
+	e.want(r, 0)
+	var list struct{ Jobs []client.Job }
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Jobs) != 1 || list.Jobs[0].ID != id {
+		t.Fatalf("jobs after a lost answer: %v %s", err, r.stdout)
+	}
+}
+
 func TestUploadWaitDownloadAndConvert(t *testing.T) {
-	s := apitest.New(apitest.WithPartSize(1000))
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{PartSize: 1000})
 	e := newEnv(t, s)
 	e.login("a@example.com")
 	path, data := writeVideo(t, 12345)
-	want, _ := apitest.FakeMP3("talk.mp4", data)
+	want := testserver.FakeMP3(data)
 
 	out := filepath.Join(t.TempDir(), "out.mp3")
 	r := e.run("", "upload", path, "-o", out)
@@ -342,8 +531,7 @@ func TestUploadWaitDownloadAndConvert(t *testing.T) {
 }
 
 func TestJobsAndStatusOutput(t *testing.T) {
-	s := apitest.New(apitest.WithManualJobs())
-	defer s.Close()
+	s := testserver.New(t, testserver.Options{Convert: gatedConvert(nil)})
 	e := newEnv(t, s)
 	e.login("a@example.com")
 	r := e.run("", "jobs", "--json")
@@ -351,8 +539,9 @@ func TestJobsAndStatusOutput(t *testing.T) {
 	if strings.TrimSpace(r.stdout) != `{`+"\n"+`  "jobs": []`+"\n"+`}` {
 		t.Fatalf("empty jobs JSON %q", r.stdout)
 	}
-	failed := s.AddJob("a@example.com", "bad.mp4", "failed", "no audio stream")
-	done := s.AddJob("a@example.com", "good.mp4", "done", "")
+	c := sdk(t, s, storedToken(t, s.URL))
+	failed := addJob(t, c, "bad.mp4", []byte("fail: not a video"), true).ID
+	done := addJob(t, c, "good.mp4", []byte("a video"), true).ID
 	r = e.run("", "jobs")
 	e.want(r, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -379,13 +568,16 @@ func TestJobsAndStatusOutput(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
-	s := apitest.New(apitest.WithManualJobs())
-	defer s.Close()
+	// The clock moves only to mint an expired token below.
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	s := testserver.New(t, testserver.Options{Convert: gatedConvert(nil), Now: now})
 	e := newEnv(t, s)
 	e.login("a@example.com")
-	failed := s.AddJob("a@example.com", "bad.mp4", "failed", "no audio stream")
-	queued := s.AddJob("a@example.com", "slow.mp4", "queued", "")
-	theirs := s.AddJob("b@example.com", "theirs.mp4", "done", "")
+	c := sdk(t, s, storedToken(t, s.URL))
+	failed := addJob(t, c, "bad.mp4", []byte("fail: not a video"), true).ID
+	pending := addJob(t, c, "slow.mp4", []byte("hold: a video"), false).ID // held until the test ends
+	theirs := addJob(t, sdk(t, s, s.Signup(t, "b@example.com", "password1")), "theirs.mp4", []byte("a video"), true).ID
 
 	e.want(e.run("", "upload"), 2)
 	e.want(e.run("", "upload", "a", "b"), 2)
@@ -394,7 +586,7 @@ func TestExitCodes(t *testing.T) {
 
 	r := e.run("", "status", theirs)
 	e.want(r, 4)
-	if r.stderr != "v2m: get job "+theirs+": job not found (not_found)\n" {
+	if r.stderr != "v2m: get job "+theirs+": job "+theirs+" not found (not_found)\n" {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	e.want(e.run("", "download", "nosuchfile"), 4)
@@ -408,13 +600,13 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	e.want(e.run("", "download", failed), 5)
-	r = e.run("", "download", queued)
+	r = e.run("", "download", pending)
 	e.want(r, 1)
 	if !strings.Contains(r.stderr, "not done yet") {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 
-	r = e.run("", "wait", queued, "--timeout", "200ms", "--json")
+	r = e.run("", "wait", pending, "--timeout", "200ms", "--json")
 	e.want(r, 6)
 	var doc struct {
 		Error struct {
@@ -438,10 +630,10 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("failed JSON: %v %s", err, r.stdout)
 	}
 
-	// An expired token is 401.
-	tok := s.AddUser("c@example.com", "password1")
-	e.vars["V2M_TOKEN"] = tok
-	s.ExpireToken(tok)
+	// An expired token is 401: the server issues one a day and a minute ago.
+	skew.Store(int64(-24*time.Hour - time.Minute))
+	e.vars["V2M_TOKEN"] = s.Signup(t, "c@example.com", "password1")
+	skew.Store(0)
 	r = e.run("", "jobs", "--json")
 	e.want(r, 3)
 	if !strings.Contains(r.stdout, `"code": "unauthorized"`) {
@@ -449,9 +641,11 @@ func TestExitCodes(t *testing.T) {
 	}
 	delete(e.vars, "V2M_TOKEN")
 
-	// A server that is gone.
-	url := s.URL
-	s.Close()
+	// A server that is gone, for which v2m keeps a token.
+	url := deadURL()
+	if err := keyring.Set(client.KeyringService, client.NormalizeServer(url), storedToken(t, s.URL)); err != nil {
+		t.Fatal(err)
+	}
 	e.vars["V2M_SERVER"] = url
 	r = e.run("", "jobs")
 	e.want(r, 7)
@@ -460,12 +654,15 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestWaitPrintsDoneJob: the job finishes while wait long-polls it.
 func TestWaitPrintsDoneJob(t *testing.T) {
-	s := apitest.New(apitest.WithManualJobs())
-	defer s.Close()
+	release := make(chan struct{})
+	s := testserver.New(t, testserver.Options{Convert: gatedConvert(release)})
 	e := newEnv(t, s)
 	e.login("a@example.com")
-	id := s.AddJob("a@example.com", "x.mp4", "done", "")
+	id := addJob(t, sdk(t, s, storedToken(t, s.URL)), "x.mp4", []byte("hold: a video"), false).ID
+	poll := s.Next(jobRoute)
+	go func() { <-poll; close(release) }()
 	r := e.run("", "wait", id)
 	e.want(r, 0)
 	if f := strings.Fields(r.stdout); len(f) != 3 || f[0] != id || f[1] != "done" || f[2] == "" {
@@ -474,15 +671,16 @@ func TestWaitPrintsDoneJob(t *testing.T) {
 }
 
 func TestDownloadResumesAfterCut(t *testing.T) {
-	s := apitest.New()
-	defer s.Close()
+	data := bytes.Repeat([]byte("mp3 frame "), 30_000)
+	s := testserver.New(t, testserver.Options{Convert: func(_ context.Context, _, dst string, _ func(int)) error {
+		return os.WriteFile(dst, data, 0o600)
+	}})
 	e := newEnv(t, s)
 	e.login("a@example.com")
-	data := bytes.Repeat([]byte("mp3 frame "), 30_000)
-	fid := s.AddFile("a@example.com", "talk.mp3", data)
+	fid := addJob(t, sdk(t, s, storedToken(t, s.URL)), "talk.mp4", []byte("a video"), true).MP3FID
 	out := filepath.Join(t.TempDir(), "x.mp3")
 
-	s.CutNextDownload(120_000)
+	s.Faults.CutResponse(fileRoute, 120_000, 1)
 	r := e.run("", "download", fid, "-o", out)
 	e.want(r, 1)
 	fi, err := os.Stat(out + ".part")
@@ -496,10 +694,12 @@ func TestDownloadResumesAfterCut(t *testing.T) {
 		t.Fatalf("download --json: %v %s", err, r.stdout)
 	}
 	assertFile(t, out, data)
-	reqs := s.Requests()
-	want := "GET /v1/files/" + fid + " Range=bytes=" + itoa(fi.Size()) + "-"
-	if !slices.ContainsFunc(reqs, func(s string) bool { return strings.HasPrefix(s, want) }) {
-		t.Fatalf("no %q in %v", want, reqs)
+	reqs := s.Requests(fileRoute)
+	if len(reqs) != 2 || reqs[0].Fault != "CutResponse" {
+		t.Fatalf("downloads %+v", reqs)
+	}
+	if got, want := reqs[1].Header.Get("Range"), "bytes="+itoa(fi.Size())+"-"; got != want {
+		t.Fatalf("the second download asked Range %q, want %q", got, want)
 	}
 }
 
