@@ -251,7 +251,7 @@ printf '%s\n' "$password" | cli login --email image-test@example.com --password-
 cli convert /io/in.mp4 -o /io/out.mp3 --timeout 2m </dev/null || die "v2m convert failed"
 [ -s "$work/out.mp3" ] || die "no MP3 came back"
 # Whether the container runtime lets ffmpeg be confined by Landlock (v2md logs it at start).
-sandbox=$(pm logs "$server" 2>&1 | grep -o -m1 -E 'ffmpeg runs confined by Landlock[^"]*landlock_abi=[0-9]+|this kernel offers no Landlock' || true)
+sandbox=$(pm logs "$server" 2>&1 | grep -o -m1 -E 'ffmpeg runs confined by Landlock.*landlock_abi=[0-9]+|this kernel offers no Landlock' || true)
 log "sandbox in the image: ${sandbox:-not reported}"
 
 # ffprobe of the host when there is one (an independent check), else the image's.
