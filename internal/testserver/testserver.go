@@ -205,7 +205,7 @@ func New(t testing.TB, opts Options) *Server {
 // convertFunc makes a ConvertFunc a server.Converter.
 type convertFunc ConvertFunc
 
-func (f convertFunc) Convert(ctx context.Context, src, dst string, progress func(int)) error {
+func (f convertFunc) Convert(ctx context.Context, src, dst string, _ server.Conversion, progress func(int)) error {
 	return f(ctx, src, dst, progress)
 }
 

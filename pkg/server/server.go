@@ -61,7 +61,8 @@ type Job struct {
 	// MP3FID is chosen when the job is created, so that a redelivered job overwrites the
 	// same MP3 instead of adding another. It is shown to users only once the job is done.
 	MP3FID     string
-	Attempts   int // conversions started, counting the current one
+	Options    JobOptions // what MP3 to make, as the upload asked
+	Attempts   int        // conversions started, counting the current one
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	FinishedAt time.Time // zero until done or failed
@@ -130,7 +131,8 @@ type Upload struct {
 	Filename  string
 	Size      int64
 	PartSize  int64
-	SHA256    string // lowercase hex of the whole file, or "" when the client gave none
+	SHA256    string     // lowercase hex of the whole file, or "" when the client gave none
+	Options   JobOptions // the job's options, given when the upload starts
 	CreatedAt time.Time
 }
 
@@ -311,12 +313,47 @@ func EventFor(j *Job) JobEvent {
 	return e
 }
 
+// DefaultQuality is the LAME VBR quality (-V) of a job that asks for none.
+const DefaultQuality = 2
+
+// JobOptions say what MP3 a job makes. The zero value is the default MP3: VBR at
+// DefaultQuality, the source's default audio track, with its cover, as one file.
+type JobOptions struct {
+	Quality *int // LAME VBR -V, 0 (best) to 9; nil: DefaultQuality. Never set with Bitrate.
+	Bitrate int  // constant bitrate in kbit/s, a valid MPEG-1 Layer III rate; 0: VBR
+	// Start and End keep only that span of the audio; End 0 means to its end.
+	Start, End time.Duration
+	Loudness   float64 // EBU R128 target in LUFS (-30 to -5); 0: no normalisation
+	Track      *int    // the audio stream to convert, counted among audio streams from 0; nil: the default one
+	Language   string  // the audio stream in this ISO 639-2 language (e.g. "eng"); "": any
+	Mono       bool    // downmix to one channel
+	NoCover    bool    // no cover art in the MP3
+	// SplitChapters makes one MP3 per chapter of the source.
+	SplitChapters bool
+}
+
+// VBRQuality returns the LAME -V quality to use.
+func (o JobOptions) VBRQuality() int {
+	if o.Quality == nil {
+		return DefaultQuality
+	}
+	return *o.Quality
+}
+
+// Conversion is what to make of one video: the job's options, and the title to give the MP3
+// when the video has none (the uploaded file's name without its extension).
+type Conversion struct {
+	Options JobOptions
+	Title   string
+}
+
 // Converter turns a video file into an MP3 file.
 type Converter interface {
-	// Convert reads the video at src (a seekable local file) and writes an MP3 to dst,
-	// calling progress with 0-100 as it goes. Input that is not a usable video (no audio,
-	// not media, truncated) gives an error marked Permanent whose message says why.
-	Convert(ctx context.Context, src, dst string, progress func(pct int)) error
+	// Convert reads the video at src (a seekable local file) and writes an MP3 to dst as conv
+	// says, calling progress with 0-100 as it goes. Input that is not a usable video (no
+	// audio, not media, truncated, no such track) gives an error marked Permanent whose
+	// message says why.
+	Convert(ctx context.Context, src, dst string, conv Conversion, progress func(pct int)) error
 }
 
 // Mail is one message to one recipient.

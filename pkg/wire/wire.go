@@ -38,9 +38,27 @@ type Me struct {
 // NewUpload is the body of POST /v1/uploads. SHA256, when set, is the whole file's SHA-256
 // in hex, checked when the upload completes.
 type NewUpload struct {
-	Filename string `json:"filename"`
-	Size     int64  `json:"size"`
-	SHA256   string `json:"sha256,omitempty"`
+	Filename string   `json:"filename"`
+	Size     int64    `json:"size"`
+	SHA256   string   `json:"sha256,omitempty"`
+	Options  *Options `json:"options,omitempty"`
+}
+
+// Options are a job's MP3 options, in POST /v1/uploads and GET /v1/jobs/{id}. Every field is
+// optional; an absent one takes the default (VBR quality 2, the whole audio of the default
+// track, with its cover, in one file).
+type Options struct {
+	Quality       *int     `json:"quality,omitempty"`   // LAME VBR -V, 0-9 (default 2)
+	Bitrate       string   `json:"bitrate,omitempty"`   // constant bitrate, "32k".."320k"; not with quality
+	Start         string   `json:"start,omitempty"`     // keep the audio from here: "90s", "1m30s" or "00:01:30.000"
+	End           string   `json:"end,omitempty"`       // ... to here
+	Normalize     bool     `json:"normalize,omitempty"` // EBU R128 loudness normalisation to -16 LUFS
+	Loudness      *float64 `json:"loudness,omitempty"`  // ... to this target instead, -30..-5 LUFS
+	Track         *int     `json:"track,omitempty"`     // the audio track, from 0 among audio tracks
+	Language      string   `json:"language,omitempty"`  // the audio track in this language, e.g. "eng"
+	Mono          bool     `json:"mono,omitempty"`      // downmix to mono
+	Cover         *bool    `json:"cover,omitempty"`     // cover art (default true)
+	SplitChapters bool     `json:"split_chapters,omitempty"`
 }
 
 // Upload is a chunked upload in progress: the answer of POST /v1/uploads and
@@ -84,6 +102,7 @@ type Job struct {
 	Filename   string     `json:"filename"`
 	Size       int64      `json:"size"`
 	MP3FID     string     `json:"mp3_fid"`
+	Options    *Options   `json:"options,omitempty"` // the options the upload gave; absent: the defaults
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	FinishedAt *time.Time `json:"finished_at"`

@@ -26,7 +26,7 @@ var errTimeout = errors.New("conversion timeout")
 // Input that cannot be converted, or a conversion that exceeds Config.Timeout, gives an
 // EINVALID error marked server.Permanent that says why. When ctx ends first, the error
 // wraps ctx's error and is not permanent. On a failure after dst was created, dst is removed.
-func (c *Converter) Convert(ctx context.Context, src, dst string, progress func(pct int)) (err error) {
+func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Conversion, progress func(pct int)) (err error) {
 	jctx := ctx
 	if c.timeout > 0 {
 		var cancel context.CancelFunc

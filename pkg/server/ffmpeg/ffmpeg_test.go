@@ -85,7 +85,7 @@ func TestConvertGood(t *testing.T) {
 			src := media(t, s)
 			dst := filepath.Join(t.TempDir(), "out.mp3")
 			pl := &progressLog{t: t}
-			if err := c.Convert(t.Context(), src, dst, pl.report); err != nil {
+			if err := c.Convert(t.Context(), src, dst, server.Conversion{}, pl.report); err != nil {
 				t.Fatalf("Convert: %v", err)
 			}
 			if len(pl.pcts) < 2 || pl.pcts[len(pl.pcts)-1] != 100 {
@@ -113,7 +113,7 @@ func TestConvertBad(t *testing.T) {
 			src := media(t, s)
 			dst := filepath.Join(t.TempDir(), "out.mp3")
 			pl := &progressLog{t: t}
-			err := c.Convert(t.Context(), src, dst, pl.report)
+			err := c.Convert(t.Context(), src, dst, server.Conversion{}, pl.report)
 			if err == nil {
 				t.Fatal("Convert succeeded")
 			}
@@ -142,7 +142,7 @@ func TestConvertTruncatedReason(t *testing.T) {
 	// The cut MP4 has lost its index: the reason should tell so, not only "invalid data".
 	c := newConverter(t, ffmpeg.Config{})
 	src := media(t, testmedia.Bad[2])
-	err := c.Convert(t.Context(), src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+	err := c.Convert(t.Context(), src, filepath.Join(t.TempDir(), "out.mp3"), server.Conversion{}, nil)
 	if msg := server.ErrorMessage(err); !strings.Contains(msg, "moov atom not found") {
 		t.Errorf("message %q: want the missing moov atom named", msg)
 	}
@@ -187,7 +187,7 @@ func TestConvertTimeout(t *testing.T) {
 	c := newConverter(t, ffmpeg.Config{FFmpeg: prog, Timeout: time.Second})
 	src := media(t, testmedia.Good[0])
 	dst := filepath.Join(t.TempDir(), "out.mp3")
-	err := c.Convert(t.Context(), src, dst, nil)
+	err := c.Convert(t.Context(), src, dst, server.Conversion{}, nil)
 	if !server.IsPermanent(err) || !server.IsCode(err, server.EINVALID) {
 		t.Fatalf("error %v: want a permanent %s", err, server.EINVALID)
 	}
@@ -207,7 +207,7 @@ func TestConvertTimeout(t *testing.T) {
 
 func TestConvertTimeoutExpired(t *testing.T) {
 	c := newConverter(t, ffmpeg.Config{Timeout: time.Nanosecond})
-	err := c.Convert(t.Context(), media(t, testmedia.Good[0]), filepath.Join(t.TempDir(), "out.mp3"), nil)
+	err := c.Convert(t.Context(), media(t, testmedia.Good[0]), filepath.Join(t.TempDir(), "out.mp3"), server.Conversion{}, nil)
 	if !server.IsPermanent(err) || !strings.Contains(server.ErrorMessage(err), "took longer than 1ns") {
 		t.Errorf("error %v: want a permanent timeout", err)
 	}
@@ -221,7 +221,7 @@ func TestConvertCanceled(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		dst := filepath.Join(t.TempDir(), "out.mp3")
-		err := c.Convert(ctx, src, dst, func(int) { cancel() })
+		err := c.Convert(ctx, src, dst, server.Conversion{}, func(int) { cancel() })
 		if err == nil || server.IsPermanent(err) || !errors.Is(err, context.Canceled) {
 			t.Errorf("error %v: want a plain context.Canceled", err)
 		}
@@ -236,7 +236,7 @@ func TestConvertCanceled(t *testing.T) {
 		c := newConverter(t, ffmpeg.Config{FFmpeg: prog, Timeout: time.Hour})
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		err := c.Convert(ctx, src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+		err := c.Convert(ctx, src, filepath.Join(t.TempDir(), "out.mp3"), server.Conversion{}, nil)
 		if err == nil || server.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v: want a plain context.DeadlineExceeded", err)
 		}
@@ -247,7 +247,7 @@ func TestConvertCanceled(t *testing.T) {
 	t.Run("before", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		err := c.Convert(ctx, src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+		err := c.Convert(ctx, src, filepath.Join(t.TempDir(), "out.mp3"), server.Conversion{}, nil)
 		if err == nil || server.IsPermanent(err) || !errors.Is(err, context.Canceled) {
 			t.Errorf("error %v: want a plain context.Canceled", err)
 		}
@@ -266,7 +266,7 @@ func TestConvertSystemTrouble(t *testing.T) {
 		"dst is a dir":    {src, dir},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := c.Convert(t.Context(), tc.src, tc.dst, nil)
+			err := c.Convert(t.Context(), tc.src, tc.dst, server.Conversion{}, nil)
 			if err == nil || server.IsPermanent(err) {
 				t.Errorf("error %v: want a plain error", err)
 			}
@@ -284,7 +284,7 @@ func TestConvertSystemTrouble(t *testing.T) {
 		if err := os.Remove(bin); err != nil {
 			t.Fatal(err)
 		}
-		err := c.Convert(t.Context(), src, filepath.Join(t.TempDir(), "out.mp3"), nil)
+		err := c.Convert(t.Context(), src, filepath.Join(t.TempDir(), "out.mp3"), server.Conversion{}, nil)
 		if err == nil || server.IsPermanent(err) {
 			t.Errorf("error %v: want a plain error", err)
 		}
@@ -299,7 +299,7 @@ func TestConvertBitrate(t *testing.T) {
 		t.Run(br.cfg, func(t *testing.T) {
 			c := newConverter(t, ffmpeg.Config{Bitrate: br.cfg})
 			dst := filepath.Join(t.TempDir(), "out.mp3")
-			if err := c.Convert(t.Context(), media(t, testmedia.Good[0]), dst, nil); err != nil {
+			if err := c.Convert(t.Context(), media(t, testmedia.Good[0]), dst, server.Conversion{}, nil); err != nil {
 				t.Fatal(err)
 			}
 			info, err := c.Probe(t.Context(), dst)
@@ -404,7 +404,7 @@ func BenchmarkConvert(b *testing.B) {
 	src := media(b, s)
 	dst := filepath.Join(b.TempDir(), "out.mp3")
 	for b.Loop() {
-		if err := c.Convert(b.Context(), src, dst, nil); err != nil {
+		if err := c.Convert(b.Context(), src, dst, server.Conversion{}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

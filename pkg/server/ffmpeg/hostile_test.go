@@ -123,7 +123,7 @@ func (f *hostileFixture) convertAttack(t *testing.T, c *ffmpeg.Converter, body s
 	if err := os.Remove(dst); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	err := c.Convert(context.Background(), src, dst, nil)
+	err := c.Convert(context.Background(), src, dst, server.Conversion{}, nil)
 	t.Logf("Convert: %v", err)
 	_, statErr := os.Stat(dst)
 	return err, statErr == nil
@@ -214,7 +214,7 @@ func TestConfinedConversionWorks(t *testing.T) {
 	f := newHostileFixture(t)
 	src := filepath.Join(f.videos, f.aliceID) // an MPEG-TS with 2 s of audio
 	dst := filepath.Join(f.work, "audio.mp3")
-	if err := c.Convert(context.Background(), src, dst, nil); err != nil {
+	if err := c.Convert(context.Background(), src, dst, server.Conversion{}, nil); err != nil {
 		t.Fatalf("confined Convert of real media: %v", err)
 	}
 	info, err := c.Probe(context.Background(), dst)
@@ -233,7 +233,7 @@ func TestReasonsNameNoServerPath(t *testing.T) {
 	if err := os.WriteFile(src, []byte(strings.Repeat("\x47garbage", 2000)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := c.Convert(context.Background(), src, filepath.Join(dir, "out.mp3"), nil)
+	err := c.Convert(context.Background(), src, filepath.Join(dir, "out.mp3"), server.Conversion{}, nil)
 	if err == nil {
 		t.Fatal("Convert of garbage succeeded")
 	}

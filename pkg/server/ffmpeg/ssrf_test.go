@@ -30,7 +30,7 @@ func TestPlaylistCannotFetchURLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newConverter(t, ffmpeg.Config{})
-	err := c.Convert(context.Background(), src, filepath.Join(dir, "out.mp3"), func(int) {})
+	err := c.Convert(context.Background(), src, filepath.Join(dir, "out.mp3"), server.Conversion{}, func(int) {})
 	if err == nil || !server.IsPermanent(err) {
 		t.Fatalf("Convert of a playlist = %v, want a permanent error", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -213,7 +214,8 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 		return err
 	}
 
-	if err := w.Converter.Convert(ctx, src, dst, progress); err != nil {
+	conv := server.Conversion{Options: j.Options, Title: strings.TrimSuffix(wire.MP3Name(j.Filename), ".mp3")}
+	if err := w.Converter.Convert(ctx, src, dst, conv, progress); err != nil {
 		return err
 	}
 

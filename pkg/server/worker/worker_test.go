@@ -102,9 +102,9 @@ type countingConverter struct {
 	runs atomic.Int32
 }
 
-func (c *countingConverter) Convert(ctx context.Context, src, dst string, p func(int)) error {
+func (c *countingConverter) Convert(ctx context.Context, src, dst string, conv server.Conversion, p func(int)) error {
 	c.runs.Add(1)
-	return c.Converter.Convert(ctx, src, dst, p)
+	return c.Converter.Convert(ctx, src, dst, conv, p)
 }
 
 // newFixture sets up a worker on st. Its outcomes go to a SQLite queue on both stacks: the
@@ -524,11 +524,11 @@ type takeoverConverter struct {
 	id   string
 }
 
-func (c *takeoverConverter) Convert(ctx context.Context, src, dst string, p func(int)) error {
+func (c *takeoverConverter) Convert(ctx context.Context, src, dst string, conv server.Conversion, p func(int)) error {
 	if _, err := c.jobs.ClaimJob(ctx, c.id, time.Now().Add(time.Hour)); err != nil {
 		return err
 	}
-	return c.Converter.Convert(ctx, src, dst, p)
+	return c.Converter.Convert(ctx, src, dst, conv, p)
 }
 
 func TestWorkerTakenOverLeavesTheJob(t *testing.T) {
@@ -552,7 +552,7 @@ func TestWorkerTakenOverLeavesTheJob(t *testing.T) {
 // interruptedConverter is a conversion cut short by shutdown.
 type interruptedConverter struct{ cancel context.CancelFunc }
 
-func (c interruptedConverter) Convert(ctx context.Context, _, _ string, _ func(int)) error {
+func (c interruptedConverter) Convert(ctx context.Context, _, _ string, _ server.Conversion, _ func(int)) error {
 	c.cancel()
 	<-ctx.Done()
 	return ctx.Err()
