@@ -120,8 +120,8 @@ func authCommand(stderr io.Writer) subcommand {
 			{"mysql-dsn", "", "MySQL data source name, e.g. user:pass@tcp(host:3306)/auth"},
 			{"mysql-dsn-file", "", "file holding the MySQL DSN (instead of --mysql-dsn)"},
 			{"jwt-verify-key-files", []string{}, "older public keys (or HS256 secrets) that stay valid during a key rotation"},
-			{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
-			{"bcrypt-cost", 12, "bcrypt cost of password hashes"},
+			{"token-ttl", token.DefaultTTL, "lifetime of tokens"},
+			{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
 		}, jwtAlgSettings, tokenSettings, throttleSettings, hashSettings)
 }
 

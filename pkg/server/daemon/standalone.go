@@ -15,6 +15,7 @@ import (
 	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/api"
+	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/disk"
 	"github.com/v2m/v2m/pkg/server/ffmpeg"
 	"github.com/v2m/v2m/pkg/server/jobs"
@@ -67,8 +68,8 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		metricsSetting("127.0.0.1:9090"),
 		{"data", "./data", "data directory"},
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
-		{"token-ttl", 24 * time.Hour, "lifetime of tokens"},
-		{"bcrypt-cost", 10, "bcrypt cost of password hashes"},
+		{"token-ttl", token.DefaultTTL, "lifetime of tokens"},
+		{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
 	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {

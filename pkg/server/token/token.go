@@ -84,11 +84,14 @@ func method(alg string) jwt.SigningMethod {
 	return jwt.SigningMethodEdDSA
 }
 
+// DefaultTTL is the lifetime of a token when Issuer.TTL is zero.
+const DefaultTTL = 24 * time.Hour
+
 // Issuer signs tokens.
 type Issuer struct {
 	Key    Key
 	Issuer string        // iss claim
-	TTL    time.Duration // lifetime; 24 h when zero
+	TTL    time.Duration // lifetime; DefaultTTL when zero
 	Now    func() time.Time
 }
 
@@ -100,7 +103,7 @@ func (i *Issuer) Issue(subject string) (string, time.Time, error) {
 	}
 	ttl := i.TTL
 	if ttl <= 0 {
-		ttl = 24 * time.Hour
+		ttl = DefaultTTL
 	}
 	iat := now().UTC().Truncate(time.Second)
 	exp := iat.Add(ttl)
