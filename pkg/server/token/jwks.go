@@ -63,7 +63,8 @@ func parseJWKS(s JWKS) ([]Key, error) {
 type RemoteKeys struct {
 	URL        string
 	Client     *http.Client
-	MinRefresh time.Duration // default 10 s
+	MinRefresh time.Duration    // default 10 s
+	Now        func() time.Time // the clock; time.Now when nil
 
 	refreshOnce sync.Once
 	refresh     chan struct{} // a one-slot semaphore: one fetch at a time, waiters can give up
@@ -104,8 +105,9 @@ func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
 		minRefresh = 10 * time.Second
 	}
 	r.mu.RLock()
-	recentSuccess := !r.fetched.IsZero() && time.Since(r.fetched) < minRefresh
-	recentFailure := r.failed.After(r.fetched) && time.Since(r.failed) < time.Second
+	now := r.now()
+	recentSuccess := !r.fetched.IsZero() && now.Sub(r.fetched) < minRefresh
+	recentFailure := r.failed.After(r.fetched) && now.Sub(r.failed) < time.Second
 	r.mu.RUnlock()
 	if recentSuccess || recentFailure {
 		return Key{}, fmt.Errorf("unknown key id %q", kid)
@@ -154,7 +156,7 @@ func (r *RemoteKeys) fetch(ctx context.Context) error {
 	err := r.get(ctx)
 	if err != nil {
 		r.mu.Lock()
-		r.failed = time.Now()
+		r.failed = r.now()
 		r.mu.Unlock()
 	}
 	return err
@@ -187,7 +189,14 @@ func (r *RemoteKeys) get(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.keys = keys
-	r.fetched = time.Now()
+	r.fetched = r.now()
 	r.mu.Unlock()
 	return nil
+}
+
+func (r *RemoteKeys) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
 }

@@ -236,12 +236,13 @@ func TestRemoteKeysAuthStartsLater(t *testing.T) {
 		json.NewEncoder(w).Encode(PublicJWKS([]Key{k}))
 	}))
 	defer srv.Close()
-	rk := &RemoteKeys{URL: srv.URL}
+	clock := time.Now()
+	rk := &RemoteKeys{URL: srv.URL, Now: func() time.Time { return clock }}
 	if err := rk.Refresh(context.Background()); err == nil || rk.Loaded() {
 		t.Fatal("refresh from a server that is down succeeded")
 	}
 	up.Store(true)
-	time.Sleep(1100 * time.Millisecond) // failed attempts are retried after a second
+	clock = clock.Add(1100 * time.Millisecond) // failed attempts are retried after a second
 	tok, _, _ := (&Issuer{Key: k, Issuer: "v2m"}).Issue("a@example.com")
 	if _, err := (&Verifier{Alg: EdDSA, Issuer: "v2m", Keys: rk}).Verify(context.Background(), tok); err != nil {
 		t.Fatalf("token refused after auth came up: %v", err)
