@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"hash"
 	"hash/crc32"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,8 +32,14 @@ func (s *Server) createUpload(c *gin.Context) {
 		Filename string          `json:"filename"`
 		Size     json.RawMessage `json:"size"`
 		SHA256   string          `json:"sha256"`
+		Options  json.RawMessage `json:"options"`
 	}
 	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	opts, err := decodeOptions(req.Options)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -42,12 +52,57 @@ func (s *Server) createUpload(c *gin.Context) {
 		s.fail(c, server.Errorf(server.EINVALID, `field "size" must be a whole number of bytes`))
 		return
 	}
-	u, err := s.cfg.Service.StartUpload(c.Request.Context(), owner(c), jobs.NewUpload{Filename: req.Filename, Size: size, SHA256: req.SHA256})
+	u, err := s.cfg.Service.StartUpload(c.Request.Context(), owner(c),
+		jobs.NewUpload{Filename: req.Filename, Size: size, SHA256: req.SHA256, Options: opts})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, toUploadJSON(u, nil))
+}
+
+// decodeOptions reads the "options" of POST /v1/uploads: absent or null is nil (the
+// defaults). Unlike the rest of the body, an unknown key is refused, naming it: a misspelt
+// option would otherwise be dropped without a word and make the wrong MP3. Its values are
+// checked by the job service.
+func decodeOptions(raw json.RawMessage) (*wire.Options, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var o wire.Options
+	err := dec.Decode(&o)
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return &o, nil
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return nil, server.Errorf(server.EINVALID, `field "options" must be an object`)
+		}
+		t := typ.Type
+		if t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		return nil, server.Errorf(server.EINVALID, "option %q must be %s", typ.Field, jsonKind(t))
+	case strings.HasPrefix(err.Error(), `json: unknown field "`):
+		name := strings.TrimSuffix(strings.TrimPrefix(err.Error(), `json: unknown field "`), `"`)
+		return nil, server.Errorf(server.EINVALID, "unknown option %q; the options are %s", name, optionNames())
+	default:
+		return nil, server.Errorf(server.EINVALID, `field "options" is malformed`)
+	}
+}
+
+// optionNames lists the keys of wire.Options, as the API spells them.
+func optionNames() string {
+	t := reflect.TypeFor[wire.Options]()
+	names := make([]string, 0, t.NumField())
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // ownUpload loads the caller's upload; someone else's is not found.
