@@ -105,6 +105,9 @@ func TestBadUploadOptionsRefused(t *testing.T) {
 	for _, tc := range []struct{ options, message string }{
 		{`{"qualty":3}`, `unknown option \"qualty\"; the options are quality, bitrate, start, end, normalize, loudness, track, language, mono, cover, split_chapters`},
 		{`{"quality":2,"Bitrate ":"192k"}`, `unknown option \"Bitrate \"`},
+		{`{"Quality":2}`, `unknown option \"Quality\"`}, // encoding/json alone would take it for quality
+		{`{"quality":1,"QUALITY":2}`, `unknown option \"QUALITY\"`},
+		{`{"mono":true,"splitchapters":true,"cover_art":false}`, `unknown options \"cover_art\", \"splitchapters\"; the options are`},
 		{`{"quality":12}`, `option \"quality\" must be 0 (best) to 9, not 12`},
 		{`{"bitrate":"100k"}`, `option \"bitrate\" must be one of 32k`},
 		{`{"quality":2,"bitrate":"192k"}`, `\"bitrate\" and \"quality\" cannot be combined`},

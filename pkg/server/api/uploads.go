@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"hash"
@@ -9,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,47 +62,59 @@ func (s *Server) createUpload(c *gin.Context) {
 }
 
 // decodeOptions reads the "options" of POST /v1/uploads: absent or null is nil (the
-// defaults). Unlike the rest of the body, an unknown key is refused, naming it: a misspelt
-// option would otherwise be dropped without a word and make the wrong MP3. Its values are
-// checked by the job service.
+// defaults). Unlike the rest of the body, a key that is not exactly an option's (encoding/json
+// would take "Quality" for "quality") is refused, naming it: a misspelt option would otherwise
+// be dropped without a word and make the wrong MP3. The values are checked by the job service.
 func decodeOptions(raw json.RawMessage) (*wire.Options, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return nil, server.Errorf(server.EINVALID, `field "options" must be an object`)
+	}
+	names := optionNames()
+	var unknown []string
+	for k := range keys {
+		if !slices.Contains(names, k) {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		what := "option"
+		if len(unknown) > 1 {
+			what = "options"
+		}
+		return nil, server.Errorf(server.EINVALID, "unknown %s %s; the options are %s", what, strings.Join(unknown, ", "),
+			strings.Join(names, ", "))
+	}
 	var o wire.Options
-	err := dec.Decode(&o)
+	err := json.Unmarshal(raw, &o)
 	var typ *json.UnmarshalTypeError
 	switch {
 	case err == nil:
 		return &o, nil
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return nil, server.Errorf(server.EINVALID, `field "options" must be an object`)
-		}
+	case errors.As(err, &typ) && typ.Field != "":
 		t := typ.Type
 		if t != nil && t.Kind() == reflect.Pointer {
 			t = t.Elem()
 		}
 		return nil, server.Errorf(server.EINVALID, "option %q must be %s", typ.Field, jsonKind(t))
-	case strings.HasPrefix(err.Error(), `json: unknown field "`):
-		name := strings.TrimSuffix(strings.TrimPrefix(err.Error(), `json: unknown field "`), `"`)
-		return nil, server.Errorf(server.EINVALID, "unknown option %q; the options are %s", name, optionNames())
 	default:
 		return nil, server.Errorf(server.EINVALID, `field "options" is malformed`)
 	}
 }
 
-// optionNames lists the keys of wire.Options, as the API spells them.
-func optionNames() string {
+// optionNames lists the keys of wire.Options, as the API spells them, in their order.
+func optionNames() []string {
 	t := reflect.TypeFor[wire.Options]()
 	names := make([]string, 0, t.NumField())
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		names = append(names, name)
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 // ownUpload loads the caller's upload; someone else's is not found.
