@@ -784,3 +784,70 @@ func assertGone(t *testing.T, paths ...string) {
 		}
 	}
 }
+
+// TestUploadOptionsAndResume: the options go in POST /v1/uploads and the job has them. They
+// are part of the resume key: after an interrupted upload with some options, a run with other
+// options makes a new upload and a job with its own options rather than completing the old
+// upload with the old ones; a run with the first options then resumes the first upload.
+func TestUploadOptionsAndResume(t *testing.T) {
+	s := testserver.New(t, testserver.Options{PartSize: 1000})
+	c := newUser(t, s, "a@example.com")
+	path, data := writeFile(t, 3000)
+	state := client.NewFileState(filepath.Join(t.TempDir(), "uploads.json"))
+	cbr := &client.JobOptions{Bitrate: "192k", Start: "5s"}
+	best := &client.JobOptions{Quality: ptr(0), Cover: ptr(false)}
+
+	s.Faults.CutRequestBody("PUT /v1/uploads/{id}/parts/2", 10, 100)
+	if _, err := c.Upload(context.Background(), path, client.UploadOptions{Parallel: 1, State: state, Options: cbr}); err == nil {
+		t.Fatal("the interrupted upload succeeded")
+	}
+	s.Faults.Reset()
+	first := uploadIDOf(s.Requests(partRoute)[0])
+
+	job, err := c.Upload(context.Background(), path, client.UploadOptions{State: state, Options: best})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.ID == first || len(s.Requests(createRoute)) != 2 {
+		t.Fatalf("the run with other options completed upload %s (first %s; %d created)", job.ID, first, len(s.Requests(createRoute)))
+	}
+	if o := job.Options; o == nil || o.Quality == nil || *o.Quality != 0 || o.Cover == nil || *o.Cover || o.Bitrate != "" {
+		t.Fatalf("job options %+v, want quality 0 without cover", o)
+	}
+	if got, err := c.Job(context.Background(), job.ID); err != nil || got.Options == nil || *got.Options.Quality != 0 {
+		t.Fatalf("GET job = %+v, %v", got, err)
+	}
+
+	job, err = c.Upload(context.Background(), path, client.UploadOptions{State: state, Options: cbr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.ID != first || len(s.Requests(createRoute)) != 2 {
+		t.Fatalf("the run with the first options made job %s, want the resumed upload %s", job.ID, first)
+	}
+	if o := job.Options; o == nil || o.Bitrate != "192k" || o.Start != "5s" || o.Quality != nil {
+		t.Fatalf("resumed job options %+v, want the first run's", o)
+	}
+	if !bytes.Equal(s.Video(t, job.ID), data) {
+		t.Fatal("assembled video differs")
+	}
+}
+
+// TestUploadBadOptionsSendNothing: options that the server would refuse are refused before any
+// request, with the server's message.
+func TestUploadBadOptionsSendNothing(t *testing.T) {
+	s := testserver.New(t, testserver.Options{})
+	c := newUser(t, s, "a@example.com")
+	path, _ := writeFile(t, 100)
+	before := len(s.Requests("/"))
+	_, err := c.Upload(context.Background(), path, client.UploadOptions{Options: &client.JobOptions{Quality: ptr(12)}})
+	var oe *wire.OptionError
+	if !errors.As(err, &oe) || oe.Option != "quality" || !strings.Contains(err.Error(), `option "quality" must be 0 (best) to 9, not 12`) {
+		t.Fatalf("err = %v, want the quality option refused", err)
+	}
+	if n := len(s.Requests("/")); n != before {
+		t.Fatalf("%d requests for an upload with bad options", n-before)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -16,6 +16,9 @@ type (
 	// UploadInfo is a chunked upload in progress, as returned by the /v1/uploads routes; its
 	// PartLen method gives the length of one part.
 	UploadInfo = wire.Upload
+	// JobOptions are a job's MP3 options, given to Upload and shown in Job.Options; their
+	// Check method validates them as the server does.
+	JobOptions = wire.Options
 )
 
 // Job states.

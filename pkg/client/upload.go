@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -40,13 +41,26 @@ type UploadOptions struct {
 	// SHA256 makes Upload read the whole file once more to send its SHA-256, which the
 	// server checks when the upload completes.
 	SHA256 bool
+	// Options are the job's MP3 options; nil gives the server's defaults. Upload checks them
+	// before it sends anything. They are part of what identifies an upload for resuming: a
+	// rerun with other options starts a new upload (and makes another job) instead of
+	// completing the interrupted one with the options it was started with.
+	Options *JobOptions
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // Upload sends the file at path as a chunked upload and completes it, returning the queued
-// job. See UploadOptions for resuming, parallelism and progress.
+// job. See UploadOptions for the job's options, resuming, parallelism and progress. Bad
+// options give a *wire.OptionError before anything is sent.
 func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*Job, error) {
+	if err := opts.Options.Check(); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", path, err)
+	}
+	optKey, err := optionsKey(opts.Options)
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %w", path, err)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", path, err)
@@ -63,7 +77,7 @@ func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("upload %s: not a regular file", path)
 	}
-	key := UploadKey{Server: NormalizeServer(c.BaseURL), Path: abs, Size: fi.Size(), ModTime: fi.ModTime()}
+	key := UploadKey{Server: NormalizeServer(c.BaseURL), Path: abs, Size: fi.Size(), ModTime: fi.ModTime(), Options: optKey}
 
 	up, done, err := c.resumeOrCreate(ctx, f, key, opts)
 	if err != nil {
@@ -151,7 +165,7 @@ func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, 
 			}
 		}
 	}
-	in := wire.NewUpload{Filename: filepath.Base(key.Path), Size: key.Size}
+	in := wire.NewUpload{Filename: filepath.Base(key.Path), Size: key.Size, Options: opts.Options}
 	if opts.SHA256 {
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(f, 0, key.Size)); err != nil {
@@ -355,16 +369,39 @@ func (c *countingReader) abort() {
 	c.n = 0
 }
 
-// UploadKey identifies a local file version on a server, for resuming its upload.
+// UploadKey identifies a local file version on a server, with the options of its job, for
+// resuming its upload.
 type UploadKey struct {
 	Server  string    // normalised server URL
 	Path    string    // absolute path
 	Size    int64     // bytes
 	ModTime time.Time // modification time
+	Options string    // the job's options as JSON; "" for the defaults
 }
 
+// String is the key as the state file keeps it. Uploads of default options have the key they
+// had before options existed, so that those remembered then still resume.
 func (k UploadKey) String() string {
-	return fmt.Sprintf("%s|%s|%d|%d", k.Server, k.Path, k.Size, k.ModTime.UnixNano())
+	s := fmt.Sprintf("%s|%s|%d|%d", k.Server, k.Path, k.Size, k.ModTime.UnixNano())
+	if k.Options != "" {
+		s += "|" + k.Options
+	}
+	return s
+}
+
+// optionsKey returns the options as UploadKey keeps them: their JSON, "" for none.
+func optionsKey(o *JobOptions) (string, error) {
+	if o == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "", fmt.Errorf("encode options: %w", err)
+	}
+	if string(b) == "{}" {
+		return "", nil
+	}
+	return string(b), nil
 }
 
 // StateStore remembers which upload holds which local file, so that an interrupted upload
@@ -394,6 +431,7 @@ type stateEntry struct {
 	Path    string    `json:"path"`
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"mtime"`
+	Options string    `json:"options,omitempty"`
 	Saved   time.Time `json:"saved"`
 }
 
@@ -440,7 +478,8 @@ func (s *FileState) Save(key UploadKey, id string) error {
 			delete(st.Uploads, k)
 		}
 	}
-	st.Uploads[key.String()] = stateEntry{ID: id, Server: key.Server, Path: key.Path, Size: key.Size, ModTime: key.ModTime, Saved: now}
+	st.Uploads[key.String()] = stateEntry{ID: id, Server: key.Server, Path: key.Path, Size: key.Size, ModTime: key.ModTime,
+		Options: key.Options, Saved: now}
 	return writeJSONFile(s.Path, st)
 }
 

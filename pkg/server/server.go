@@ -340,6 +340,17 @@ func (o JobOptions) VBRQuality() int {
 	return *o.Quality
 }
 
+// Equal reports whether o and p ask for the same MP3, comparing what Quality and Track point
+// to (nil, the default, differs from a pointer to any value, also to the default's).
+func (o JobOptions) Equal(p JobOptions) bool {
+	same := func(a, b *int) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+	if !same(o.Quality, p.Quality) || !same(o.Track, p.Track) {
+		return false
+	}
+	o.Quality, o.Track, p.Quality, p.Track = nil, nil, nil, nil
+	return o == p
+}
+
 // Conversion is what to make of one video: the job's options, and the title to give the MP3
 // when the video has none (the uploaded file's name without its extension).
 type Conversion struct {

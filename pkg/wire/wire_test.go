@@ -28,6 +28,12 @@ func TestShapes(t *testing.T) {
 		{wire.Job{ID: "65a1", State: wire.JobQueued, Filename: "talk.mp4", Size: 9, CreatedAt: at, UpdatedAt: at},
 			`{"id":"65a1","state":"queued","progress":0,"error":"","filename":"talk.mp4","size":9,"mp3_fid":"",` +
 				`"created_at":"2026-11-27T15:00:00Z","updated_at":"2026-11-27T15:00:00Z","finished_at":null}`},
+		{wire.Job{ID: "65a1", State: wire.JobQueued, Filename: "talk.mp4", Size: 9, CreatedAt: at, UpdatedAt: at,
+			Options: &wire.Options{Bitrate: "192k", Mono: true}},
+			`{"id":"65a1","state":"queued","progress":0,"error":"","filename":"talk.mp4","size":9,"mp3_fid":"",` +
+				`"options":{"bitrate":"192k","mono":true},` +
+				`"created_at":"2026-11-27T15:00:00Z","updated_at":"2026-11-27T15:00:00Z","finished_at":null}`},
+		{wire.NewUpload{Filename: "talk.mp4", Size: 5, Options: &wire.Options{}}, `{"filename":"talk.mp4","size":5,"options":{}}`},
 		{wire.JobList{Jobs: []wire.Job{}}, `{"jobs":[]}`},
 		{wire.ErrorBody{Error: wire.Error{Code: "not_found", Message: "job not found"}},
 			`{"error":{"code":"not_found","message":"job not found"}}`},

@@ -715,3 +715,82 @@ func assertFile(t *testing.T, path string, want []byte) {
 		t.Fatalf("%s: %d bytes differ from the %d expected", path, len(got), len(want))
 	}
 }
+
+// TestUploadOptionFlagsReachTheJob: the option flags of upload go to the server, the job has
+// them, and upload, status and jobs show them (--json as the API does; status as flags).
+func TestUploadOptionFlagsReachTheJob(t *testing.T) {
+	s := testserver.New(t, testserver.Options{})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, _ := writeVideo(t, 3000)
+	const want = `"options": {
+    "bitrate": "192k",
+    "start": "5s",
+    "normalize": true,
+    "loudness": -20,
+    "cover": false
+  },
+  "created_at"`
+	r := e.run("", "upload", path, "--bitrate", "192k", "--start=5s", "--normalize=-20", "--no-cover", "--json")
+	e.want(r, 0)
+	if !strings.Contains(r.stdout, want) {
+		t.Fatalf("upload --json:\n%s\nwant it to contain\n%s", r.stdout, want)
+	}
+	var j client.Job
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
+		t.Fatal(err)
+	}
+	// What the server keeps, seen by another client.
+	got, err := sdk(t, s, storedToken(t, s.URL)).Job(context.Background(), j.ID)
+	if err != nil || got.Options == nil || got.Options.Bitrate != "192k" || got.Options.Loudness == nil || *got.Options.Loudness != -20 {
+		t.Fatalf("the server's job: %+v, %v", got, err)
+	}
+	r = e.run("", "status", j.ID, "--json")
+	e.want(r, 0)
+	if !strings.Contains(r.stdout, want) {
+		t.Fatalf("status --json:\n%s", r.stdout)
+	}
+	r = e.run("", "status", j.ID)
+	e.want(r, 0)
+	if !strings.Contains(r.stdout, "Options:  --bitrate 192k --start 5s --normalize=-20 --no-cover\n") {
+		t.Fatalf("status:\n%s", r.stdout)
+	}
+	plain := e.run("", "upload", path, "--json") // another job, of the default options
+	e.want(plain, 0)
+	if strings.Contains(plain.stdout, "options") {
+		t.Fatalf("a job of the default options shows options:\n%s", plain.stdout)
+	}
+	r = e.run("", "jobs", "--json")
+	e.want(r, 0)
+	if strings.Count(r.stdout, `"options"`) != 1 || !strings.Contains(r.stdout, `"bitrate": "192k"`) {
+		t.Fatalf("jobs --json:\n%s", r.stdout)
+	}
+}
+
+// TestBadOptionFlagExitsBeforeAnyRequest: a bad option value is a usage error (exit 2) with
+// the server's message, and neither upload nor convert sends a single request.
+func TestBadOptionFlagExitsBeforeAnyRequest(t *testing.T) {
+	s := testserver.New(t, testserver.Options{})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, _ := writeVideo(t, 3000)
+	before := len(s.Requests(anyRoute))
+	for _, args := range [][]string{
+		{"upload", path, "--quality", "12"},
+		{"convert", path, "--quality", "12", "-o", filepath.Join(t.TempDir(), "out.mp3")},
+		{"upload", path, "--bitrate", "100k", "--wait"},
+		{"convert", path, "--start", "2m", "--end", "1m", "-o", filepath.Join(t.TempDir(), "out.mp3")},
+	} {
+		r := e.run("", args...)
+		e.want(r, 2)
+		if !strings.Contains(r.stderr, `option "`) {
+			t.Errorf("%v: stderr %q, want the option's message", args, r.stderr)
+		}
+	}
+	if r := e.run("", "upload", path, "--quality", "12"); r.stderr != "v2m: --quality: option \"quality\" must be 0 (best) to 9, not 12 (see 'v2m --help')\n" {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	if n := len(s.Requests(anyRoute)) - before; n != 0 {
+		t.Fatalf("%d requests for bad options: %v", n, s.Requests(anyRoute)[before:])
+	}
+}

@@ -19,11 +19,13 @@ type convertOptions struct {
 	File     string
 	Output   string // -o, by default the input's name with .mp3 in the working directory
 	Parallel int
-	Timeout  time.Duration // of the wait; 0: no limit
+	Timeout  time.Duration      // of the wait; 0: no limit
+	Options  *client.JobOptions // the job's MP3 options; nil for the defaults
 }
 
 func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command {
 	opts := &convertOptions{IO: f.io, Config: f.config, Client: f.authClient}
+	var mp3 *mp3Flags
 	cmd := &cobra.Command{
 		Use:   "convert FILE",
 		Short: "Upload a video, wait for the conversion and download the MP3",
@@ -32,6 +34,10 @@ func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command 
 			opts.JSON = f.flags.json
 			opts.File = args[0]
 			if err := checkParallel(opts.Parallel); err != nil {
+				return err
+			}
+			var err error
+			if opts.Options, err = mp3.options(cmd.Flags()); err != nil {
 				return err
 			}
 			if opts.Output == "" {
@@ -51,6 +57,7 @@ func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command 
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file (default: the input's name with .mp3)")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "parts sent at once")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", DefaultWaitTimeout, "how long to wait for the conversion (0: no limit)")
+	mp3 = addMP3Flags(cmd.Flags())
 	return cmd
 }
 
@@ -64,7 +71,7 @@ func convertRun(ctx context.Context, opts *convertOptions) error {
 		return err
 	}
 	p := newProgress(opts.IO, opts.JSON)
-	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Parallel)
+	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Parallel, opts.Options)
 	if err != nil {
 		return err
 	}

@@ -16,16 +16,42 @@ import (
 // jobJSON is one job, as the API returns it: printed by upload, status and wait, and inside
 // jobsJSON, convertJSON and errorJSON.
 type jobJSON struct {
-	ID         string     `json:"id"`
-	State      string     `json:"state"`
-	Progress   int        `json:"progress"`
-	Error      string     `json:"error"`
-	Filename   string     `json:"filename"`
-	Size       int64      `json:"size"`
-	MP3FID     string     `json:"mp3_fid"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	FinishedAt *time.Time `json:"finished_at"` // null until the job is done or failed
+	ID         string       `json:"id"`
+	State      string       `json:"state"`
+	Progress   int          `json:"progress"`
+	Error      string       `json:"error"`
+	Filename   string       `json:"filename"`
+	Size       int64        `json:"size"`
+	MP3FID     string       `json:"mp3_fid"`
+	Options    *optionsJSON `json:"options,omitempty"` // absent for a job of the default options
+	CreatedAt  time.Time    `json:"created_at"`
+	UpdatedAt  time.Time    `json:"updated_at"`
+	FinishedAt *time.Time   `json:"finished_at"` // null until the job is done or failed
+}
+
+// optionsJSON is a job's MP3 options, as the API shows them (docs/api.md): only those that
+// differ from the defaults.
+type optionsJSON struct {
+	Quality       *int     `json:"quality,omitempty"`
+	Bitrate       string   `json:"bitrate,omitempty"`
+	Start         string   `json:"start,omitempty"`
+	End           string   `json:"end,omitempty"`
+	Normalize     bool     `json:"normalize,omitempty"`
+	Loudness      *float64 `json:"loudness,omitempty"`
+	Track         *int     `json:"track,omitempty"`
+	Language      string   `json:"language,omitempty"`
+	Mono          bool     `json:"mono,omitempty"`
+	Cover         *bool    `json:"cover,omitempty"`
+	SplitChapters bool     `json:"split_chapters,omitempty"`
+}
+
+func newOptionsJSON(o *client.JobOptions) *optionsJSON {
+	if o == nil {
+		return nil
+	}
+	return &optionsJSON{Quality: o.Quality, Bitrate: o.Bitrate, Start: o.Start, End: o.End, Normalize: o.Normalize,
+		Loudness: o.Loudness, Track: o.Track, Language: o.Language, Mono: o.Mono, Cover: o.Cover,
+		SplitChapters: o.SplitChapters}
 }
 
 func newJobJSON(j *client.Job) *jobJSON {
@@ -34,7 +60,7 @@ func newJobJSON(j *client.Job) *jobJSON {
 	}
 	return &jobJSON{
 		ID: j.ID, State: j.State, Progress: j.Progress, Error: j.Error, Filename: j.Filename,
-		Size: j.Size, MP3FID: j.MP3FID, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
+		Size: j.Size, MP3FID: j.MP3FID, Options: newOptionsJSON(j.Options), CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 		FinishedAt: j.FinishedAt,
 	}
 }

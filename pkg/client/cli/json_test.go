@@ -20,6 +20,10 @@ func TestJSONBytesUnchanged(t *testing.T) {
 		Size: 12345, MP3FID: "6740c0ffee0000000000beef", CreatedAt: created, UpdatedAt: finished, FinishedAt: &finished,
 	}
 	queued := &client.Job{ID: "6740c0ffee0000000000abce", State: client.JobQueued, Filename: `C:\a "b".mp4`, CreatedAt: created.In(zone), UpdatedAt: created}
+	q, track, lufs, no := 0, 1, -23.5, false
+	withOptions := &client.Job{ID: "y", State: client.JobQueued, Filename: "a.mp4", CreatedAt: created, UpdatedAt: created,
+		Options: &client.JobOptions{Quality: &q, Start: "1m30s", End: "2m", Normalize: true, Loudness: &lufs, Track: &track,
+			Mono: true, Cover: &no, SplitChapters: true}}
 	failed := &client.Job{ID: "x", State: client.JobFailed, Error: "no audio stream <&>", CreatedAt: created, UpdatedAt: created, FinishedAt: &finished}
 	for _, tc := range []struct {
 		name     string
@@ -27,6 +31,8 @@ func TestJSONBytesUnchanged(t *testing.T) {
 	}{
 		{"job done", newJobJSON(done), done},
 		{"job queued", newJobJSON(queued), queued},
+		// A job with options shows them as the API does, where the API has them.
+		{"job with options", newJobJSON(withOptions), withOptions},
 		{"jobs", jobsJSON{Jobs: []jobJSON{*newJobJSON(done), *newJobJSON(failed)}}, map[string]any{"jobs": []client.Job{*done, *failed}}},
 		{"jobs empty", jobsJSON{Jobs: []jobJSON{}}, map[string]any{"jobs": []client.Job{}}},
 		{"register", registerJSON{ID: 7, Email: "a@example.com", CreatedAt: created}, &client.User{ID: 7, Email: "a@example.com", CreatedAt: created}},

@@ -59,6 +59,9 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	if j.Error != "" {
 		fmt.Fprintf(tw, "Error:\t%s\n", j.Error)
 	}
+	if o := optionsText(j.Options); o != "" {
+		fmt.Fprintf(tw, "Options:\t%s\n", o)
+	}
 	fmt.Fprintf(tw, "Created:\t%s\n", j.CreatedAt.Local().Format(time.DateTime))
 	if j.FinishedAt != nil {
 		fmt.Fprintf(tw, "Finished:\t%s\n", j.FinishedAt.Local().Format(time.DateTime))

@@ -81,9 +81,10 @@ func (p progress) bytesBar(desc string) (func(done, total int64), func()) {
 	return update, finish
 }
 
-// uploadFile uploads path, remembering the upload in <configDir>/uploads.json so that a rerun
-// resumes it, and returns the queued job.
-func uploadFile(ctx context.Context, p progress, c *client.Client, path, configDir string, parallel int) (*client.Job, error) {
+// uploadFile uploads path for a job with the given options, remembering the upload in
+// <configDir>/uploads.json so that a rerun (with the same options) resumes it, and returns the
+// queued job.
+func uploadFile(ctx context.Context, p progress, c *client.Client, path, configDir string, parallel int, opts *client.JobOptions) (*client.Job, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("upload: %w", err)
@@ -97,6 +98,7 @@ func uploadFile(ctx context.Context, p progress, c *client.Client, path, configD
 		Parallel: parallel,
 		Progress: update,
 		State:    client.NewFileState(filepath.Join(configDir, "uploads.json")),
+		Options:  opts,
 	})
 	finish()
 	if err != nil {

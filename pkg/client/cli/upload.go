@@ -20,11 +20,13 @@ type uploadOptions struct {
 	Wait     bool   // --wait, or implied by --output
 	Output   string // -o: also download the MP3 here
 	Parallel int
-	Timeout  time.Duration // of the wait; 0: no limit
+	Timeout  time.Duration      // of the wait; 0: no limit
+	Options  *client.JobOptions // the job's MP3 options; nil for the defaults
 }
 
 func newCmdUpload(f *factory, runF func(*uploadOptions) error) *cobra.Command {
 	opts := &uploadOptions{IO: f.io, Config: f.config, Client: f.authClient}
+	var mp3 *mp3Flags
 	cmd := &cobra.Command{
 		Use:   "upload FILE",
 		Short: "Upload a video and queue its conversion; print the job id",
@@ -33,6 +35,10 @@ func newCmdUpload(f *factory, runF func(*uploadOptions) error) *cobra.Command {
 			opts.JSON = f.flags.json
 			opts.File = args[0]
 			if err := checkParallel(opts.Parallel); err != nil {
+				return err
+			}
+			var err error
+			if opts.Options, err = mp3.options(cmd.Flags()); err != nil {
 				return err
 			}
 			opts.Wait = opts.Wait || opts.Output != ""
@@ -46,6 +52,7 @@ func newCmdUpload(f *factory, runF func(*uploadOptions) error) *cobra.Command {
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "also download the MP3 to this file (implies --wait)")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "parts sent at once")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", DefaultWaitTimeout, "how long to wait for the conversion (0: no limit)")
+	mp3 = addMP3Flags(cmd.Flags())
 	return cmd
 }
 
@@ -59,7 +66,7 @@ func uploadRun(ctx context.Context, opts *uploadOptions) error {
 		return err
 	}
 	p := newProgress(opts.IO, opts.JSON)
-	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Parallel)
+	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Parallel, opts.Options)
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,13 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
 func toJobJSON(j *server.Job) wire.Job {
 	out := wire.Job{ID: j.ID, State: string(j.State), Progress: j.Progress, Filename: j.Filename, Size: j.Size,
-		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+		Options: jobs.WireOptions(j.Options), CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	switch j.State {
 	case server.JobDone:
 		out.MP3FID = j.MP3FID

@@ -2,11 +2,15 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"hash"
 	"hash/crc32"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,8 +32,14 @@ func (s *Server) createUpload(c *gin.Context) {
 		Filename string          `json:"filename"`
 		Size     json.RawMessage `json:"size"`
 		SHA256   string          `json:"sha256"`
+		Options  json.RawMessage `json:"options"`
 	}
 	if err := s.decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	opts, err := decodeOptions(req.Options)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -42,12 +52,69 @@ func (s *Server) createUpload(c *gin.Context) {
 		s.fail(c, server.Errorf(server.EINVALID, `field "size" must be a whole number of bytes`))
 		return
 	}
-	u, err := s.cfg.Service.StartUpload(c.Request.Context(), owner(c), jobs.NewUpload{Filename: req.Filename, Size: size, SHA256: req.SHA256})
+	u, err := s.cfg.Service.StartUpload(c.Request.Context(), owner(c),
+		jobs.NewUpload{Filename: req.Filename, Size: size, SHA256: req.SHA256, Options: opts})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, toUploadJSON(u, nil))
+}
+
+// decodeOptions reads the "options" of POST /v1/uploads: absent or null is nil (the
+// defaults). Unlike the rest of the body, a key that is not exactly an option's (encoding/json
+// would take "Quality" for "quality") is refused, naming it: a misspelt option would otherwise
+// be dropped without a word and make the wrong MP3. The values are checked by the job service.
+func decodeOptions(raw json.RawMessage) (*wire.Options, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return nil, server.Errorf(server.EINVALID, `field "options" must be an object`)
+	}
+	names := optionNames()
+	var unknown []string
+	for k := range keys {
+		if !slices.Contains(names, k) {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		what := "option"
+		if len(unknown) > 1 {
+			what = "options"
+		}
+		return nil, server.Errorf(server.EINVALID, "unknown %s %s; the options are %s", what, strings.Join(unknown, ", "),
+			strings.Join(names, ", "))
+	}
+	var o wire.Options
+	err := json.Unmarshal(raw, &o)
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return &o, nil
+	case errors.As(err, &typ) && typ.Field != "":
+		t := typ.Type
+		if t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		return nil, server.Errorf(server.EINVALID, "option %q must be %s", typ.Field, jsonKind(t))
+	default:
+		return nil, server.Errorf(server.EINVALID, `field "options" is malformed`)
+	}
+}
+
+// optionNames lists the keys of wire.Options, as the API spells them, in their order.
+func optionNames() []string {
+	t := reflect.TypeFor[wire.Options]()
+	names := make([]string, 0, t.NumField())
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
 }
 
 // ownUpload loads the caller's upload; someone else's is not found.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // Defaults of Service's limits.
@@ -86,10 +87,13 @@ type NewUpload struct {
 	Filename string
 	Size     int64
 	SHA256   string // hex of the whole file, optional
+	// Options are the MP3 options the client asked for; nil gives the defaults.
+	Options *wire.Options
 }
 
-// StartUpload records a new chunked upload of owner's. A bad name, size or checksum gives
-// EINVALID, a file over the limit ETOOLARGE.
+// StartUpload records a new chunked upload of owner's, with the options its job will have. A
+// bad name, size, checksum or option gives EINVALID, a file over the limit ETOOLARGE: a job
+// with bad options is refused here, before anything is stored, and never reaches the queue.
 func (s *Service) StartUpload(ctx context.Context, owner string, nu NewUpload) (*server.Upload, error) {
 	name, err := CleanFilename(nu.Filename)
 	if err != nil {
@@ -105,8 +109,12 @@ func (s *Service) StartUpload(ctx context.Context, owner string, nu NewUpload) (
 	if b, err := hex.DecodeString(sum); sum != "" && (err != nil || len(b) != 32) {
 		return nil, server.Errorf(server.EINVALID, `field "sha256" must be 64 hex digits`)
 	}
+	opts, err := ParseOptions(nu.Options)
+	if err != nil {
+		return nil, err
+	}
 	u := &server.Upload{ID: server.NewID(), Owner: owner, Filename: name, Size: nu.Size, PartSize: s.PartLimit(),
-		SHA256: sum, CreatedAt: s.now()}
+		SHA256: sum, Options: opts, CreatedAt: s.now()}
 	if err := s.Uploads.CreateUpload(ctx, u); err != nil {
 		return nil, fmt.Errorf("create upload: %w", err)
 	}
@@ -159,7 +167,8 @@ func (s *Service) WritePart(ctx context.Context, u *server.Upload, n int, r io.R
 	return nil
 }
 
-// Complete turns owner's upload id into a queued job and returns it. Completing again, after
+// Complete turns owner's upload id into a queued job, with the upload's options, and returns
+// it. Completing again, after
 // the answer to the first completion was lost, returns the same job. Missing parts give
 // ECONFLICT; a file that does not match its checksum gives EINVALID, and the upload is gone.
 func (s *Service) Complete(ctx context.Context, owner, id string) (*server.Job, error) {
@@ -178,7 +187,7 @@ func (s *Service) Complete(ctx context.Context, owner, id string) (*server.Job, 
 		}
 		return nil, err
 	}
-	j, err := s.enqueue(ctx, u.ID, u.Owner, u.Filename, u.Size)
+	j, err := s.enqueue(ctx, u.ID, u.Owner, u.Filename, u.Size, u.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +214,9 @@ func (s *Service) Abort(ctx context.Context, owner, id string) error {
 }
 
 // Submit stores a whole video read from r, in one go, and queues its job: the tutorial's
-// upload. The store makes the video visible only once r has ended cleanly, so a reader that
-// fails leaves nothing. A video over the limit gives ETOOLARGE.
+// upload, which has no options: its job makes the default MP3. The store makes the video
+// visible only once r has ended cleanly, so a reader that fails leaves nothing. A video over
+// the limit gives ETOOLARGE.
 func (s *Service) Submit(ctx context.Context, owner, filename string, r io.Reader) (*server.Job, error) {
 	name, err := CleanFilename(filename)
 	if err != nil {
@@ -222,7 +232,7 @@ func (s *Service) Submit(ctx context.Context, owner, filename string, r io.Reade
 		return nil, err
 	}
 	s.Metrics.BytesIn(size)
-	j, err := s.enqueue(ctx, fid, owner, name, size)
+	j, err := s.enqueue(ctx, fid, owner, name, size, server.JobOptions{})
 	if err != nil {
 		// No job refers to the video: remove it now rather than leave it to the janitor.
 		if derr := s.Blobs.Delete(context.WithoutCancel(ctx), server.BucketVideos, fid); derr != nil {
@@ -259,13 +269,13 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// enqueue records a queued job for the video fid (the job takes the video's id) and publishes
+// enqueue records a queued job for the video fid (the job takes the video's id) with opts, and publishes
 // its message. An existing job of that id is returned as it is. A failed publish is logged,
 // not returned: the job stays queued, and the sweeper publishes it again.
-func (s *Service) enqueue(ctx context.Context, fid, owner, filename string, size int64) (*server.Job, error) {
+func (s *Service) enqueue(ctx context.Context, fid, owner, filename string, size int64, opts server.JobOptions) (*server.Job, error) {
 	now := s.now()
 	j := &server.Job{ID: fid, Owner: owner, State: server.JobQueued, Filename: filename, Size: size, VideoFID: fid,
-		MP3FID: server.NewID(), CreatedAt: now, UpdatedAt: now}
+		MP3FID: server.NewID(), Options: opts, CreatedAt: now, UpdatedAt: now}
 	if err := s.Jobs.CreateJob(ctx, j); err != nil {
 		if !server.IsCode(err, server.ECONFLICT) {
 			return nil, fmt.Errorf("create job: %w", err)

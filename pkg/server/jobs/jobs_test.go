@@ -14,6 +14,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/disk"
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/sqlite"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // newService returns the service on real SQLite stores, disk blobs and the SQLite queue, as
@@ -261,5 +262,67 @@ func TestOpenMP3(t *testing.T) {
 	b.Close()
 	if _, _, err := s.OpenMP3(context.Background(), "ann@example.com", "not-an-id"); !server.IsCode(err, server.ENOTFOUND) {
 		t.Fatalf("a malformed fid: %v", err)
+	}
+}
+
+// TestOptionsGoFromUploadToJob: the options given at StartUpload are parsed onto the upload,
+// kept by the store, and copied to the job at Complete; the tutorial's Submit makes a job with
+// the defaults.
+func TestOptionsGoFromUploadToJob(t *testing.T) {
+	s, db := newService(t)
+	ctx := t.Context()
+	opts := &wire.Options{Bitrate: "192k", Start: "1m30s", Normalize: true, Language: "ENG", Cover: ptr(false)}
+	u, err := s.StartUpload(ctx, "ann@example.com", jobs.NewUpload{Filename: "a.mp4", Size: 4, Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server.JobOptions{Bitrate: 192, Start: 90 * time.Second, Loudness: -16, Language: "eng", NoCover: true}
+	if u.Options != want {
+		t.Fatalf("upload options %+v, want %+v", u.Options, want)
+	}
+	if stored, err := db.Uploads().Upload(ctx, u.ID); err != nil || stored.Options != want {
+		t.Fatalf("stored upload options %+v, %v", stored, err)
+	}
+	if err := s.WritePart(ctx, u, 0, strings.NewReader("abcd")); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Complete(ctx, "ann@example.com", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Options != want {
+		t.Fatalf("job options %+v, want %+v", j.Options, want)
+	}
+	if stored, err := s.Job(ctx, "ann@example.com", j.ID); err != nil || stored.Options != want {
+		t.Fatalf("stored job options %+v, %v", stored, err)
+	}
+	plain, err := s.Submit(ctx, "ann@example.com", "b.mp4", strings.NewReader("video"))
+	if err != nil || plain.Options != (server.JobOptions{}) {
+		t.Fatalf("Submit = %+v, %v; want the default options", plain, err)
+	}
+}
+
+// TestBadOptionsNeverReachTheQueue: StartUpload refuses bad options with EINVALID naming the
+// option, and stores nothing: no upload to complete, no job, no message.
+func TestBadOptionsNeverReachTheQueue(t *testing.T) {
+	s, db := newService(t)
+	ctx := t.Context()
+	q := s.Queue.(*sqlite.Queue)
+	for _, o := range []*wire.Options{
+		{Quality: ptr(10)}, {Bitrate: "100k"}, {Start: "2m", End: "1m"}, {Loudness: ptr(0.0)}, {Track: ptr(1), Language: "eng"},
+	} {
+		_, err := s.StartUpload(ctx, "ann@example.com", jobs.NewUpload{Filename: "a.mp4", Size: 4, Options: o})
+		if !server.IsCode(err, server.EINVALID) || !strings.HasPrefix(server.ErrorMessage(err), "option ") {
+			t.Errorf("StartUpload with %+v = %v, want EINVALID naming the option", o, err)
+		}
+	}
+	if ups, err := db.Uploads().StaleUploads(ctx, time.Now().Add(time.Hour), 10); err != nil || len(ups) != 0 {
+		t.Errorf("uploads stored for bad options: %v, %v", ups, err)
+	}
+	if js, err := s.ListJobs(ctx, "ann@example.com", 10); err != nil || len(js) != 0 {
+		t.Errorf("jobs for bad options: %v, %v", js, err)
+	}
+	if live, dead, err := q.Depth(ctx, server.TopicVideo); err != nil || live+dead != 0 {
+		t.Errorf("queue after bad options: %d live, %d dead, %v", live, dead, err)
 	}
 }

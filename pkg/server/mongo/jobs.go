@@ -24,19 +24,20 @@ type JobStore struct {
 func (s *JobStore) clock() time.Time { return msUTC(s.now()) }
 
 type jobDoc struct {
-	ID         string     `bson:"_id"`
-	Owner      string     `bson:"owner"`
-	State      string     `bson:"state"`
-	Progress   int        `bson:"progress"`
-	Error      string     `bson:"error"`
-	Filename   string     `bson:"filename"`
-	Size       int64      `bson:"size"`
-	VideoFID   string     `bson:"video_fid"`
-	MP3FID     string     `bson:"mp3_fid"`
-	Attempts   int        `bson:"attempts"`
-	CreatedAt  time.Time  `bson:"created_at"`
-	UpdatedAt  time.Time  `bson:"updated_at"`
-	FinishedAt *time.Time `bson:"finished_at,omitempty"`
+	ID         string      `bson:"_id"`
+	Owner      string      `bson:"owner"`
+	State      string      `bson:"state"`
+	Progress   int         `bson:"progress"`
+	Error      string      `bson:"error"`
+	Filename   string      `bson:"filename"`
+	Size       int64       `bson:"size"`
+	VideoFID   string      `bson:"video_fid"`
+	MP3FID     string      `bson:"mp3_fid"`
+	Options    *optionsDoc `bson:"options,omitempty"`
+	Attempts   int         `bson:"attempts"`
+	CreatedAt  time.Time   `bson:"created_at"`
+	UpdatedAt  time.Time   `bson:"updated_at"`
+	FinishedAt *time.Time  `bson:"finished_at,omitempty"`
 }
 
 func (d *jobDoc) job() *server.Job {
@@ -50,6 +51,7 @@ func (d *jobDoc) job() *server.Job {
 		Size:      d.Size,
 		VideoFID:  d.VideoFID,
 		MP3FID:    d.MP3FID,
+		Options:   d.Options.jobOptions(),
 		Attempts:  d.Attempts,
 		CreatedAt: d.CreatedAt.UTC(),
 		UpdatedAt: d.UpdatedAt.UTC(),
@@ -79,7 +81,7 @@ func (s *JobStore) CreateJob(ctx context.Context, j *server.Job) error {
 	j.CreatedAt, j.UpdatedAt = msUTC(j.CreatedAt), msUTC(j.UpdatedAt)
 	d := jobDoc{
 		ID: j.ID, Owner: j.Owner, State: string(j.State), Progress: j.Progress, Error: j.Error,
-		Filename: j.Filename, Size: j.Size, VideoFID: j.VideoFID, MP3FID: j.MP3FID,
+		Filename: j.Filename, Size: j.Size, VideoFID: j.VideoFID, MP3FID: j.MP3FID, Options: toOptionsDoc(j.Options),
 		Attempts: j.Attempts, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 	}
 	if !j.FinishedAt.IsZero() {

@@ -37,6 +37,8 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		t.Helper()
 		j := newJob("ann@example.com", c.Now().Add(-2*time.Hour))
 		j.State, j.Attempts, j.UpdatedAt = st, attempts, c.Now().Add(-age)
+		opts := SampleOptions()
+		j.Options = opts[(attempts+int(st[0]))%len(opts)] // every change must keep them
 		if st == server.JobConverting {
 			j.Progress = 30
 		}
@@ -68,6 +70,38 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		}
 		if got.CreatedAt.Location() != time.UTC || !got.FinishedAt.IsZero() {
 			t.Errorf("times: created %v (want UTC), finished %v (want zero)", got.CreatedAt, got.FinishedAt)
+		}
+	})
+	t.Run("OptionsRoundTrip", func(t *testing.T) {
+		ctx, s, c := setup(t)
+		var all []*server.Job
+		for i, o := range SampleOptions() {
+			j := newJob("ann@example.com", c.Now().Add(time.Duration(i)*time.Second))
+			j.Options = o
+			if err := s.CreateJob(ctx, j); err != nil {
+				t.Fatalf("CreateJob with options %s: %v", FormatOptions(o), err)
+			}
+			wantJob(t, s, j)
+			byMP3, err := s.JobByMP3(ctx, j.MP3FID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameJob(t, "JobByMP3", byMP3, j)
+			all = append([]*server.Job{j}, all...)
+		}
+		listed, err := s.ListJobs(ctx, "ann@example.com", len(all))
+		if err != nil || len(listed) != len(all) {
+			t.Fatalf("ListJobs = %d jobs, %v; want %d", len(listed), err, len(all))
+		}
+		for i := range all {
+			sameJob(t, "listed job", listed[i], all[i])
+		}
+		stale, err := s.StaleJobs(ctx, server.JobQueued, c.Now().Add(time.Hour), len(all))
+		if err != nil || len(stale) != len(all) {
+			t.Fatalf("StaleJobs = %d jobs, %v; want %d", len(stale), err, len(all))
+		}
+		for i := range all {
+			sameJob(t, "stale job", stale[i], all[len(all)-1-i])
 		}
 	})
 	t.Run("CreateDuplicateID", func(t *testing.T) {
@@ -450,7 +484,10 @@ func sameJob(t *testing.T, what string, got, want *server.Job) {
 		t.Fatalf("%s times: created %v updated %v finished %v; want %v, %v, %v", what,
 			g.CreatedAt, g.UpdatedAt, g.FinishedAt, w.CreatedAt, w.UpdatedAt, w.FinishedAt)
 	}
-	g.CreatedAt, g.UpdatedAt, g.FinishedAt = w.CreatedAt, w.UpdatedAt, w.FinishedAt
+	if !g.Options.Equal(w.Options) {
+		t.Fatalf("%s options = %s\nwant %s", what, FormatOptions(g.Options), FormatOptions(w.Options))
+	}
+	g.CreatedAt, g.UpdatedAt, g.FinishedAt, g.Options = w.CreatedAt, w.UpdatedAt, w.FinishedAt, w.Options
 	if g != w {
 		t.Fatalf("%s = %+v\nwant %+v", what, g, w)
 	}

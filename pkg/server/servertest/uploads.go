@@ -28,14 +28,31 @@ func TestUploadStore(t *testing.T, newStore NewUploadStore) {
 			if err != nil {
 				t.Fatalf("Upload: %v", err)
 			}
-			if !got.CreatedAt.Equal(u.CreatedAt) {
-				t.Fatalf("CreatedAt %v, want %v", got.CreatedAt, u.CreatedAt)
+			sameUpload(t, "Upload", got, u)
+		}
+	})
+	t.Run("OptionsRoundTrip", func(t *testing.T) {
+		ctx, s := t.Context(), newStore(t)
+		var all []*server.Upload
+		for i, o := range SampleOptions() {
+			u := upload(time.Duration(len(SampleOptions())-i) * time.Hour) // oldest first
+			u.Options = o
+			if err := s.CreateUpload(ctx, u); err != nil {
+				t.Fatalf("CreateUpload with options %s: %v", FormatOptions(o), err)
 			}
-			g := *got
-			g.CreatedAt = u.CreatedAt
-			if g != *u {
-				t.Fatalf("Upload = %+v, want %+v", got, u)
+			got, err := s.Upload(ctx, u.ID)
+			if err != nil {
+				t.Fatalf("Upload: %v", err)
 			}
+			sameUpload(t, "Upload", got, u)
+			all = append(all, u)
+		}
+		stale, err := s.StaleUploads(ctx, base, len(all))
+		if err != nil || len(stale) != len(all) {
+			t.Fatalf("StaleUploads = %d uploads, %v; want %d", len(stale), err, len(all))
+		}
+		for i := range all {
+			sameUpload(t, "stale upload", stale[i], all[i])
 		}
 	})
 	t.Run("CreateDuplicateID", func(t *testing.T) {
@@ -101,6 +118,21 @@ func TestUploadStore(t *testing.T, newStore NewUploadStore) {
 			t.Errorf("StaleUploads before all = %v, %v; want none", uploadIDs(got), err)
 		}
 	})
+}
+
+func sameUpload(t *testing.T, what string, got, want *server.Upload) {
+	t.Helper()
+	if !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Fatalf("%s: CreatedAt %v, want %v", what, got.CreatedAt, want.CreatedAt)
+	}
+	if !got.Options.Equal(want.Options) {
+		t.Fatalf("%s: options %s\nwant %s", what, FormatOptions(got.Options), FormatOptions(want.Options))
+	}
+	g := *got
+	g.CreatedAt, g.Options = want.CreatedAt, want.Options
+	if g != *want {
+		t.Fatalf("%s = %+v, want %+v", what, got, want)
+	}
 }
 
 func uploadIDs(us []*server.Upload) []string {

@@ -14,7 +14,7 @@ func (d *DB) Jobs() server.JobStore { return (*jobStore)(d) }
 
 type jobStore DB
 
-const jobColumns = `id, owner, state, progress, error, filename, size, video_fid, mp3_fid, attempts, created_at, updated_at, finished_at`
+const jobColumns = `id, owner, state, progress, error, filename, size, video_fid, mp3_fid, options, attempts, created_at, updated_at, finished_at`
 
 type scanner interface{ Scan(...any) error }
 
@@ -22,9 +22,14 @@ func scanJob(row scanner) (*server.Job, error) {
 	var j server.Job
 	var created, updated int64
 	var finished sql.NullInt64
+	var opts string
 	if err := row.Scan(&j.ID, &j.Owner, &j.State, &j.Progress, &j.Error, &j.Filename, &j.Size, &j.VideoFID, &j.MP3FID,
-		&j.Attempts, &created, &updated, &finished); err != nil {
+		&opts, &j.Attempts, &created, &updated, &finished); err != nil {
 		return nil, err
+	}
+	var err error
+	if j.Options, err = decodeOptions(opts); err != nil {
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
 	j.CreatedAt, j.UpdatedAt = fromMS(created), fromMS(updated)
 	if finished.Valid {
@@ -38,8 +43,12 @@ func (s *jobStore) CreateJob(ctx context.Context, j *server.Job) error {
 	if !j.FinishedAt.IsZero() {
 		finished = sql.NullInt64{Int64: ms(j.FinishedAt), Valid: true}
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.ID, j.Owner, j.State, j.Progress, j.Error, j.Filename, j.Size, j.VideoFID, j.MP3FID, j.Attempts,
+	opts, err := encodeOptions(j.Options)
+	if err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Owner, j.State, j.Progress, j.Error, j.Filename, j.Size, j.VideoFID, j.MP3FID, opts, j.Attempts,
 		ms(j.CreatedAt), ms(j.UpdatedAt), finished)
 	if isUnique(err) {
 		return server.Errorf(server.ECONFLICT, "job %s exists", j.ID)

@@ -123,3 +123,27 @@ func TestQueuesOfOneDatabaseShareTopics(t *testing.T) {
 func TestContractRevocationStore(t *testing.T) {
 	servertest.TestRevocationStore(t, func(t *testing.T) server.RevocationStore { return open(t).Revocations() })
 }
+
+// TestRowsWithoutOptionsReadAsDefaults: rows written before the options column existed (the
+// migration gives them an empty string) read as jobs and uploads with the default options.
+func TestRowsWithoutOptionsReadAsDefaults(t *testing.T) {
+	d := open(t)
+	ctx := t.Context()
+	id, mp3 := server.NewID(), server.NewID()
+	if _, err := d.db.ExecContext(ctx, `INSERT INTO jobs (id, owner, state, filename, size, video_fid, mp3_fid, created_at, updated_at)
+		VALUES (?, 'ann@example.com', 'queued', 'a.mp4', 1, ?, ?, 0, 0)`, id, id, mp3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.db.ExecContext(ctx, `INSERT INTO uploads (id, owner, filename, size, part_size, created_at)
+		VALUES (?, 'ann@example.com', 'a.mp4', 1, 1, 0)`, id); err != nil {
+		t.Fatal(err)
+	}
+	j, err := d.Jobs().Job(ctx, id)
+	if err != nil || !j.Options.Equal(server.JobOptions{}) {
+		t.Errorf("old job = %+v, %v; want the default options", j, err)
+	}
+	u, err := d.Uploads().Upload(ctx, id)
+	if err != nil || !u.Options.Equal(server.JobOptions{}) {
+		t.Errorf("old upload = %+v, %v; want the default options", u, err)
+	}
+}

@@ -13,9 +13,30 @@ func (d *DB) Uploads() server.UploadStore { return (*uploadStore)(d) }
 
 type uploadStore DB
 
+const uploadColumns = `id, owner, filename, size, part_size, sha256, options, created_at`
+
+func scanUpload(row scanner) (*server.Upload, error) {
+	var u server.Upload
+	var opts string
+	var created int64
+	if err := row.Scan(&u.ID, &u.Owner, &u.Filename, &u.Size, &u.PartSize, &u.SHA256, &opts, &created); err != nil {
+		return nil, err
+	}
+	var err error
+	if u.Options, err = decodeOptions(opts); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", u.ID, err)
+	}
+	u.CreatedAt = fromMS(created)
+	return &u, nil
+}
+
 func (s *uploadStore) CreateUpload(ctx context.Context, u *server.Upload) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO uploads (id, owner, filename, size, part_size, sha256, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, u.ID, u.Owner, u.Filename, u.Size, u.PartSize, u.SHA256, ms(u.CreatedAt))
+	opts, err := encodeOptions(u.Options)
+	if err != nil {
+		return fmt.Errorf("insert upload: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, u.Owner, u.Filename, u.Size, u.PartSize, u.SHA256, opts, ms(u.CreatedAt))
 	if isUnique(err) {
 		return server.Errorf(server.ECONFLICT, "upload %s exists", u.ID)
 	}
@@ -26,22 +47,18 @@ func (s *uploadStore) CreateUpload(ctx context.Context, u *server.Upload) error 
 }
 
 func (s *uploadStore) Upload(ctx context.Context, id string) (*server.Upload, error) {
-	var u server.Upload
-	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, owner, filename, size, part_size, sha256, created_at FROM uploads WHERE id = ?`, id).
-		Scan(&u.ID, &u.Owner, &u.Filename, &u.Size, &u.PartSize, &u.SHA256, &created)
+	u, err := scanUpload(s.db.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
 	if isNoRows(err) {
 		return nil, notFound("upload", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("select upload: %w", err)
 	}
-	u.CreatedAt = fromMS(created)
-	return &u, nil
+	return u, nil
 }
 
 func (s *uploadStore) StaleUploads(ctx context.Context, before time.Time, limit int) ([]*server.Upload, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, owner, filename, size, part_size, sha256, created_at FROM uploads
+	rows, err := s.db.QueryContext(ctx, `SELECT `+uploadColumns+` FROM uploads
 		WHERE created_at < ? ORDER BY created_at LIMIT ?`, ms(before), limit)
 	if err != nil {
 		return nil, fmt.Errorf("select stale uploads: %w", err)
@@ -49,13 +66,11 @@ func (s *uploadStore) StaleUploads(ctx context.Context, before time.Time, limit 
 	defer rows.Close()
 	var out []*server.Upload
 	for rows.Next() {
-		var u server.Upload
-		var created int64
-		if err := rows.Scan(&u.ID, &u.Owner, &u.Filename, &u.Size, &u.PartSize, &u.SHA256, &created); err != nil {
+		u, err := scanUpload(rows)
+		if err != nil {
 			return nil, fmt.Errorf("scan upload: %w", err)
 		}
-		u.CreatedAt = fromMS(created)
-		out = append(out, &u)
+		out = append(out, u)
 	}
 	return out, rows.Err()
 }
