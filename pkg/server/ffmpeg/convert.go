@@ -82,6 +82,9 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 	if err := c.run(jctx, src, dst, meta, pw); err != nil {
 		return err
 	}
+	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
+		return fmt.Errorf("mp3 comment: %w", err)
+	}
 
 	out, err := c.Probe(jctx, dst)
 	if err != nil {

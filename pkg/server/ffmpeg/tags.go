@@ -1,6 +1,7 @@
 package ffmpeg
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -205,4 +206,87 @@ func removeQuietly(path string) {
 	if path != "" {
 		_ = os.Remove(path)
 	}
+}
+
+// ffmpeg's mp3 muxer (5.1) writes a "comment" tag as TXXX:comment, which players do not
+// show as the comment: commentFrame rewrites it as the COMM frame they read. The COMM frame
+// is smaller than the TXXX frame it replaces, so the tag keeps its size (the rest becomes
+// padding) and the rewrite stays within it.
+
+// commentFrame replaces the ID3v2.3 tag's TXXX:comment frame of the MP3 at path with a COMM
+// frame. A file without one, or whose tag it does not understand, is left as it is.
+func commentFrame(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, 10)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return err
+	}
+	if string(head[:3]) != "ID3" || head[3] != 3 || head[5] != 0 {
+		return nil // not ffmpeg's ID3v2.3 tag: no unsynchronisation, extended header or footer
+	}
+	size := int(head[6])<<21 | int(head[7])<<14 | int(head[8])<<7 | int(head[9])
+	tag := make([]byte, size)
+	if _, err := f.ReadAt(tag, 10); err != nil {
+		return err
+	}
+	out, ok := replaceComment(tag)
+	if !ok {
+		return nil
+	}
+	if _, err := f.WriteAt(out, 10); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// txxxComment is the start of a TXXX frame's body whose description is "comment", in
+// ISO-8859-1 and in UTF-16 with a byte-order mark, as ffmpeg writes them.
+var txxxComment = [][]byte{
+	append([]byte{0}, "comment\x00"...),
+	{1, 0xff, 0xfe, 'c', 0, 'o', 0, 'm', 0, 'm', 0, 'e', 0, 'n', 0, 't', 0, 0, 0},
+}
+
+// replaceComment returns the frames of an ID3v2.3 tag (without its header) with the
+// TXXX:comment frame turned into a COMM frame, padded with zeros to the same length, and
+// whether there was one.
+func replaceComment(tag []byte) ([]byte, bool) {
+	for i := 0; i+10 <= len(tag) && tag[i] != 0; {
+		n := int(tag[i+4])<<24 | int(tag[i+5])<<16 | int(tag[i+6])<<8 | int(tag[i+7])
+		if n < 0 || i+10+n > len(tag) {
+			return nil, false
+		}
+		body := tag[i+10 : i+10+n]
+		if string(tag[i:i+4]) == "TXXX" {
+			for _, prefix := range txxxComment {
+				value, ok := bytes.CutPrefix(body, prefix)
+				if !ok {
+					continue
+				}
+				// COMM: encoding, language, an empty description, the text.
+				comm := []byte{prefix[0], 'e', 'n', 'g'}
+				if prefix[0] == 1 {
+					comm = append(comm, 0xff, 0xfe, 0, 0)
+				} else {
+					comm = append(comm, 0)
+				}
+				comm = append(comm, value...)
+				frame := []byte{'C', 'O', 'M', 'M', byte(len(comm) >> 24), byte(len(comm) >> 16), byte(len(comm) >> 8), byte(len(comm)), 0, 0}
+				out := make([]byte, 0, len(tag))
+				out = append(out, tag[:i]...)
+				out = append(out, frame...)
+				out = append(out, comm...)
+				out = append(out, tag[i+10+n:]...)
+				if len(out) > len(tag) {
+					return nil, false
+				}
+				return append(out, make([]byte, len(tag)-len(out))...), true
+			}
+		}
+		i += 10 + n
+	}
+	return nil, false
 }

@@ -94,7 +94,10 @@ func TestTags(t *testing.T) {
 	}
 	frames := id3v23Frames(t, b)
 	t.Logf("ID3v2.3 frames: %v", frames)
-	for _, id := range []string{"TIT2", "TPE1", "TALB", "TPE2", "TYER", "TDAT", "TCON", "TRCK", "TSSE", "CHAP", "CTOC"} {
+	if contains(frames, "TXXX") {
+		t.Errorf("TXXX frames among %v: want only the tags players read", frames)
+	}
+	for _, id := range []string{"TIT2", "TPE1", "TALB", "TPE2", "TYER", "TDAT", "TCON", "TRCK", "COMM", "TSSE", "CHAP", "CTOC", "APIC"} {
 		if !contains(frames, id) {
 			t.Errorf("no %s frame among %v", id, frames)
 		}
@@ -124,7 +127,7 @@ func TestTags(t *testing.T) {
 	m := mutagen(t, dst)
 	t.Logf("mutagen-inspect:\n%s", m)
 	for _, want := range []string{"TIT2=Song Title", "TPE1=The Artist", "TALB=The Album", "TPE2=Various Artists",
-		"TCON=Rock", "TRCK=3/12", "TDRC=2024-05-17", "TSSE=Lavf"} {
+		"TCON=Rock", "TRCK=3/12", "TDRC=2024-05-17", "COMM==eng=Recorded live", "TSSE=Lavf"} {
 		if !strings.Contains(m, "\n"+want) {
 			t.Errorf("mutagen does not read %s", want)
 		}
@@ -147,16 +150,21 @@ func TestTagsFromAudioStreamAndTitleFallback(t *testing.T) {
 	src := makeMedia(t, "stream-tags.mkv",
 		"-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=44100",
 		"-c:a", "libopus", "-metadata:s:a:0", "ARTIST=Stream Artist", "-metadata:s:a:0", "GENRE=Jazz",
-		"-metadata:s:a:0", "title=Stereo", "-metadata", "album=Global Album")
+		"-metadata:s:a:0", "title=Stereo", "-metadata:s:a:0", "COMMENT=Живой звук", "-metadata", "album=Global Album")
 	dst := filepath.Join(t.TempDir(), "audio.mp3")
 	if err := c.Convert(t.Context(), src, dst, server.Conversion{Title: "My Upload"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := ffprobe(t, dst).Format.Tags
-	for k, want := range map[string]string{"title": "My Upload", "artist": "Stream Artist", "genre": "Jazz", "album": "Global Album"} {
+	for k, want := range map[string]string{"title": "My Upload", "artist": "Stream Artist", "genre": "Jazz",
+		"album": "Global Album", "comment": "Живой звук"} {
 		if got[k] != want {
 			t.Errorf("tag %s = %q, want %q (all: %v)", k, got[k], want, got)
 		}
+	}
+	// A comment that is not ASCII is UTF-16 in ID3v2.3.
+	if m := mutagen(t, dst); !strings.Contains(m, "\nCOMM==eng=Живой звук\n") || strings.Contains(m, "TXXX") {
+		t.Errorf("mutagen reads no COMM frame, or a TXXX frame:\n%s", m)
 	}
 }
 
