@@ -167,3 +167,18 @@ func TestCoverFileRemovedOnFailure(t *testing.T) {
 		t.Errorf("left in the work directory: %v", left)
 	}
 }
+
+func TestCoverFromMatroskaAttachment(t *testing.T) {
+	// Matroska keeps a cover as an attachment, which ffmpeg reads as an attached picture.
+	jpg := filepath.Join(t.TempDir(), "cover.jpg")
+	if out, err := exec.Command(testenv.Tool(t, "ffmpeg"), "-nostdin", "-v", "error", "-f", "lavfi",
+		"-i", "testsrc=size=300x300", "-frames:v", "1", jpg).CombinedOutput(); err != nil {
+		t.Fatalf("make jpeg: %v: %s", err, out)
+	}
+	src := makeMedia(t, "attachment.mkv", "-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=44100",
+		"-c:a", "libopus", "-attach", jpg, "-metadata:s:t", "mimetype=image/jpeg", "-metadata:s:t", "filename=cover.jpg")
+	w, h, luma := cover(t, convert(t, src, server.Conversion{}))
+	if w != 300 || h != 300 || luma < 40 {
+		t.Errorf("cover %dx%d, mean luma %d: want the attached 300x300 picture", w, h, luma)
+	}
+}
