@@ -11,11 +11,12 @@ root=$(pwd)
 
 log() { printf '[test %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-	log "installing ffmpeg"
+# python3-mutagen's mutagen-inspect reads the MP3s' ID3 tags in the converter's tests.
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v mutagen-inspect >/dev/null; then
+	log "installing ffmpeg and python3-mutagen"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >/dev/null
-	apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+	apt-get install -y -qq --no-install-recommends ffmpeg python3-mutagen >/dev/null
 fi
 
 svc_dir=${V2M_SERVICES_DIR:-$root/.cache/services}

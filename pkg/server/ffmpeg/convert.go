@@ -74,8 +74,16 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 		total = in.Duration
 	}
 	pw := &progressWriter{total: total, report: progress, last: -1}
-	if err := c.run(jctx, src, dst, pw); err != nil {
+	meta, err := c.planMeta(jctx, src, dst, conv) // tags, chapters and cover (cover.go, tags.go)
+	if err != nil {
 		return err
+	}
+	defer meta.cleanup()
+	if err := c.run(jctx, src, dst, meta, pw); err != nil {
+		return err
+	}
+	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
+		return fmt.Errorf("mp3 comment: %w", err)
 	}
 
 	out, err := c.Probe(jctx, dst)
@@ -104,24 +112,27 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 }
 
 // run runs ffmpeg, feeding its -progress output to pw.
-func (c *Converter) run(ctx context.Context, src, dst string, pw *progressWriter) error {
+func (c *Converter) run(ctx context.Context, src, dst string, meta *metaPlan, pw *progressWriter) error {
 	input, output := "file:"+src, "file:"+dst
 	// Only the input file, and only as a real media container: a playlist inside an upload
 	// must not make ffmpeg read other files or fetch URLs.
 	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
 	args = append(args, c.inputArgs()...)
-	args = append(args, "-i", input, "-vn", "-map", "0:a:0", "-c:a", "libmp3lame")
+	args = append(args, "-i", input)
+	args = append(args, meta.inputArgs()...) // the cover, as a second input (cover.go)
+	args = append(args, "-map", "0:a:0", "-c:a", "libmp3lame")
 	if c.bitrate != "" {
 		args = append(args, "-b:a", c.bitrate)
 	} else {
 		args = append(args, "-q:a", "2")
 	}
+	args = append(args, meta.outputArgs()...) // tags, chapters and cover (tags.go, cover.go)
 	args = append(args, "-abort_on", "empty_output", "-progress", "pipe:1", "-nostats", "-f", "mp3", output)
 
 	var stderr tail
 	// ffmpeg works in the MP3's directory, may read src and write there, and nothing else.
 	work := filepath.Dir(dst)
-	cmd, err := c.command(ctx, sandbox.Policy{ReadFiles: []string{src}, WriteDirs: []string{work}}, work, c.ffmpeg, args...)
+	cmd, err := c.command(ctx, sandbox.Policy{ReadFiles: append([]string{src}, meta.readFiles()...), WriteDirs: []string{work}}, work, c.ffmpeg, args...)
 	if err != nil {
 		return err
 	}
