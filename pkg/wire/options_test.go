@@ -22,7 +22,7 @@ func TestOptionsCheck(t *testing.T) {
 		{}, {Quality: ptr(0)}, {Quality: ptr(9)}, {Bitrate: "192k"}, {Bitrate: "320"}, {Bitrate: " 32K "},
 		{Start: "90s", End: "00:02:00.500"}, {Start: "01:30"}, {End: "1h"}, {Normalize: true},
 		{Loudness: ptr(-30.0)}, {Loudness: ptr(-5.0)}, {Track: ptr(0)}, {Track: ptr(99)}, {Language: "ENG"},
-		{Mono: true, Cover: ptr(false), SplitChapters: true},
+		{Mono: true, Cover: ptr(false)},
 	}
 	for _, o := range good {
 		if err := o.Check(); err != nil {

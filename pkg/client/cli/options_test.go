@@ -24,7 +24,7 @@ func TestMP3OptionFlags(t *testing.T) {
 		{"bare normalize before the file", "--normalize FILE", `{"normalize":true}`},
 		{"track 0", "--track 0", `{"track":0}`},
 		{"language", "--language eng", `{"language":"eng"}`},
-		{"flags", "--mono --no-cover --split-chapters", `{"mono":true,"cover":false,"split_chapters":true}`},
+		{"flags", "--mono --no-cover", `{"mono":true,"cover":false}`},
 		{"all", "--quality 4 --start 5s --normalize --track 1 --mono", `{"quality":4,"start":"5s","normalize":true,"track":1,"mono":true}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

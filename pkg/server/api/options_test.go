@@ -65,8 +65,8 @@ func TestUploadOptionsReachTheJob(t *testing.T) {
 	}
 
 	// quality 0 is not the default, and shows; a loudness shows with normalize.
-	r = e.startAndComplete(tok, map[string]any{"options": map[string]any{"quality": 0, "loudness": -23.5, "track": 0, "split_chapters": true}})
-	const want2 = `{"quality":0,"normalize":true,"loudness":-23.5,"track":0,"split_chapters":true}`
+	r = e.startAndComplete(tok, map[string]any{"options": map[string]any{"quality": 0, "loudness": -23.5, "track": 0}})
+	const want2 = `{"quality":0,"normalize":true,"loudness":-23.5,"track":0}`
 	if got := jobOptionsJSON(t, r.body); string(got) != want2 {
 		t.Fatalf("complete shows options %s, want %s", got, want2)
 	}

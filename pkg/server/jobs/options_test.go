@@ -27,7 +27,7 @@ func TestParseOptions(t *testing.T) {
 		{wire.Options{Loudness: ptr(-23.0)}, server.JobOptions{Loudness: -23}},
 		{wire.Options{Track: ptr(1)}, server.JobOptions{Track: ptr(1)}},
 		{wire.Options{Language: "ENG"}, server.JobOptions{Language: "eng"}},
-		{wire.Options{Mono: true, Cover: ptr(false), SplitChapters: true}, server.JobOptions{Mono: true, NoCover: true, SplitChapters: true}},
+		{wire.Options{Mono: true, Cover: ptr(false)}, server.JobOptions{Mono: true, NoCover: true}},
 		{wire.Options{Cover: ptr(true)}, server.JobOptions{}},
 	}
 	for _, tc := range good {
@@ -68,6 +68,7 @@ func TestParseOptions(t *testing.T) {
 		{wire.Options{Track: ptr(-1)}, `"track"`},
 		{wire.Options{Track: ptr(1), Language: "eng"}, `"track" and "language" cannot be combined`},
 		{wire.Options{Language: "english"}, `"language" must be a three-letter ISO 639-2 code`},
+		{wire.Options{SplitChapters: true}, `"split_chapters" is not available yet`},
 	}
 	for _, tc := range bad {
 		_, err := jobs.ParseOptions(&tc.in)
