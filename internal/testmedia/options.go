@@ -76,3 +76,7 @@ var BrokenTimestamps = []Sample{
 	{Name: "ts-jump", Container: "ts", Args: join(tinyVideo, sine(440, "4", `,asetpts=PTS+gte(T\,2)*3/TB`), tinyH264,
 		[]string{"-c:a", "aac", "-f", "mpegts"}), AudioDuration: 4 * time.Second},
 }
+
+// Silent is 3 s of digital silence, which no loudness target can raise.
+var Silent = Sample{Name: "silent", Container: "m4a", Args: []string{"-f", "lavfi", "-i", "anullsrc=sample_rate=44100:channel_layout=mono",
+	"-t", "3", "-c:a", "aac"}, AudioDuration: 3 * time.Second}

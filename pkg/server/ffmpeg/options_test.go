@@ -450,3 +450,26 @@ func TestConvertLoudness(t *testing.T) {
 		})
 	}
 }
+
+func TestConvertLoudnessSilence(t *testing.T) {
+	// loudnorm measures silence as -inf: the MP3 is made without normalisation.
+	c := newConverter(t, ffmpeg.Config{})
+	src := media(t, testmedia.Silent)
+	f, _ := convert(t, c, src, server.JobOptions{Loudness: -16})
+	if !within(f.Decoded, decodedAudio(t, src, "a:0"), durTol) {
+		t.Errorf("MP3 plays %v", f.Decoded)
+	}
+}
+
+func TestConvertOptionsConfined(t *testing.T) {
+	// Both loudness passes, a trim and a track choice work under Landlock.
+	c := newConverter(t, ffmpeg.Config{Sandbox: newSandbox(t)})
+	src := media(t, testmedia.TwoTracks)
+	f, pcts, dst := convertTo(t, c, src, server.JobOptions{Track: ptr(0), Start: 500 * time.Millisecond, End: 2500 * time.Millisecond,
+		Loudness: -16, Mono: true, Bitrate: 96})
+	lufs, _ := loudnessOf(t, dst)
+	if !within(f.Decoded, 2*time.Second, durTol) || f.Channels != 1 || math.Abs(lufs+16) > 1 || f.VBR() {
+		t.Errorf("confined MP3: %+v at %.1f LUFS", f, lufs)
+	}
+	t.Logf("confined: %v, %d ch, %d bit/s, %.1f LUFS, progress %v", f.Decoded, f.Channels, f.BitRate, lufs, pcts)
+}

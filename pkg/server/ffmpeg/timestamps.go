@@ -111,7 +111,7 @@ func (p *packets) handle(line []byte) {
 	if p.haveDTS {
 		if dts < p.lastDTS {
 			p.Backwards++
-		} else if dts > p.lastEnd+gapMin {
+		} else if p.lastEnd > p.lastDTS && dts > p.lastEnd+gapMin { // without durations, no gap can be told
 			p.Gaps++
 		}
 	}
