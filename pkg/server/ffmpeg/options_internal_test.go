@@ -76,6 +76,12 @@ func TestPackets(t *testing.T) {
 		p.Gaps != 2 || p.Backwards != 1 || !p.Broken() || p.Audio() != 2500*time.Millisecond {
 		t.Errorf("packets: %v", p)
 	}
+	// Matroska rounds AAC's 23.22 ms to 23; its timestamps keep the count.
+	m := &packets{}
+	m.Write([]byte("0.000,0.000,0.023\n0.023,0.023,0.023\n0.046,0.046,0.023\n0.070,0.070,0.023\n"))
+	if m.Sum != 92*time.Millisecond || m.Audio() != 93*time.Millisecond || m.Broken() {
+		t.Errorf("matroska: %v, audio %v", m, m.Audio())
+	}
 	q := &packets{}
 	q.Write([]byte("0.0,0.0,\n1.0,1.0,\n"))
 	if q.Audio() != time.Second || q.Broken() {

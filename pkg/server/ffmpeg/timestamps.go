@@ -32,14 +32,18 @@ type packets struct {
 	// (its pts plus its duration).
 	First, End time.Duration
 	// Sum is the sum of the packets' durations: how much audio the stream holds, whatever
-	// its timestamps say (to about a millisecond per packet in Matroska, whose time base
-	// is the millisecond).
+	// its timestamps say, but short by up to a millisecond per packet in Matroska, whose
+	// time base is the millisecond (AAC's 23.22 ms packets say 23 ms).
 	Sum time.Duration
+	// Runs is Sum measured by the timestamps where they run on without a gap (exact to the
+	// time base over a whole run), and by the packets' durations across gaps and jumps.
+	Runs time.Duration
 	// Backwards counts packets whose DTS is below the previous one's; Gaps counts jumps of
 	// the DTS by more than gapMin beyond the previous packet's end.
 	Backwards, Gaps int
 
 	line    []byte
+	lastDur time.Duration
 	lastDTS time.Duration
 	lastEnd time.Duration
 	haveDTS bool
@@ -48,11 +52,12 @@ type packets struct {
 // gapMin is the smallest jump of the timestamps that counts as a gap.
 const gapMin = 100 * time.Millisecond
 
-// Audio returns how long the stream's audio lasts: the sum of its packets' durations, or
-// the span of its timestamps when the packets have no durations.
+// Audio returns how long the stream's audio lasts: its packets' durations, counted by the
+// timestamps where these run on (see Runs), or the span of its timestamps when the packets
+// have no durations.
 func (p *packets) Audio() time.Duration {
 	if p.Sum > 0 {
-		return p.Sum
+		return p.Runs + p.lastDur
 	}
 	return max(p.End-p.First, 0)
 }
@@ -109,13 +114,18 @@ func (p *packets) handle(line []byte) {
 	p.Sum += dur
 	p.End = max(p.End, pts+dur)
 	if p.haveDTS {
+		if step := dts - p.lastDTS; step >= 0 && p.lastDur > 0 && step <= p.lastDur*3/2+time.Millisecond {
+			p.Runs += step
+		} else {
+			p.Runs += p.lastDur
+		}
 		if dts < p.lastDTS {
 			p.Backwards++
 		} else if p.lastEnd > p.lastDTS && dts > p.lastEnd+gapMin { // without durations, no gap can be told
 			p.Gaps++
 		}
 	}
-	p.lastDTS, p.lastEnd, p.haveDTS = dts, dts+dur, true
+	p.lastDTS, p.lastEnd, p.lastDur, p.haveDTS = dts, dts+dur, dur, true
 }
 
 // signedSeconds parses "-0.023220" or "3.5"; "N/A" or "" is not ok.
