@@ -80,3 +80,9 @@ var BrokenTimestamps = []Sample{
 // Silent is 3 s of digital silence, which no loudness target can raise.
 var Silent = Sample{Name: "silent", Container: "m4a", Args: []string{"-f", "lavfi", "-i", "anullsrc=sample_rate=44100:channel_layout=mono",
 	"-t", "3", "-c:a", "aac"}, AudioDuration: 3 * time.Second}
+
+// ToneChange is 70 s of audio: a 440 Hz tone for 35 s, then 880 Hz, so that a trim far into
+// a file can be checked for where it starts.
+var ToneChange = Sample{Name: "tone-change", Container: "m4a", Args: []string{"-f", "lavfi", "-i",
+	"sine=frequency=440:duration=35:sample_rate=44100[a];sine=frequency=880:duration=35:sample_rate=44100[b];[a][b]concat=v=0:a=1",
+	"-c:a", "aac", "-b:a", "32k"}, AudioDuration: 70 * time.Second}

@@ -121,6 +121,7 @@ func (c *Converter) run(ctx context.Context, src, dst string, j *job, pw *progre
 	// must not make ffmpeg read other files or fetch URLs.
 	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
 	args = append(args, c.inputArgs()...)
+	args = append(args, j.seekArgs()...)
 	args = append(args, "-i", input)
 	args = append(args, c.audioArgs(j)...)
 	args = append(args, c.metadataArgs(j.in, j.conv)...)

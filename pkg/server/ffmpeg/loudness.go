@@ -95,6 +95,7 @@ func (c *Converter) measure(ctx context.Context, src, work string, j *job, pw *p
 	// loudnorm prints its measure at the info level.
 	args := []string{"-nostdin", "-hide_banner", "-nostats", "-v", "info", "-y"}
 	args = append(args, c.inputArgs()...)
+	args = append(args, j.seekArgs()...)
 	args = append(args, "-i", "file:"+src, "-map", "0:"+strconv.Itoa(j.audio.Index), "-af", strings.Join(f, ","),
 		"-progress", "pipe:1", "-f", "null", "-")
 	var stderr tail

@@ -473,3 +473,30 @@ func TestConvertOptionsConfined(t *testing.T) {
 	}
 	t.Logf("confined: %v, %d ch, %d bit/s, %.1f LUFS, progress %v", f.Decoded, f.Channels, f.BitRate, lufs, pcts)
 }
+
+func TestConvertTrimFarIn(t *testing.T) {
+	// A start past 30 s is reached by seeking: the MP3 still starts where it should.
+	c := newConverter(t, ffmpeg.Config{})
+	src := media(t, testmedia.ToneChange) // 440 Hz to 35 s, then 880 Hz
+	for _, tc := range []struct {
+		start, end time.Duration
+		freq       float64
+	}{
+		{33 * time.Second, 34800 * time.Millisecond, 440},
+		{35200 * time.Millisecond, 36500 * time.Millisecond, 880},
+		{60 * time.Second, 0, 880},
+	} {
+		f, _, dst := convertTo(t, c, src, server.JobOptions{Start: tc.start, End: tc.end})
+		want := tc.end - tc.start
+		if tc.end == 0 {
+			want = decodedAudio(t, src, "a:0") - tc.start
+		}
+		if !within(f.Decoded, want, durTol) {
+			t.Errorf("%v-%v: MP3 plays %v, want %v", tc.start, tc.end, f.Decoded, want)
+		}
+		if got := toneFrequency(t, dst); math.Abs(got-tc.freq) > tc.freq/20 {
+			t.Errorf("%v-%v: tone at %.0f Hz, want %.0f", tc.start, tc.end, got, tc.freq)
+		}
+		t.Logf("%v-%v: MP3 plays %v (ffprobe %v), tone %.0f Hz", tc.start, tc.end, f.Decoded, f.Duration, toneFrequency(t, dst))
+	}
+}
