@@ -86,3 +86,8 @@ var Silent = Sample{Name: "silent", Container: "m4a", Args: []string{"-f", "lavf
 var ToneChange = Sample{Name: "tone-change", Container: "m4a", Args: []string{"-f", "lavfi", "-i",
 	"sine=frequency=440:duration=35:sample_rate=44100[a];sine=frequency=880:duration=35:sample_rate=44100[b];[a][b]concat=v=0:a=1",
 	"-c:a", "aac", "-b:a", "32k"}, AudioDuration: 70 * time.Second}
+
+// Noise is 4 s of pink noise at about -16 LUFS whose true peak is near -2.5 dBTP: no gain
+// can bring it to -9 LUFS without limiting.
+var Noise = Sample{Name: "noise", Container: "m4a", Args: []string{"-f", "lavfi", "-i", "anoisesrc=duration=4:color=pink:amplitude=0.9:seed=1",
+	"-c:a", "aac"}, AudioDuration: 4 * time.Second}

@@ -43,8 +43,25 @@ func measureFilter(target float64) string {
 	return fmt.Sprintf("loudnorm=I=%s:TP=%s:LRA=%s:print_format=json", num(target), num(truePeak), num(loudnessRange))
 }
 
-// applyFilter is the second pass's loudnorm, with the first pass's measure.
+// tpMargin is the headroom below truePeak that a gain of our own leaves for the resampling
+// and the MP3 encoding, which make peaks of their own.
+const tpMargin = 0.5
+
+// applyFilter is the second pass's filter: loudnorm with the first pass's measure, in its
+// linear mode, which is one gain over the whole audio. Where loudnorm would not keep to
+// one gain (the gain would push the true peak over truePeak, or the loudness range is
+// wider than loudnessRange) it falls back to compressing and limiting at 192 kHz, whose
+// peaks come back above -1 dBTP once resampled and encoded; then one gain of our own,
+// lowered to keep the peak, is applied instead, and the MP3 stays below the target.
 func (l *loudness) applyFilter(target float64) string {
+	in, _ := strconv.ParseFloat(l.InputI, 64)
+	tp, _ := strconv.ParseFloat(l.InputTP, 64)
+	lra, _ := strconv.ParseFloat(l.InputLRA, 64)
+	gain := target - in
+	if tp+gain > truePeak || lra > loudnessRange {
+		gain = min(gain, truePeak-tpMargin-tp)
+		return fmt.Sprintf("volume=%.2fdB", gain)
+	}
 	return fmt.Sprintf("loudnorm=I=%s:TP=%s:LRA=%s:measured_I=%s:measured_TP=%s:measured_LRA=%s:measured_thresh=%s:offset=%s:linear=true:print_format=none",
 		num(target), num(truePeak), num(loudnessRange), l.InputI, l.InputTP, l.InputLRA, l.InputThresh, l.Offset)
 }

@@ -32,11 +32,24 @@ func TestParseLoudness(t *testing.T) {
 	if *l != (loudness{InputI: "-27.61", InputTP: "-4.47", InputLRA: "18.06", InputThresh: "-39.20", Offset: "0.58"}) {
 		t.Errorf("parsed %+v", *l)
 	}
-	f := l.applyFilter(-16)
-	for _, want := range []string{"I=-16", "TP=-1", "measured_I=-27.61", "measured_TP=-4.47", "measured_LRA=18.06",
+	// Linear gain is possible: loudnorm applies it.
+	lin := loudness{InputI: "-27.61", InputTP: "-14.47", InputLRA: "8.06", InputThresh: "-39.20", Offset: "0.58"}
+	f := lin.applyFilter(-16)
+	for _, want := range []string{"loudnorm=I=-16:", "TP=-1", "measured_I=-27.61", "measured_TP=-14.47", "measured_LRA=8.06",
 		"measured_thresh=-39.20", "offset=0.58", "linear=true"} {
 		if !strings.Contains(f, want) {
 			t.Errorf("filter %q: want %q", f, want)
+		}
+	}
+	// Where loudnorm would compress and limit instead, one gain of ours: the full 11.61 dB
+	// for a wide range, and short of it where the peak would pass -1.5 dBTP.
+	wide := lin
+	wide.InputLRA = "18.06"
+	peaky := lin
+	peaky.InputTP = "-4.47"
+	for l, want := range map[*loudness]string{&wide: "volume=11.61dB", &peaky: "volume=2.97dB", l: "volume=2.97dB"} {
+		if f := l.applyFilter(-16); f != want {
+			t.Errorf("%+v: filter %q, want %q", *l, f, want)
 		}
 	}
 

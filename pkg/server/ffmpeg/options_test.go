@@ -425,6 +425,7 @@ func TestConvertLoudness(t *testing.T) {
 		target float64
 	}{
 		{testmedia.Quiet, -16}, {testmedia.Loud, -16}, {testmedia.Quiet, -23}, {testmedia.Loud, -10},
+		{testmedia.Noise, -16},
 	} {
 		t.Run(tc.s.File()+"/"+strconv.FormatFloat(tc.target, 'f', -1, 64), func(t *testing.T) {
 			t.Parallel()
@@ -499,4 +500,22 @@ func TestConvertTrimFarIn(t *testing.T) {
 		}
 		t.Logf("%v-%v: MP3 plays %v (ffprobe %v), tone %.0f Hz", tc.start, tc.end, f.Decoded, f.Duration, toneFrequency(t, dst))
 	}
+}
+
+func TestConvertLoudnessPeakBound(t *testing.T) {
+	// Pink noise at -16 LUFS peaks at -2.5 dBTP: -9 LUFS would need +7 dB, and the peak
+	// would pass 0. The gain stops short, keeping the true peak at -1 dBTP, and the MP3
+	// is as loud as that allows.
+	c := newConverter(t, ffmpeg.Config{})
+	src := media(t, testmedia.Noise)
+	before, peakBefore := loudnessOf(t, src)
+	_, _, dst := convertTo(t, c, src, server.JobOptions{Loudness: -9})
+	lufs, peak := loudnessOf(t, dst)
+	if peak > -1 {
+		t.Errorf("MP3's true peak %.1f dBTP, want at most -1", peak)
+	}
+	if lufs < before || lufs > -9 {
+		t.Errorf("MP3 at %.1f LUFS, want louder than the source's %.1f and not over -9", lufs, before)
+	}
+	t.Logf("noise target -9: source %.1f LUFS %.1f dBTP, MP3 %.1f LUFS, true peak %.1f dBTP", before, peakBefore, lufs, peak)
 }
