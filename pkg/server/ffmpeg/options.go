@@ -102,7 +102,7 @@ func pickAudio(streams []AudioStream, o server.JobOptions) (int, error) {
 		return *o.Track, nil
 	case o.Language != "":
 		for i, s := range streams {
-			if s.Language == o.Language {
+			if sameLanguage(s.Language, o.Language) {
 				return i, nil
 			}
 		}
@@ -115,6 +115,25 @@ func pickAudio(streams []AudioStream, o server.JobOptions) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// terminology maps the ISO 639-2/B (bibliographic) codes that differ from their /T
+// (terminology) codes to these: Matroska files often say "fre" or "ger" for "fra", "deu".
+var terminology = map[string]string{
+	"alb": "sqi", "arm": "hye", "baq": "eus", "bur": "mya", "chi": "zho", "cze": "ces", "dut": "nld",
+	"fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd", "mao": "mri",
+	"may": "msa", "per": "fas", "rum": "ron", "slo": "slk", "tib": "bod", "wel": "cym",
+}
+
+// sameLanguage reports whether two ISO 639-2 codes, /B or /T, name the same language.
+func sameLanguage(a, b string) bool {
+	if t, ok := terminology[a]; ok {
+		a = t
+	}
+	if t, ok := terminology[b]; ok {
+		b = t
+	}
+	return a != "" && a == b
 }
 
 // describeAudio says what audio tracks there are: "the video has 2 audio tracks (0: eng,

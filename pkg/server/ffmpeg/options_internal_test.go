@@ -117,6 +117,8 @@ func TestPickAudio(t *testing.T) {
 		{[]AudioStream{def(eng), def(fra)}, server.JobOptions{}, 0, ""},
 		{[]AudioStream{eng, def(fra)}, server.JobOptions{Language: "eng"}, 0, ""},
 		{[]AudioStream{eng, def(fra)}, server.JobOptions{Track: &one}, 1, ""},
+		{[]AudioStream{eng, {Language: "fre"}}, server.JobOptions{Language: "fra"}, 1, ""}, // 639-2/B
+		{[]AudioStream{eng, {Language: "deu"}}, server.JobOptions{Language: "ger"}, 1, ""},
 		{[]AudioStream{und}, server.JobOptions{Track: &one}, 0, "the video has 1 audio track (0: und); track 1 does not exist"},
 		{[]AudioStream{eng, und}, server.JobOptions{Language: "fra"}, 0, `the video has 2 audio tracks (0: eng, 1: und); none is in language "fra"`},
 	} {
