@@ -55,6 +55,14 @@ type Sample struct {
 	// mdat box's header zeroed, so that the index is intact but no frame decodes.
 	ZeroMedia bool
 
+	// Args, when set, are all of ffmpeg's inputs and options for a file that the fields
+	// above cannot describe (several audio tracks, broken timestamps); the output's path
+	// is added after them. Duration, Video, Audio and Mux are then not used by Generate.
+	Args []string
+	// Pipe makes ffmpeg write the file to a pipe, so that the muxer cannot go back to
+	// write the duration into the header; Args must then name the format with -f.
+	Pipe bool
+
 	// WantErr is, for a Bad sample, a phrase that a converter's error message contains.
 	WantErr string
 }
@@ -147,7 +155,7 @@ func Generate(ctx context.Context, dir string, s Sample) (string, error) {
 		err = zeroMedia(ctx, dir, s, tmp)
 	case s.From != nil:
 		err = truncated(ctx, dir, s, tmp)
-	case s.Video == nil && s.Audio == nil:
+	case s.Video == nil && s.Audio == nil && s.Args == nil:
 		_, err = io.WriteString(tmp, s.Text)
 	default:
 		if err = tmp.Close(); err == nil {
@@ -213,6 +221,9 @@ func encode(ctx context.Context, s Sample, path string) error {
 	if err != nil {
 		return err
 	}
+	if s.Args != nil {
+		return encodeArgs(ctx, ffmpeg, s, path)
+	}
 	if s.Duration <= 0 {
 		return fmt.Errorf("duration %v: want a positive duration", s.Duration)
 	}
@@ -238,6 +249,30 @@ func encode(ctx context.Context, s Sample, path string) error {
 	out, err := exec.CommandContext(ctx, ffmpeg, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ffmpeg %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// encodeArgs runs ffmpeg with s.Args to make s at path.
+func encodeArgs(ctx context.Context, ffmpeg string, s Sample, path string) error {
+	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, s.Args...)
+	cmd := exec.CommandContext(ctx, ffmpeg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if s.Pipe {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd.Stdout = f
+		args = append(args, "pipe:1")
+	} else {
+		args = append(args, path)
+	}
+	cmd.Args = append([]string{ffmpeg}, args...)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("ffmpeg %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }

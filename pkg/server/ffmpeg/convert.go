@@ -19,9 +19,10 @@ import (
 // errTimeout is the cause of a conversion's context when Config.Timeout expires.
 var errTimeout = errors.New("conversion timeout")
 
-// Convert writes the first audio track of the media file src to dst as an MP3, calling
-// progress (when not nil) with a rising percentage of the audio converted; 100 comes only
-// once the MP3 has been checked. It implements server.Converter.
+// Convert writes an audio track of the media file src to dst as an MP3 as conv's options
+// say (the default track is the one marked default, else the first), calling progress
+// (when not nil) with a rising percentage of the audio converted; 100 comes only once the
+// MP3 has been checked. It implements server.Converter.
 //
 // Input that cannot be converted, or a conversion that exceeds Config.Timeout, gives an
 // EINVALID error marked server.Permanent that says why. When ctx ends first, the error
@@ -58,6 +59,10 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 	if !in.HasAudio {
 		return server.Permanent(server.Errorf(server.EINVALID, "the video has no audio track"))
 	}
+	j, err := c.plan(jctx, src, in, conv)
+	if err != nil {
+		return err
+	}
 
 	// Create dst first, so that a destination we cannot write is told apart from bad input.
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -69,17 +74,21 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 		return fmt.Errorf("create mp3: %w", err)
 	}
 
-	total := in.AudioDuration
-	if total <= 0 {
-		total = in.Duration
+	pw := &progressWriter{total: j.span, report: progress, last: -1}
+	if conv.Options.Loudness != 0 {
+		// Two passes: measuring counts for 0-49 %, encoding for 50-99 %.
+		pw.span = 50
+		if j.loud, err = c.measure(jctx, src, workDir(dst), j, pw); err != nil {
+			return err
+		}
+		pw.lo = 50
 	}
-	pw := &progressWriter{total: total, report: progress, last: -1}
 	meta, err := c.planMeta(jctx, src, dst, conv) // tags, chapters and cover (cover.go, tags.go)
 	if err != nil {
 		return err
 	}
 	defer meta.cleanup()
-	if err := c.run(jctx, src, dst, meta, pw); err != nil {
+	if err := c.run(jctx, src, dst, j, meta, pw); err != nil {
 		return err
 	}
 	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
@@ -94,8 +103,10 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 		}
 		return fmt.Errorf("check mp3: %w", err)
 	}
-	if want := in.AudioDuration; want > 0 {
-		tol := max(2*time.Second, want/50)
+	// The MP3 must hold the audio's samples, or its trimmed span: not what the container
+	// or the timestamps claim.
+	if want := j.span; want > 0 {
+		tol := max(time.Second, want/50)
 		if got := out.Duration; got < want-tol {
 			return server.Permanent(server.Errorf(server.EINVALID,
 				"conversion produced a truncated MP3 (%s of %s)", secs(got), secs(want)))
@@ -112,20 +123,16 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 }
 
 // run runs ffmpeg, feeding its -progress output to pw.
-func (c *Converter) run(ctx context.Context, src, dst string, meta *metaPlan, pw *progressWriter) error {
+func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) error {
 	input, output := "file:"+src, "file:"+dst
 	// Only the input file, and only as a real media container: a playlist inside an upload
 	// must not make ffmpeg read other files or fetch URLs.
 	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
 	args = append(args, c.inputArgs()...)
+	args = append(args, j.seekArgs()...) // -ss, only for a Start ≥ 30 s with sound timestamps
 	args = append(args, "-i", input)
-	args = append(args, meta.inputArgs()...) // the cover, as a second input (cover.go)
-	args = append(args, "-map", "0:a:0", "-c:a", "libmp3lame")
-	if c.bitrate != "" {
-		args = append(args, "-b:a", c.bitrate)
-	} else {
-		args = append(args, "-q:a", "2")
-	}
+	args = append(args, meta.inputArgs()...)  // the cover, as a second input (cover.go)
+	args = append(args, c.audioArgs(j)...)    // the track, filters, channels and encoder (options.go)
 	args = append(args, meta.outputArgs()...) // tags, chapters and cover (tags.go, cover.go)
 	args = append(args, "-abort_on", "empty_output", "-progress", "pipe:1", "-nostats", "-f", "mp3", output)
 
@@ -182,6 +189,9 @@ type progressWriter struct {
 	report func(pct int)
 	last   int
 	line   []byte
+	// lo and span place this run's 0-100 % at lo to lo+span-1 of the whole: a job of two
+	// passes reports the first at 0-49 and the second at 50-99. Span 0 means 100.
+	lo, span int
 }
 
 func (w *progressWriter) Write(p []byte) (int, error) {
@@ -213,15 +223,25 @@ func (w *progressWriter) handle(line []byte) {
 			return
 		}
 		done := float64(us) * float64(time.Microsecond) / float64(w.total)
-		w.set(int(min(99, 100*done)))
+		w.set(min(w.top(), w.lo+int(float64(w.width())*done)))
 	case "progress":
 		if string(val) == "end" {
-			w.set(99)
+			w.set(w.top())
 		} else {
-			w.set(0)
+			w.set(w.lo)
 		}
 	}
 }
+
+func (w *progressWriter) width() int {
+	if w.span <= 0 {
+		return 100
+	}
+	return w.span
+}
+
+// top is the highest percentage of this run: never 100, which is the caller's.
+func (w *progressWriter) top() int { return min(99, w.lo+w.width()-1) }
 
 // set reports pct if it is higher than what was reported before.
 func (w *progressWriter) set(pct int) {

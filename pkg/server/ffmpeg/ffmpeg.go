@@ -1,8 +1,9 @@
 // Package ffmpeg implements server.Converter with the ffmpeg and ffprobe programs.
 //
-// A conversion probes the input with ffprobe, extracts its first audio track into an MP3
-// with ffmpeg's libmp3lame encoder, reporting progress as it goes, and probes the MP3
-// afterwards to check that it holds all of the input's audio. Input that cannot be
+// A conversion probes the input with ffprobe and reads the chosen audio track's packets
+// (without decoding them) to learn how much audio it really holds, extracts that track, as
+// the job's options say, into an MP3 with ffmpeg's libmp3lame encoder, reporting progress
+// as it goes, and probes the MP3 afterwards to check that it holds all of that audio. Input that cannot be
 // converted (not media, empty, no audio, truncated or corrupt) gives an error marked
 // server.Permanent; trouble unrelated to the input (a missing binary, an unwritable
 // destination, a canceled context) gives a plain error, so that the job is retried.
@@ -30,8 +31,9 @@ const installHint = "install it with `sudo apt-get install ffmpeg`"
 type Config struct {
 	// FFmpeg and FFprobe are the programs' paths; "" looks up "ffmpeg" and "ffprobe" in PATH.
 	FFmpeg, FFprobe string
-	// Bitrate selects the MP3 encoding: "" is variable bitrate at quality 2 (about
-	// 170-210 kbit/s); otherwise a constant bitrate such as "192k", from 8k to 320k.
+	// Bitrate selects the MP3 encoding of a job that asks for neither a quality nor a
+	// bitrate: "" is variable bitrate at server.DefaultQuality (quality 2, about 170-210
+	// kbit/s); otherwise a constant bitrate such as "192k", from 8k to 320k.
 	Bitrate string
 	// Timeout limits one conversion; 0 means no limit. A conversion that takes longer
 	// fails permanently.

@@ -31,15 +31,34 @@ type Info struct {
 	// AudioDuration is the first audio stream's duration, from the stream or, for
 	// Matroska, its DURATION tag; 0 when unknown.
 	AudioDuration time.Duration
+	// Audio lists the audio streams in file order.
+	Audio []AudioStream
+}
+
+// AudioStream is one audio stream of a media file.
+type AudioStream struct {
+	Index      int    // the stream's index among all streams, for -map 0:Index
+	Codec      string // e.g. "aac"
+	Language   string // ISO 639-2 as tagged, lower case; "" when untagged
+	Default    bool   // the stream has the default disposition
+	Channels   int
+	SampleRate int
+	// Duration is what the container claims: the stream's duration or, for Matroska, its
+	// DURATION tag (which counts from the file's start); 0 when unknown.
+	Duration time.Duration
 }
 
 // probeOutput is the JSON that ffprobe prints for probeArgs.
 type probeOutput struct {
 	Streams []struct {
-		CodecType string            `json:"codec_type"`
-		CodecName string            `json:"codec_name"`
-		Duration  string            `json:"duration"`
-		Tags      map[string]string `json:"tags"`
+		Index       int               `json:"index"`
+		CodecType   string            `json:"codec_type"`
+		CodecName   string            `json:"codec_name"`
+		Duration    string            `json:"duration"`
+		Channels    int               `json:"channels"`
+		SampleRate  string            `json:"sample_rate"`
+		Disposition map[string]int    `json:"disposition"`
+		Tags        map[string]string `json:"tags"`
 	} `json:"streams"`
 	Format struct {
 		FormatName string `json:"format_name"`
@@ -70,7 +89,7 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 	args := []string{"-hide_banner", "-v", "error"}
 	args = append(args, c.inputArgs()...)
 	args = append(args,
-		"-show_entries", "format=format_name,duration,bit_rate:stream=codec_type,codec_name,duration:stream_tags=DURATION",
+		"-show_entries", "format=format_name,duration,bit_rate:stream=index,codec_type,codec_name,duration,channels,sample_rate:stream_disposition=default:stream_tags=DURATION,language",
 		"-of", "json", "-i", input)
 	var stdout limitedBuffer
 	stdout.limit = maxProbeOutput
@@ -122,15 +141,19 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 		case "video":
 			info.HasVideo = true
 		case "audio":
+			a := AudioStream{Index: s.Index, Codec: s.CodecName, Language: strings.ToLower(s.Tags["language"]),
+				Default: s.Disposition["default"] == 1, Channels: s.Channels, Duration: seconds(s.Duration)}
+			a.SampleRate, _ = strconv.Atoi(s.SampleRate)
+			if a.Duration == 0 {
+				a.Duration = clock(s.Tags["DURATION"])
+			}
+			info.Audio = append(info.Audio, a)
 			if info.HasAudio {
 				continue
 			}
 			info.HasAudio = true
-			info.AudioCodec = s.CodecName
-			info.AudioDuration = seconds(s.Duration)
-			if info.AudioDuration == 0 {
-				info.AudioDuration = clock(s.Tags["DURATION"])
-			}
+			info.AudioCodec = a.Codec
+			info.AudioDuration = a.Duration
 		}
 	}
 	return info, nil
