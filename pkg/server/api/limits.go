@@ -145,6 +145,13 @@ func (b *bodyReader) window(now time.Time) {
 	_ = b.rc.SetWriteDeadline(now.Add(b.l.RateWindow + b.l.WriteTimeout))
 }
 
+// answer gives the answer that follows the handler's work a write deadline of its own: a
+// store that reads a body to its exact length never sees its end, and the time it spends
+// storing after the last read must not eat into the time to answer.
+func (b *bodyReader) answer() {
+	_ = b.rc.SetWriteDeadline(time.Now().Add(b.l.WriteTimeout))
+}
+
 func (b *bodyReader) record(err error) {
 	if b.err == nil && !errors.Is(err, io.EOF) {
 		b.err = err

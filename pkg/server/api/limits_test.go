@@ -459,3 +459,37 @@ func TestDownloadBelowRateIsCut(t *testing.T) {
 	t.Logf("a reader at 160 KiB/s was cut after %d bytes, %v", got, time.Since(start).Round(time.Millisecond))
 	e.noErrorLogs()
 }
+
+// slowPartStore stores a part, then takes took more: a disk that is slow to sync.
+type slowPartStore struct {
+	server.BlobStore
+	took time.Duration
+}
+
+func (s slowPartStore) WritePart(ctx context.Context, u *server.Upload, n int, r io.Reader) error {
+	if err := s.BlobStore.WritePart(ctx, u, n, r); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(s.took):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("write part: %w", ctx.Err())
+	}
+}
+
+// TestSlowStoreStillAnswers: a store that reads a part to its exact length (never seeing the
+// body's end) and then works for longer than the rate window plus the write timeout still gets
+// its 204 to the client: the answer has a write deadline of its own.
+func TestSlowStoreStillAnswers(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Limits = testLimits
+		c.Service.Blobs = slowPartStore{BlobStore: c.Service.Blobs, took: testLimits.RateWindow + testLimits.WriteTimeout + 300*time.Millisecond}
+	})
+	tok := e.user("ann@example.com")
+	id := e.newUpload(tok, 5)
+	if r := e.do("PUT", "/v1/uploads/"+id+"/parts/0", tok, strings.NewReader("hello")); r.code != 204 {
+		t.Fatalf("part stored slowly: %d %s", r.code, r.body)
+	}
+	e.noErrorLogs()
+}

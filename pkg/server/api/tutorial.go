@@ -47,6 +47,7 @@ func (s *Server) tutorialUpload(c *gin.Context) {
 	}
 	whole := &wholeBody{part: file, mr: mr, left: s.cfg.Service.SizeLimit()}
 	j, err := s.cfg.Service.Submit(c.Request.Context(), owner(c), file.FileName(), whole)
+	body.answer()
 	if err != nil {
 		if whole.err != nil {
 			err = whole.err // the store wraps it; the client gets the reason itself

@@ -164,7 +164,9 @@ func (s *Server) putPart(c *gin.Context) {
 		}
 		body = &checkedReader{r: body, want: want, sum: uint32(sum), h: crc32.New(crc32.MakeTable(crc32.Castagnoli)), part: n}
 	}
-	if err := s.cfg.Service.WritePart(c.Request.Context(), u, n, body); err != nil {
+	err = s.cfg.Service.WritePart(c.Request.Context(), u, n, body)
+	req.answer()
+	if err != nil {
 		s.fail(c, req.blame(err))
 		return
 	}
