@@ -178,9 +178,6 @@ func secs(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 }
 
-// maxLine bounds one line of -progress output; longer lines are cut.
-const maxLine = 1 << 10
-
 // progressWriter parses ffmpeg's -progress key=value lines and reports a rising
 // percentage of total, each value at most once, and below 100: 100 is for the caller
 // to report once the output is checked.
@@ -195,19 +192,8 @@ type progressWriter struct {
 }
 
 func (w *progressWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			w.line = append(w.line, p[:min(len(p), maxLine-len(w.line))]...)
-			break
-		}
-		w.line = append(w.line, p[:min(i, maxLine-len(w.line))]...)
-		w.handle(w.line)
-		w.line = w.line[:0]
-		p = p[i+1:]
-	}
-	return n, nil
+	splitLines(&w.line, p, w.handle)
+	return len(p), nil
 }
 
 // handle takes one line.

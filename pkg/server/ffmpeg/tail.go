@@ -1,6 +1,7 @@
 package ffmpeg
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 )
@@ -102,4 +103,23 @@ func oneLine(s string) string {
 		}
 	}
 	return ""
+}
+
+// maxLine bounds one line of a program's line-by-line output; longer lines are cut.
+const maxLine = 1 << 10
+
+// splitLines feeds the complete lines of p to handle, without their newline, and keeps an
+// unfinished last line in *line for the next call. Lines are cut at maxLine bytes.
+func splitLines(line *[]byte, p []byte, handle func([]byte)) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			*line = append(*line, p[:min(len(p), maxLine-len(*line))]...)
+			return
+		}
+		*line = append(*line, p[:min(i, maxLine-len(*line))]...)
+		handle(*line)
+		*line = (*line)[:0]
+		p = p[i+1:]
+	}
 }

@@ -73,19 +73,8 @@ func (p *packets) String() string {
 }
 
 func (p *packets) Write(b []byte) (int, error) {
-	n := len(b)
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			p.line = append(p.line, b[:min(len(b), maxLine-len(p.line))]...)
-			break
-		}
-		p.line = append(p.line, b[:min(i, maxLine-len(p.line))]...)
-		p.handle(p.line)
-		p.line = p.line[:0]
-		b = b[i+1:]
-	}
-	return n, nil
+	splitLines(&p.line, b, p.handle)
+	return len(b), nil
 }
 
 // handle takes one "pts_time,dts_time,duration_time" line; N/A fields are empty.
