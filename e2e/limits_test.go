@@ -24,7 +24,7 @@ var limitArgs = []string{"--read-header-timeout", "1s", "--read-timeout", "2s", 
 func checkConnectionLimits(t *testing.T, base string, u *user) {
 	t.Helper()
 	addr := strings.TrimPrefix(base, "http://")
-	tok := token(t, u)
+	tok := httpLogin(t, u.server, u.email, "s3cret-password")
 	up := startUpload(t, base, tok, 4096)
 
 	stalls := []string{
@@ -104,23 +104,6 @@ func checkConnectionLimits(t *testing.T, base string, u *user) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("HEAD of a download that does not exist: %v %v, want 404", resp, err)
 	}
-}
-
-// token logs the user in through the API and returns a fresh token.
-func token(t *testing.T, u *user) string {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, u.server+"/v1/tokens", nil)
-	req.SetBasicAuth(u.email, "s3cret-password")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ Token string }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
-		t.Fatalf("login: %s %v", resp.Status, err)
-	}
-	return out.Token
 }
 
 // startUpload starts an upload of size bytes and returns its id.

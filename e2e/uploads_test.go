@@ -32,7 +32,7 @@ func TestStandaloneUploadsAllOrNothing(t *testing.T) {
 	srv := startStandalone(t, data)
 	u := newUser(t, srv.url(), "ann@example.com")
 	u.signup()
-	tok := apiToken(t, srv.url(), u.email)
+	tok := httpLogin(t, srv.url(), u.email, "s3cret-password")
 	videos := func() []string {
 		ents, err := os.ReadDir(filepath.Join(data, "blobs", "videos"))
 		if err != nil {
@@ -62,7 +62,7 @@ func TestStandaloneUploadsAllOrNothing(t *testing.T) {
 func TestDistributedUploadsAllOrNothing(t *testing.T) {
 	c := startCluster(t, 1)
 	u := c.user("ann")
-	tok := apiToken(t, c.gateway.url(), u.email)
+	tok := httpLogin(t, c.gateway.url(), u.email, "s3cret-password")
 	db := mongoDB(t, c)
 	files := db.Collection("videos.files")
 	count := func() int64 {
@@ -82,23 +82,6 @@ func TestDistributedUploadsAllOrNothing(t *testing.T) {
 		t.Fatalf("chunks left behind by failed tutorial uploads: %d, %v", n, err)
 	}
 	concurrentPart(t, c.gateway.url(), tok, 1<<20, func(id string) []byte { return gridFSFile(t, db, id) }) // startCluster's part size
-}
-
-// apiToken logs in over the API and returns a bearer token.
-func apiToken(t *testing.T, base, email string) string {
-	t.Helper()
-	req, _ := http.NewRequest("POST", base+"/v1/tokens", nil)
-	req.SetBasicAuth(email, "s3cret-password")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ Token string }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
-		t.Fatalf("login: %d %v", resp.StatusCode, err)
-	}
-	return out.Token
 }
 
 // mongoDB connects to the cluster's database.
