@@ -30,6 +30,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -51,6 +52,7 @@ const (
 	ExitJobFailed   = 5
 	ExitTimeout     = 6
 	ExitUnreachable = 7
+	ExitInterrupted = 130 // Ctrl-C or SIGTERM, as shells report a SIGINT
 )
 
 // DefaultServer is used when neither --server, V2M_SERVER nor the config file name one.
@@ -114,6 +116,11 @@ func execute(ctx context.Context, f *factory, root *cobra.Command, args []string
 	}
 	if !started {
 		err = &exitError{code: ExitUsage, err: err}
+	}
+	if ctx.Err() != nil {
+		// Interrupted: whatever the command was doing failed because of it, and its error
+		// (a request cut off, a prompt abandoned) says nothing the user does not know.
+		err = &exitError{code: ExitInterrupted, err: errors.New("interrupted; an upload can be resumed by running the command again, and a job already uploaded goes on on the server")}
 	}
 	return f.report(err)
 }

@@ -173,6 +173,33 @@ func TestNoPromptWithoutTTY(t *testing.T) {
 	}
 }
 
+// TestInterruptExits130: Ctrl-C at the password prompt (the signal ends the command's
+// context, and the terminal read returns) exits 130 with a plain word, not the error of a
+// request cut off; nothing is registered.
+func TestInterruptExits130(t *testing.T) {
+	s := testserver.New(t, testserver.Options{})
+	e := newEnv(t, s)
+	e.tty = true
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := cli.Run(ctx, []string{"register", "--email", "a@example.com"}, cli.Deps{
+		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Getenv:     func(k string) string { return e.vars[k] },
+		StdinIsTTY: true,
+		ReadPassword: func() ([]byte, error) {
+			cancel() // SIGINT while the prompt waits
+			return []byte(""), nil
+		},
+	})
+	if code != cli.ExitInterrupted || !strings.Contains(errb.String(), "v2m: interrupted") || strings.Contains(errb.String(), "Post ") {
+		t.Fatalf("exit %d, stderr %q; want 130 and \"interrupted\"", code, errb.String())
+	}
+	if n := len(s.Requests("POST /v1/users")); n != 0 {
+		t.Errorf("%d registrations sent after the interrupt", n)
+	}
+}
+
 func TestPromptOnTTY(t *testing.T) {
 	s := testserver.New(t, testserver.Options{})
 	e := newEnv(t, s)

@@ -43,6 +43,7 @@ func exitCode(err error) int {
 var codeNames = map[int]string{
 	ExitError: "error", ExitUsage: "usage", ExitAuth: "unauthorized", ExitNotFound: "not_found",
 	ExitJobFailed: "job_failed", ExitTimeout: "timeout", ExitUnreachable: "unreachable",
+	ExitInterrupted: "interrupted",
 }
 
 // report prints err on stderr (and with --json as an errorJSON on stdout) and returns its exit
