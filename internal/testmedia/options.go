@@ -91,3 +91,26 @@ var ToneChange = Sample{Name: "tone-change", Container: "m4a", Args: []string{"-
 // can bring it to -9 LUFS without limiting.
 var Noise = Sample{Name: "noise", Container: "m4a", Args: []string{"-f", "lavfi", "-i", "anoisesrc=duration=4:color=pink:amplitude=0.9:seed=1",
 	"-c:a", "aac"}, AudioDuration: 4 * time.Second}
+
+// Chapters is a 6 s MP4 with three chapters: "Opening" 0-2 s, "Middle" 2-4.5 s and "End"
+// 4.5-6 s.
+var Chapters = Sample{Name: "chapters", Container: "mp4", Metadata: `;FFMETADATA1
+title=Three Parts
+[CHAPTER]
+TIMEBASE=1/1000
+START=0
+END=2000
+title=Opening
+[CHAPTER]
+TIMEBASE=1/1000
+START=2000
+END=4500
+title=Middle
+[CHAPTER]
+TIMEBASE=1/1000
+START=4500
+END=6000
+title=End
+`, Args: join([]string{"-f", "lavfi", "-i", "testsrc=duration=6:size=160x120:rate=15"}, sine(440, "6", ""),
+	[]string{"-f", "ffmetadata", "-i", "{metadata}", "-map", "0:v", "-map", "1:a", "-map_metadata", "2", "-map_chapters", "2"},
+	tinyH264, []string{"-c:a", "aac"}), AudioDuration: 6 * time.Second}

@@ -62,6 +62,9 @@ type Sample struct {
 	// Pipe makes ffmpeg write the file to a pipe, so that the muxer cannot go back to
 	// write the duration into the header; Args must then name the format with -f.
 	Pipe bool
+	// Metadata, with Args, is an ffmetadata file (tags and [CHAPTER]s) that Args names as
+	// "{metadata}", e.g. "-f", "ffmetadata", "-i", "{metadata}".
+	Metadata string
 
 	// WantErr is, for a Bad sample, a phrase that a converter's error message contains.
 	WantErr string
@@ -256,6 +259,18 @@ func encode(ctx context.Context, s Sample, path string) error {
 // encodeArgs runs ffmpeg with s.Args to make s at path.
 func encodeArgs(ctx context.Context, ffmpeg string, s Sample, path string) error {
 	args := append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, s.Args...)
+	if s.Metadata != "" {
+		meta := path + ".ffmetadata"
+		if err := os.WriteFile(meta, []byte(s.Metadata), 0o644); err != nil {
+			return err
+		}
+		defer os.Remove(meta)
+		for i, a := range args {
+			if a == "{metadata}" {
+				args[i] = meta
+			}
+		}
+	}
 	cmd := exec.CommandContext(ctx, ffmpeg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

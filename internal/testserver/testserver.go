@@ -32,6 +32,7 @@
 package testserver
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -207,6 +208,44 @@ type convertFunc ConvertFunc
 
 func (f convertFunc) Convert(ctx context.Context, src, dst string, _ server.Conversion, progress func(int)) error {
 	return f(ctx, src, dst, progress)
+}
+
+// Split makes a job split by chapters: two parts, "Part one" and "Part two", each the
+// conversion's MP3 of the video with the part's number appended, stored in a zip as the
+// real converter stores them.
+func (f convertFunc) Split(ctx context.Context, src, dst string, _ server.Conversion, progress func(int)) ([]server.JobFile, error) {
+	zf, err := os.Create(dst)
+	if err != nil {
+		return nil, fmt.Errorf("create zip: %w", err)
+	}
+	defer zf.Close()
+	zw := zip.NewWriter(zf)
+	var files []server.JobFile
+	for i, title := range []string{"Part one", "Part two"} {
+		part := dst + ".part"
+		if err := f(ctx, src, part, func(pct int) { progress(min(99, (i*100+pct)/2)) }); err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(part)
+		if err != nil {
+			return nil, fmt.Errorf("read part: %w", err)
+		}
+		b = append(b, byte('1'+i))
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: wire.TrackName(i, title), Method: zip.Store})
+		if err != nil {
+			return nil, fmt.Errorf("zip part: %w", err)
+		}
+		if _, err := w.Write(b); err != nil {
+			return nil, fmt.Errorf("zip part: %w", err)
+		}
+		files = append(files, server.JobFile{Title: title, Start: time.Duration(i) * time.Minute,
+			End: time.Duration(i+1) * time.Minute, Size: int64(len(b))})
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("write zip: %w", err)
+	}
+	progress(100)
+	return files, zf.Close()
 }
 
 // FakeConvert is the default conversion: it reports 50 %, writes FakeMP3 of the video to dst

@@ -10,7 +10,10 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -56,13 +59,19 @@ type Job struct {
 	Progress int    // 0-100
 	Error    string // why it failed, for the user
 	Filename string // the uploaded file's name
-	Size     int64  // the video's size in bytes
-	VideoFID string // the video in bucket "videos"; the same as ID (a job takes its video's fid)
+	Size     int64  // the video's size in bytes: what was uploaded
+	// SourceSize is the size of the user's own file when the client uploaded only its audio
+	// (a smaller file made from it); 0 when the upload was the whole file.
+	SourceSize int64
+	VideoFID   string // the video in bucket "videos"; the same as ID (a job takes its video's fid)
 	// MP3FID is chosen when the job is created, so that a redelivered job overwrites the
 	// same MP3 instead of adding another. It is shown to users only once the job is done.
-	MP3FID     string
-	Options    JobOptions // what MP3 to make, as the upload asked
-	Attempts   int        // conversions started, counting the current one
+	MP3FID  string
+	Options JobOptions // what MP3 to make, as the upload asked
+	// Files are the MP3s of a done job that was split by chapters, in order; the file MP3FID
+	// is then a zip of them. nil for a job of one MP3.
+	Files      []JobFile
+	Attempts   int // conversions started, counting the current one
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	FinishedAt time.Time // zero until done or failed
@@ -100,9 +109,10 @@ type JobStore interface {
 	SetProgress(ctx context.Context, id string, pct int) error
 	// FinishJob moves a converting job to done, provided its Attempts is still attempt (the
 	// caller's claim): a worker whose job was taken over cannot finish it. It sets progress to
-	// 100, clears Error, sets UpdatedAt and FinishedAt to now and returns the job. Any other
-	// state or claim gives ECONFLICT with no change.
-	FinishJob(ctx context.Context, id string, attempt int) (*Job, error)
+	// 100, clears Error, records files (nil for a job of one MP3), sets UpdatedAt and
+	// FinishedAt to now and returns the job. Any other state or claim gives ECONFLICT with no
+	// change.
+	FinishJob(ctx context.Context, id string, attempt int, files []JobFile) (*Job, error)
 	// FailJob moves a queued or converting job to failed with the reason, sets UpdatedAt and
 	// FinishedAt to now (progress is kept) and returns the job. A final job gives ECONFLICT
 	// with no change.
@@ -126,14 +136,17 @@ type JobStore interface {
 // Upload is a chunked upload in progress. Its parts all have PartSize bytes except the last.
 // Its ID becomes the video's fid once the upload completes.
 type Upload struct {
-	ID        string
-	Owner     string
-	Filename  string
-	Size      int64
-	PartSize  int64
-	SHA256    string     // lowercase hex of the whole file, or "" when the client gave none
-	Options   JobOptions // the job's options, given when the upload starts
-	CreatedAt time.Time
+	ID       string
+	Owner    string
+	Filename string
+	Size     int64
+	PartSize int64
+	SHA256   string // lowercase hex of the whole file, or "" when the client gave none
+	// SourceSize is the size of the user's own file when the client uploads a smaller file
+	// made from it (its audio); 0 when the upload is the whole file.
+	SourceSize int64
+	Options    JobOptions // the job's options, given when the upload starts
+	CreatedAt  time.Time
 }
 
 // Parts returns how many parts the upload has. An empty file has one empty part.
@@ -365,6 +378,41 @@ type Converter interface {
 	// audio, not media, truncated, no such track) gives an error marked Permanent whose
 	// message says why.
 	Convert(ctx context.Context, src, dst string, conv Conversion, progress func(pct int)) error
+}
+
+// JobFile is one MP3 of a job split by chapters: the chapter's title and span in the video,
+// and the MP3's size.
+type JobFile struct {
+	Title      string
+	Start, End time.Duration
+	Size       int64
+}
+
+// Splitter is an optional capability of a Converter: making one MP3 per chapter of a video.
+type Splitter interface {
+	// Split reads the video at src and writes to dst a zip (stored, not compressed) of one
+	// MP3 per chapter, in chapter order, named by wire.TrackName, and returns them as JobFiles.
+	// A video without chapters gives a Permanent EINVALID error that says so. Otherwise it
+	// behaves as Converter.Convert.
+	Split(ctx context.Context, src, dst string, conv Conversion, progress func(pct int)) ([]JobFile, error)
+}
+
+// FileFID is the fid of file n (0-based) of a split job whose MP3FID is mp3FID:
+// "<mp3FID>-01" for the first.
+func FileFID(mp3FID string, n int) string { return fmt.Sprintf("%s-%02d", mp3FID, n+1) }
+
+// ParseFileFID splits a fid made by FileFID into the job's MP3FID and the file's number
+// (0-based); ok is false for anything else.
+func ParseFileFID(fid string) (mp3FID string, n int, ok bool) {
+	id, num, found := strings.Cut(fid, "-")
+	if !found || !ValidID(id) || len(num) < 2 || len(num) > 4 || strings.Trim(num, "0123456789") != "" {
+		return "", 0, false
+	}
+	v, err := strconv.Atoi(num)
+	if err != nil || v < 1 || FileFID(id, v-1) != fid {
+		return "", 0, false
+	}
+	return id, v - 1, true
 }
 
 // Mail is one message to one recipient.

@@ -1,6 +1,10 @@
 package wire
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
 
 // MP3Name is the file name of a video's MP3: the video's base name with its extension
 // replaced by ".mp3", or with ".mp3" added when it has none. It is the name the server gives
@@ -31,3 +35,35 @@ func MP3Name(filename string) string {
 	}
 	return name + ".mp3"
 }
+
+// maxTitleBytes bounds the title part of a TrackName.
+const maxTitleBytes = 120
+
+// TrackName is the file name of MP3 n (0-based) of a job split by chapters: "01 - Intro.mp3".
+// Characters that some file systems refuse (/ \ : * ? " < > |, control characters) become
+// "_", spaces and dots at either end go (Windows drops them), and a long title is cut to at
+// most 120 bytes on a character boundary. An empty title gives "01 - Chapter 1.mp3".
+func TrackName(n int, title string) string {
+	var b strings.Builder
+	for _, r := range title {
+		switch {
+		case r < 0x20 || r == 0x7f || strings.ContainsRune(`/\:*?"<>|`, r):
+			r = '_'
+		case r == utf8.RuneError:
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > maxTitleBytes {
+			break
+		}
+		b.WriteRune(r)
+	}
+	t := strings.Trim(b.String(), " .")
+	if t == "" {
+		t = fmt.Sprintf("Chapter %d", n+1)
+	}
+	return fmt.Sprintf("%02d - %s.mp3", n+1, t)
+}
+
+// AlbumName is the name of the directory that the MP3s of a split job of the video filename
+// are saved in: the name MP3Name gives, without ".mp3".
+func AlbumName(filename string) string { return strings.TrimSuffix(MP3Name(filename), ".mp3") }

@@ -46,11 +46,6 @@ func (o *Options) Check() error {
 	if o == nil {
 		return nil
 	}
-	if o.SplitChapters {
-		// One MP3 per chapter needs jobs with several files, which v2m does not have yet:
-		// refuse it rather than make one file the user did not ask for.
-		return badOption("split_chapters", `"split_chapters" is not available yet: convert the whole file and use its chapters`)
-	}
 	if o.Quality != nil && (*o.Quality < 0 || *o.Quality > MaxQuality) {
 		return badOption("quality", `"quality" must be 0 (best) to %d, not %d`, MaxQuality, *o.Quality)
 	}

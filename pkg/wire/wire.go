@@ -42,6 +42,9 @@ type NewUpload struct {
 	Size     int64    `json:"size"`
 	SHA256   string   `json:"sha256,omitempty"`
 	Options  *Options `json:"options,omitempty"`
+	// SourceSize is the size of the user's own file when the file uploaded is a smaller one
+	// made from it (its audio only); it must then be larger than Size.
+	SourceSize int64 `json:"source_size,omitempty"`
 }
 
 // Options are a job's MP3 options, in POST /v1/uploads and GET /v1/jobs/{id}. Every field is
@@ -67,9 +70,11 @@ type Upload struct {
 	ID       string `json:"id"`
 	Filename string `json:"filename"`
 	Size     int64  `json:"size"`
-	PartSize int64  `json:"part_size"`
-	Parts    int    `json:"parts"`
-	Received []int  `json:"received"`
+	// SourceSize is NewUpload's, when it gave one.
+	SourceSize int64 `json:"source_size,omitempty"`
+	PartSize   int64 `json:"part_size"`
+	Parts      int   `json:"parts"`
+	Received   []int `json:"received"`
 }
 
 // PartLen returns the length of part n, or -1 when n is out of range.
@@ -95,17 +100,32 @@ const (
 // POST /v1/uploads/{id}/complete. A job created from an upload has the upload's id. MP3FID is
 // set only when State is done, Error only when failed, FinishedAt only when final.
 type Job struct {
-	ID         string     `json:"id"`
-	State      string     `json:"state"`
-	Progress   int        `json:"progress"`
-	Error      string     `json:"error"`
-	Filename   string     `json:"filename"`
-	Size       int64      `json:"size"`
-	MP3FID     string     `json:"mp3_fid"`
-	Options    *Options   `json:"options,omitempty"` // the options the upload gave; absent: the defaults
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Progress int    `json:"progress"`
+	Error    string `json:"error"`
+	Filename string `json:"filename"`
+	Size     int64  `json:"size"` // the bytes uploaded
+	// SourceSize is the size of the user's file when the client uploaded only its audio (a
+	// smaller file made from it); absent when the whole file was uploaded.
+	SourceSize int64    `json:"source_size,omitempty"`
+	MP3FID     string   `json:"mp3_fid"`           // a split job's: a zip of its Files
+	Options    *Options `json:"options,omitempty"` // the options the upload gave; absent: the defaults
+	// Files are the MP3s of a done job split by chapters, in order; absent otherwise.
+	Files      []File     `json:"files,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	FinishedAt *time.Time `json:"finished_at"`
+}
+
+// File is one MP3 of a job split by chapters. Start and End are the chapter's span in the
+// video, in seconds.
+type File struct {
+	FID   string  `json:"fid"` // GET /v1/files/{fid} downloads it
+	Title string  `json:"title"`
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+	Size  int64   `json:"size"`
 }
 
 // Final reports whether the job's state never changes again (done or failed).

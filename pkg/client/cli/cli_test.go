@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -555,6 +556,56 @@ func TestUploadWaitDownloadAndConvert(t *testing.T) {
 		t.Fatalf("download printed %q", r.stdout)
 	}
 	assertFile(t, filepath.Join(dir, "talk.mp3"), want)
+}
+
+// TestSplitChaptersIntoDirectory: a job split by chapters is saved as one MP3 per chapter, by
+// convert into -o DIR or the input's name, and by download JOB into the video's name.
+func TestSplitChaptersIntoDirectory(t *testing.T) {
+	s := testserver.New(t, testserver.Options{PartSize: 1000})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path, data := writeVideo(t, 2345)
+	mp3 := testserver.FakeMP3(data)
+	names := []string{"01 - Part one.mp3", "02 - Part two.mp3"}
+	check := func(dir string) {
+		t.Helper()
+		for i, n := range names {
+			assertFile(t, filepath.Join(dir, n), append(slices.Clone(mp3), byte('1'+i)))
+		}
+	}
+
+	out := filepath.Join(t.TempDir(), "album")
+	r := e.run("", "convert", path, "--split-chapters", "-o", out+"/", "--json")
+	e.want(r, 0)
+	var res struct {
+		Job   client.Job `json:"job"`
+		Path  string     `json:"path"`
+		Files []struct {
+			FID, Path string
+			Size      int64
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res.Files) != 2 || len(res.Job.Files) != 2 ||
+		res.Files[1].Path != filepath.Join(out, names[1]) || res.Files[0].FID != res.Job.Files[0].FID {
+		t.Fatalf("convert --split-chapters --json: %v %s", err, r.stdout)
+	}
+	check(out)
+
+	dir := t.TempDir()
+	t.Chdir(dir)
+	e.want(e.run("", "convert", path, "--split-chapters"), 0)
+	check(filepath.Join(dir, "talk"))
+
+	r = e.run("", "download", res.Job.ID)
+	e.want(r, 0)
+	if r.stdout != "talk\n" {
+		t.Errorf("download of a split job printed %q, want its directory", r.stdout)
+	}
+	check(filepath.Join(dir, "talk"))
+	// A single file of the job, by its fid.
+	r = e.run("", "download", res.Job.Files[1].FID, "-o", "two.mp3")
+	e.want(r, 0)
+	assertFile(t, filepath.Join(dir, "two.mp3"), append(slices.Clone(mp3), '2'))
 }
 
 func TestJobsAndStatusOutput(t *testing.T) {

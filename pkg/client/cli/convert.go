@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,8 +17,10 @@ type convertOptions struct {
 	Client func() (*client.Client, error)
 	JSON   bool
 
-	File     string
-	Output   string // -o, by default the input's name with .mp3 in the working directory
+	File string
+	// Output is -o: by default the input's name with .mp3 in the working directory, or
+	// without an extension: the directory of the MP3s of a job split by chapters.
+	Output   string
 	Parallel int
 	Timeout  time.Duration      // of the wait; 0: no limit
 	Options  *client.JobOptions // the job's MP3 options; nil for the defaults
@@ -42,6 +45,9 @@ func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command 
 			}
 			if opts.Output == "" {
 				opts.Output = mp3Name(opts.File, "output")
+				if opts.Options != nil && opts.Options.SplitChapters {
+					opts.Output = strings.TrimSuffix(opts.Output, ".mp3") // a directory
+				}
 			}
 			if same, err := samePath(opts.File, opts.Output); err != nil {
 				return err
@@ -54,7 +60,7 @@ func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command 
 			return convertRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file (default: the input's name with .mp3)")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file, or directory with --split-chapters (default: the input's name with .mp3, or without an extension)")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "parts sent at once")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", DefaultWaitTimeout, "how long to wait for the conversion (0: no limit)")
 	mp3 = addMP3Flags(cmd.Flags())
@@ -78,11 +84,12 @@ func convertRun(ctx context.Context, opts *convertOptions) error {
 	if job, err = waitJob(ctx, p, c, job.ID, opts.Timeout); err != nil {
 		return err
 	}
-	if _, err := downloadTo(ctx, p, c, job.MP3FID, opts.Output); err != nil {
+	saved, err := saveJob(ctx, p, c, job, opts.Output)
+	if err != nil {
 		return err
 	}
 	if opts.JSON {
-		return printJSON(opts.IO.out, convertJSON{Job: newJobJSON(job), Path: opts.Output})
+		return printJSON(opts.IO.out, convertJSON{Job: newJobJSON(job), Path: opts.Output, Files: saved.Files})
 	}
 	fmt.Fprintln(opts.IO.out, opts.Output)
 	return nil

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -15,7 +16,7 @@ type downloadOptions struct {
 	JSON   bool
 
 	ID     string // a job id or a file id
-	Output string // "" for the job's file name with .mp3, or ID.mp3
+	Output string // "" for the job's file name with .mp3 (a directory for a split job), or ID.mp3
 }
 
 func newCmdDownload(f *factory, runF func(*downloadOptions) error) *cobra.Command {
@@ -33,40 +34,38 @@ func newCmdDownload(f *factory, runF func(*downloadOptions) error) *cobra.Comman
 			return downloadRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file (default: the job's file name with .mp3, or FID.mp3)")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file, or directory for a job split by chapters (default: the job's file name with .mp3, or without an extension for a split job, or FID.mp3)")
 	return cmd
 }
 
-// downloadRun downloads the MP3 of job opts.ID when there is such a job, else file opts.ID.
+// downloadRun downloads what job opts.ID made when there is such a job (its MP3, or the MP3s
+// of a job split by chapters into a directory), else file opts.ID.
 func downloadRun(ctx context.Context, opts *downloadOptions) error {
 	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
-	id, fid, name := opts.ID, opts.ID, mp3Name(opts.ID, "download")
+	p := newProgress(opts.IO, opts.JSON)
+	id := opts.ID
+	var res downloadJSON
 	j, err := c.Job(ctx, id)
 	switch {
 	case err == nil && j.State == client.JobDone:
-		fid, name = j.MP3FID, mp3Name(j.Filename, j.MP3FID)
+		res, err = saveJob(ctx, p, c, j, opts.Output)
 	case err == nil && j.State == client.JobFailed:
 		return jobFailed(j)
 	case err == nil:
 		return fmt.Errorf("job %s is not done yet (%s, %d%%); run 'v2m wait %s'", id, j.State, j.Progress, id)
 	case client.IsNotFound(err): // not a job: a file id
-	default:
-		return err
+		res = downloadJSON{FID: id, Path: cmp.Or(opts.Output, mp3Name(id, "download"))}
+		res.Size, err = downloadTo(ctx, p, c, id, res.Path)
 	}
-	out := opts.Output
-	if out == "" {
-		out = name
-	}
-	size, err := downloadTo(ctx, newProgress(opts.IO, opts.JSON), c, fid, out)
 	if err != nil {
 		return err
 	}
 	if opts.JSON {
-		return printJSON(opts.IO.out, downloadJSON{FID: fid, Path: out, Size: size})
+		return printJSON(opts.IO.out, res)
 	}
-	fmt.Fprintln(opts.IO.out, out)
+	fmt.Fprintln(opts.IO.out, res.Path)
 	return nil
 }

@@ -21,9 +21,11 @@ type jobJSON struct {
 	Progress   int          `json:"progress"`
 	Error      string       `json:"error"`
 	Filename   string       `json:"filename"`
-	Size       int64        `json:"size"`
+	Size       int64        `json:"size"`                  // the bytes uploaded
+	SourceSize int64        `json:"source_size,omitempty"` // the file's own size when only its audio was uploaded
 	MP3FID     string       `json:"mp3_fid"`
 	Options    *optionsJSON `json:"options,omitempty"` // absent for a job of the default options
+	Files      []fileJSON   `json:"files,omitempty"`   // the MP3s of a job split by chapters
 	CreatedAt  time.Time    `json:"created_at"`
 	UpdatedAt  time.Time    `json:"updated_at"`
 	FinishedAt *time.Time   `json:"finished_at"` // null until the job is done or failed
@@ -54,15 +56,28 @@ func newOptionsJSON(o *client.JobOptions) *optionsJSON {
 		SplitChapters: o.SplitChapters}
 }
 
+// fileJSON is one MP3 of a job split by chapters; Start and End are in seconds.
+type fileJSON struct {
+	FID   string  `json:"fid"`
+	Title string  `json:"title"`
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+	Size  int64   `json:"size"`
+}
+
 func newJobJSON(j *client.Job) *jobJSON {
 	if j == nil {
 		return nil
 	}
-	return &jobJSON{
+	out := &jobJSON{
 		ID: j.ID, State: j.State, Progress: j.Progress, Error: j.Error, Filename: j.Filename,
-		Size: j.Size, MP3FID: j.MP3FID, Options: newOptionsJSON(j.Options), CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
-		FinishedAt: j.FinishedAt,
+		Size: j.Size, SourceSize: j.SourceSize, MP3FID: j.MP3FID, Options: newOptionsJSON(j.Options),
+		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt,
 	}
+	for _, f := range j.Files {
+		out.Files = append(out.Files, fileJSON{FID: f.FID, Title: f.Title, Start: f.Start, End: f.End, Size: f.Size})
+	}
+	return out
 }
 
 // jobsJSON is printed by jobs; Jobs is [] (never null) when there are none.
@@ -100,17 +115,21 @@ type whoamiJSON struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// downloadJSON is printed by download.
+// downloadJSON is printed by download: for a job split by chapters, Path is the directory,
+// Size the sum, and Files each MP3.
 type downloadJSON struct {
-	FID  string `json:"fid"`
-	Path string `json:"path"`
-	Size int64  `json:"size"`
+	FID   string         `json:"fid"`
+	Path  string         `json:"path"`
+	Size  int64          `json:"size"`
+	Files []downloadJSON `json:"files,omitempty"`
 }
 
-// convertJSON is printed by convert.
+// convertJSON is printed by convert: Path is the MP3, or the directory of a split job's
+// MP3s, which Files lists.
 type convertJSON struct {
-	Job  *jobJSON `json:"job"`
-	Path string   `json:"path"`
+	Job   *jobJSON       `json:"job"`
+	Path  string         `json:"path"`
+	Files []downloadJSON `json:"files,omitempty"`
 }
 
 // errorJSON is printed by every command that fails, with --json. Job is there when the error

@@ -177,6 +177,36 @@ func downloadTo(ctx context.Context, p progress, c *client.Client, fid, out stri
 	return fi.Size(), nil
 }
 
+// saveJob downloads what done job j made: its MP3 to out, or, for a job split by chapters,
+// each of its MP3s into the directory out (created when missing), named by wire.TrackName.
+// out "" means the job's own name (wire.MP3Name or wire.AlbumName). It returns what it saved.
+func saveJob(ctx context.Context, p progress, c *client.Client, j *client.Job, out string) (downloadJSON, error) {
+	if len(j.Files) == 0 {
+		if out == "" {
+			out = mp3Name(j.Filename, j.MP3FID)
+		}
+		size, err := downloadTo(ctx, p, c, j.MP3FID, out)
+		return downloadJSON{FID: j.MP3FID, Path: out, Size: size}, err
+	}
+	if out == "" {
+		out = strings.TrimSuffix(mp3Name(j.Filename, j.ID), ".mp3")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return downloadJSON{}, fmt.Errorf("create %s: %w", out, err)
+	}
+	res := downloadJSON{FID: j.MP3FID, Path: out}
+	for i, f := range j.Files {
+		path := filepath.Join(out, wire.TrackName(i, f.Title))
+		size, err := downloadTo(ctx, p, c, f.FID, path)
+		if err != nil {
+			return downloadJSON{}, err
+		}
+		res.Size += size
+		res.Files = append(res.Files, downloadJSON{FID: f.FID, Path: path, Size: size})
+	}
+	return res, nil
+}
+
 // mp3Name is the default output name for a job's MP3: wire.MP3Name, the server's own rule,
 // with fallback as the name when filename has none.
 func mp3Name(filename, fallback string) string {

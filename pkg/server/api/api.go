@@ -138,6 +138,7 @@ func (s *Server) routes() {
 	authed.DELETE("/uploads/:id", s.abortUpload)
 	authed.GET("/jobs", s.listJobs)
 	authed.GET("/jobs/:id", s.getJob)
+	authed.GET("/jobs/:id/archive", s.archive)
 	authed.GET("/files/:fid", s.download)
 	authed.HEAD("/files/:fid", s.download)
 	e.POST("/upload", s.authenticate, s.tutorialUpload)

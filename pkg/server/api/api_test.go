@@ -347,6 +347,12 @@ func TestUploadLimitsAndAbort(t *testing.T) {
 // finish makes job id done with an MP3 of the given content, as a converter would.
 func (e *env) finish(id string, mp3 []byte) *server.Job {
 	e.t.Helper()
+	return e.finishFiles(id, mp3, nil)
+}
+
+// finishFiles makes job id done with content as its stored file and files as its files.
+func (e *env) finishFiles(id string, mp3 []byte, files []server.JobFile) *server.Job {
+	e.t.Helper()
 	ctx := context.Background()
 	j, err := e.db.Jobs().ClaimJob(ctx, id, time.Now())
 	if err != nil {
@@ -355,7 +361,7 @@ func (e *env) finish(id string, mp3 []byte) *server.Job {
 	if _, err := e.blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "", bytes.NewReader(mp3)); err != nil {
 		e.t.Fatal(err)
 	}
-	if j, err = e.db.Jobs().FinishJob(ctx, id, j.Attempts); err != nil {
+	if j, err = e.db.Jobs().FinishJob(ctx, id, j.Attempts, files); err != nil {
 		e.t.Fatal(err)
 	}
 	return j

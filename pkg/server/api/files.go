@@ -8,33 +8,53 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/v2m/v2m/pkg/wire"
 )
 
-func (s *Server) download(c *gin.Context) { s.serveMP3(c, c.Param("fid")) }
+func (s *Server) download(c *gin.Context) { s.serveFile(c, c.Param("fid")) }
 
 // tutorialDownload is the tutorial's GET /download?fid=.
-func (s *Server) tutorialDownload(c *gin.Context) { s.serveMP3(c, c.Query("fid")) }
+func (s *Server) tutorialDownload(c *gin.Context) { s.serveFile(c, c.Query("fid")) }
 
-// serveMP3 streams the caller's MP3 with Range and ETag support. Someone else's file, and a
-// job that is not done, are not found.
-func (s *Server) serveMP3(c *gin.Context, fid string) {
-	j, b, err := s.cfg.Service.OpenMP3(c.Request.Context(), owner(c), fid)
+// serveFile streams the caller's file fid (an MP3, the zip of a split job's MP3s, or one of
+// these) with Range and ETag support. Someone else's file, and a job that is not done, are
+// not found.
+func (s *Server) serveFile(c *gin.Context, fid string) {
+	d, err := s.cfg.Service.OpenFile(c.Request.Context(), owner(c), fid)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	defer b.Close()
+	defer d.Close()
 	w := c.Writer
-	w.Header().Set("Content-Type", "audio/mpeg")
-	w.Header().Set("ETag", `"`+fid+`"`) // an MP3 never changes once its job is done
+	w.Header().Set("Content-Type", d.Type)
+	w.Header().Set("ETag", `"`+fid+`"`) // a file never changes once its job is done
 	w.Header().Set("Cache-Control", "private, max-age=86400")
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": wire.MP3Name(j.Filename)}))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": d.Name}))
 	normalizeRange(c.Request.Header)
 	sw := s.streamResponse(c)
-	http.ServeContent(sw, c.Request, "", b.ModTime(), b) // also HEAD, Range, If-None-Match, If-Range
+	http.ServeContent(sw, c.Request, "", d.ModTime(), d) // also HEAD, Range, If-None-Match, If-Range
 	s.cfg.Metrics.BytesOut(sw.n)
+}
+
+// archive streams a zip of the MP3s of the caller's done job: GET /v1/jobs/{id}/archive.
+func (s *Server) archive(c *gin.Context) {
+	sw := s.streamResponse(c)
+	started := false
+	err := s.cfg.Service.WriteArchive(c.Request.Context(), owner(c), c.Param("id"), sw, func(name string) {
+		started = true
+		h := c.Writer.Header()
+		h.Set("Content-Type", "application/zip")
+		h.Set("Cache-Control", "private, max-age=86400")
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	})
+	s.cfg.Metrics.BytesOut(sw.n)
+	if err != nil && !started {
+		s.fail(c, err)
+	} else if err != nil {
+		// The answer has begun; it ends without the zip's central directory, which every
+		// zip reader refuses, so no one takes the partial zip for a whole one.
+		s.log.WarnContext(c.Request.Context(), "archive cut short", "job_id", c.Param("id"), "err", err)
+	}
 }
 
 // normalizeRange adjusts a Range header for http.ServeContent, which gets some cases wrong

@@ -1,13 +1,19 @@
 package api
 
 import (
+	"archive/zip"
 	"bytes"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // downloadable makes a done job with an MP3 of n bytes and returns the MP3's fid and content.
@@ -114,5 +120,98 @@ func TestDegenerateRanges(t *testing.T) {
 	// A precondition still comes first.
 	if r := e.do("GET", path, tok, nil, "Range", "bytes=-0", "If-None-Match", `"`+fid+`"`); r.code != 304 {
 		t.Fatalf("If-None-Match with an unsatisfiable range: %d", r.code)
+	}
+}
+
+// TestSplitJobFiles: a done split job lists its files; each downloads by its fid with
+// ranges, the job's mp3_fid is the zip of them all, and so is its archive.
+func TestSplitJobFiles(t *testing.T) {
+	e := newEnv(t)
+	tok := e.user("ann@example.com")
+	var j jobResp
+	if r := e.tutorialUpload(tok, "Live at the Hall.mkv", []byte("video")); r.code != 200 || r.json(&j) != nil {
+		t.Fatalf("upload: %d %s", r.code, r.body)
+	}
+	if r := e.do("GET", "/v1/jobs/"+j.ID+"/archive", tok, nil); r.code != 409 {
+		t.Errorf("archive of a queued job: %d %s, want 409", r.code, r.body)
+	}
+	parts := []string{"first part of the show", "second"}
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	for i, p := range parts {
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: wire.TrackName(i, "t"), Method: zip.Store})
+		io.WriteString(w, p)
+	}
+	zw.Close()
+	done := e.finishFiles(j.ID, zbuf.Bytes(), []server.JobFile{
+		{Title: "Opening", End: 90 * time.Second, Size: int64(len(parts[0]))},
+		{Title: "Encore", Start: 90 * time.Second, End: 200500 * time.Millisecond, Size: int64(len(parts[1]))},
+	})
+	var got wire.Job
+	if r := e.do("GET", "/v1/jobs/"+j.ID, tok, nil); r.code != 200 || r.json(&got) != nil {
+		t.Fatalf("job: %d %s", r.code, r.body)
+	}
+	want := []wire.File{
+		{FID: done.MP3FID + "-01", Title: "Opening", Start: 0, End: 90, Size: int64(len(parts[0]))},
+		{FID: done.MP3FID + "-02", Title: "Encore", Start: 90, End: 200.5, Size: int64(len(parts[1]))},
+	}
+	if !slices.Equal(got.Files, want) {
+		t.Fatalf("files = %+v\nwant %+v", got.Files, want)
+	}
+	for i, f := range got.Files {
+		r := e.do("GET", "/v1/files/"+f.FID, tok, nil)
+		_, params, _ := mime.ParseMediaType(r.hdr.Get("Content-Disposition"))
+		if r.code != 200 || string(r.body) != parts[i] || r.hdr.Get("Content-Type") != "audio/mpeg" ||
+			params["filename"] != []string{"01 - Opening.mp3", "02 - Encore.mp3"}[i] {
+			t.Errorf("file %d: %d %q %v", i, r.code, r.body, r.hdr)
+		}
+		if r := e.do("GET", "/v1/files/"+f.FID, tok, nil, "Range", "bytes=2-4"); r.code != 206 || string(r.body) != parts[i][2:5] {
+			t.Errorf("file %d, bytes 2-4: %d %q", i, r.code, r.body)
+		}
+	}
+	for _, p := range []string{"/v1/files/" + done.MP3FID + "-03", "/v1/files/" + done.MP3FID + "-1", "/v1/files/" + done.MP3FID + "-01x"} {
+		if r := e.do("GET", p, tok, nil); r.code != 404 {
+			t.Errorf("GET %s: %d, want 404", p, r.code)
+		}
+	}
+	other := e.user("bob@example.com")
+	if r := e.do("GET", "/v1/files/"+want[0].FID, other, nil); r.code != 404 {
+		t.Errorf("bob gets ann's file: %d", r.code)
+	}
+	if r := e.do("GET", "/v1/jobs/"+j.ID+"/archive", other, nil); r.code != 404 {
+		t.Errorf("bob gets ann's archive: %d", r.code)
+	}
+	for _, p := range []string{"/v1/files/" + done.MP3FID, "/v1/jobs/" + j.ID + "/archive"} {
+		r := e.do("GET", p, tok, nil)
+		_, params, _ := mime.ParseMediaType(r.hdr.Get("Content-Disposition"))
+		if r.code != 200 || r.hdr.Get("Content-Type") != "application/zip" || !bytes.Equal(r.body, zbuf.Bytes()) ||
+			params["filename"] != "Live at the Hall.zip" {
+			t.Errorf("GET %s: %d %v (%d bytes)", p, r.code, r.hdr, len(r.body))
+		}
+	}
+}
+
+// TestArchiveOfOneMP3: the archive of a job of one MP3 is a zip holding it.
+func TestArchiveOfOneMP3(t *testing.T) {
+	e := newEnv(t)
+	tok := e.user("ann@example.com")
+	fid, mp3 := e.downloadable(tok, 3000)
+	var list wire.JobList
+	e.do("GET", "/v1/jobs", tok, nil).json(&list)
+	if len(list.Jobs) != 1 || list.Jobs[0].MP3FID != fid || list.Jobs[0].Files != nil {
+		t.Fatalf("jobs: %+v", list.Jobs)
+	}
+	r := e.do("GET", "/v1/jobs/"+list.Jobs[0].ID+"/archive", tok, nil)
+	if r.code != 200 {
+		t.Fatalf("archive: %d %s", r.code, r.body)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
+	if err != nil || len(zr.File) != 1 || zr.File[0].Name != "talk.mp3" {
+		t.Fatalf("archive: %v %v", err, zr)
+	}
+	f, _ := zr.File[0].Open()
+	got, _ := io.ReadAll(f)
+	if !bytes.Equal(got, mp3) {
+		t.Errorf("the archive's MP3 differs")
 	}
 }

@@ -24,7 +24,8 @@ func toUploadJSON(u *server.Upload, received []int) wire.Upload {
 	if received == nil {
 		received = []int{}
 	}
-	return wire.Upload{ID: u.ID, Filename: u.Filename, Size: u.Size, PartSize: u.PartSize, Parts: u.Parts(), Received: received}
+	return wire.Upload{ID: u.ID, Filename: u.Filename, Size: u.Size, SourceSize: u.SourceSize, PartSize: u.PartSize,
+		Parts: u.Parts(), Received: received}
 }
 
 func (s *Server) createUpload(c *gin.Context) {
@@ -33,6 +34,8 @@ func (s *Server) createUpload(c *gin.Context) {
 		Size     json.RawMessage `json:"size"`
 		SHA256   string          `json:"sha256"`
 		Options  json.RawMessage `json:"options"`
+		// SourceSize is read as Size is, so that a fraction or a string is a clear error.
+		SourceSize json.RawMessage `json:"source_size"`
 	}
 	if err := s.decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
@@ -52,8 +55,15 @@ func (s *Server) createUpload(c *gin.Context) {
 		s.fail(c, server.Errorf(server.EINVALID, `field "size" must be a whole number of bytes`))
 		return
 	}
+	var sourceSize int64
+	if len(req.SourceSize) > 0 && string(req.SourceSize) != "null" {
+		if sourceSize, err = strconv.ParseInt(string(req.SourceSize), 10, 64); err != nil {
+			s.fail(c, server.Errorf(server.EINVALID, `field "source_size" must be a whole number of bytes`))
+			return
+		}
+	}
 	u, err := s.cfg.Service.StartUpload(c.Request.Context(), owner(c),
-		jobs.NewUpload{Filename: req.Filename, Size: size, SHA256: req.SHA256, Options: opts})
+		jobs.NewUpload{Filename: req.Filename, Size: size, SHA256: req.SHA256, Options: opts, SourceSize: sourceSize})
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -27,7 +27,24 @@ var errTimeout = errors.New("conversion timeout")
 // Input that cannot be converted, or a conversion that exceeds Config.Timeout, gives an
 // EINVALID error marked server.Permanent that says why. When ctx ends first, the error
 // wraps ctx's error and is not permanent. On a failure after dst was created, dst is removed.
-func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Conversion, progress func(pct int)) (err error) {
+func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Conversion, progress func(pct int)) error {
+	if conv.Options.SplitChapters {
+		return server.Permanent(server.Errorf(server.EINVALID, "a job split by chapters makes several MP3s: use Split"))
+	}
+	return c.session(ctx, src, func(jctx context.Context) error {
+		start := time.Now()
+		out, err := c.convertOne(jctx, src, dst, conv, progress)
+		if err != nil {
+			return err
+		}
+		c.log.DebugContext(ctx, "converted", "src", src, "dst", dst, "audio", out.Duration, "elapsed", time.Since(start))
+		return nil
+	})
+}
+
+// session runs fn with the conversion's timeout, and makes its error what Convert says: the
+// timeout a permanent EINVALID error, the end of ctx an error that wraps ctx's.
+func (c *Converter) session(ctx context.Context, src string, fn func(jctx context.Context) error) error {
 	jctx := ctx
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
@@ -35,43 +52,46 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 		defer cancel()
 	}
 	start := time.Now()
-	created := false
-	defer func() {
-		if err == nil {
-			return
-		}
-		if created {
-			_ = os.Remove(dst)
-		}
-		switch {
-		case ctx.Err() != nil:
-			err = fmt.Errorf("convert %s: %w", src, ctx.Err())
-		case errors.Is(context.Cause(jctx), errTimeout):
-			err = server.Permanent(server.Errorf(server.EINVALID, "conversion took longer than %v", c.timeout))
-		}
-		c.log.DebugContext(ctx, "conversion failed", "src", src, "elapsed", time.Since(start), "err", err)
-	}()
+	err := fn(jctx)
+	if err == nil {
+		return nil
+	}
+	switch {
+	case ctx.Err() != nil:
+		err = fmt.Errorf("convert %s: %w", src, ctx.Err())
+	case errors.Is(context.Cause(jctx), errTimeout):
+		err = server.Permanent(server.Errorf(server.EINVALID, "conversion took longer than %v", c.timeout))
+	}
+	c.log.DebugContext(ctx, "conversion failed", "src", src, "elapsed", time.Since(start), "err", err)
+	return err
+}
 
+// convertOne is Convert within its session. On a failure after dst was created, dst is removed.
+func (c *Converter) convertOne(jctx context.Context, src, dst string, conv server.Conversion, progress func(pct int)) (_ Info, err error) {
 	in, err := c.Probe(jctx, src)
 	if err != nil {
-		return err
+		return Info{}, err
 	}
 	if !in.HasAudio {
-		return server.Permanent(server.Errorf(server.EINVALID, "the video has no audio track"))
+		return Info{}, server.Permanent(server.Errorf(server.EINVALID, "the video has no audio track"))
 	}
-	j, err := c.plan(jctx, src, in, conv)
+	j, err := c.plan(jctx, src, in, conv, nil)
 	if err != nil {
-		return err
+		return Info{}, err
 	}
 
 	// Create dst first, so that a destination we cannot write is told apart from bad input.
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("create mp3: %w", err)
+		return Info{}, fmt.Errorf("create mp3: %w", err)
 	}
-	created = true
+	defer func() {
+		if err != nil {
+			_ = os.Remove(dst)
+		}
+	}()
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("create mp3: %w", err)
+		return Info{}, fmt.Errorf("create mp3: %w", err)
 	}
 
 	pw := &progressWriter{total: j.span, report: progress, last: -1}
@@ -79,47 +99,53 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 		// Two passes: measuring counts for 0-49 %, encoding for 50-99 %.
 		pw.span = 50
 		if j.loud, err = c.measure(jctx, src, workDir(dst), j, pw); err != nil {
-			return err
+			return Info{}, err
 		}
 		pw.lo = 50
 	}
 	meta, err := c.planMeta(jctx, src, dst, conv) // tags, chapters and cover (cover.go, tags.go)
 	if err != nil {
-		return err
+		return Info{}, err
 	}
 	defer meta.cleanup()
-	if err := c.run(jctx, src, dst, j, meta, pw); err != nil {
-		return err
-	}
-	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
-		return fmt.Errorf("mp3 comment: %w", err)
-	}
-
-	out, err := c.Probe(jctx, dst)
+	out, err := c.encode(jctx, src, dst, j, meta, pw)
 	if err != nil {
-		if server.IsPermanent(err) {
-			return server.Permanent(server.Errorf(server.EINVALID,
-				"conversion produced no usable MP3: %s", server.ErrorMessage(err)))
-		}
-		return fmt.Errorf("check mp3: %w", err)
-	}
-	// The MP3 must hold the audio's samples, or its trimmed span: not what the container
-	// or the timestamps claim.
-	if want := j.span; want > 0 {
-		tol := max(time.Second, want/50)
-		if got := out.Duration; got < want-tol {
-			return server.Permanent(server.Errorf(server.EINVALID,
-				"conversion produced a truncated MP3 (%s of %s)", secs(got), secs(want)))
-		} else if got > want+tol {
-			return server.Permanent(server.Errorf(server.EINVALID,
-				"conversion produced an MP3 of %s from %s of audio", secs(got), secs(want)))
-		}
+		return Info{}, err
 	}
 	if progress != nil && pw.last < 100 {
 		progress(100)
 	}
-	c.log.DebugContext(ctx, "converted", "src", src, "dst", dst, "audio", out.Duration, "elapsed", time.Since(start))
-	return nil
+	return out, nil
+}
+
+// encode writes the job's MP3 to dst, finishes its tags, and checks that it holds the
+// audio's samples (or its trimmed span): not what the container or the timestamps claim.
+func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) (Info, error) {
+	if err := c.run(ctx, src, dst, j, meta, pw); err != nil {
+		return Info{}, err
+	}
+	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
+		return Info{}, fmt.Errorf("mp3 comment: %w", err)
+	}
+	out, err := c.Probe(ctx, dst)
+	if err != nil {
+		if server.IsPermanent(err) {
+			return Info{}, server.Permanent(server.Errorf(server.EINVALID,
+				"conversion produced no usable MP3: %s", server.ErrorMessage(err)))
+		}
+		return Info{}, fmt.Errorf("check mp3: %w", err)
+	}
+	if want := j.span; want > 0 {
+		tol := max(time.Second, want/50)
+		if got := out.Duration; got < want-tol {
+			return Info{}, server.Permanent(server.Errorf(server.EINVALID,
+				"conversion produced a truncated MP3 (%s of %s)", secs(got), secs(want)))
+		} else if got > want+tol {
+			return Info{}, server.Permanent(server.Errorf(server.EINVALID,
+				"conversion produced an MP3 of %s from %s of audio", secs(got), secs(want)))
+		}
+	}
+	return out, nil
 }
 
 // run runs ffmpeg, feeding its -progress output to pw.

@@ -49,7 +49,17 @@ func (c *Converter) planMeta(ctx context.Context, src, dst string, conv server.C
 		c.log.WarnContext(ctx, "no tags from the source", "src", src, "err", err)
 		m = sourceMeta{Picture: -1, Video: -1}
 	}
-	p := &metaPlan{tags: tagArgs(m, conv)}
+	p, err := c.coverPlan(ctx, src, dst, conv, m)
+	if err != nil {
+		return nil, err
+	}
+	p.tags = tagArgs(m, conv)
+	return p, nil
+}
+
+// coverPlan writes the cover of src, whose tags m are, next to dst: a metaPlan without tags.
+func (c *Converter) coverPlan(ctx context.Context, src, dst string, conv server.Conversion, m sourceMeta) (*metaPlan, error) {
+	p := &metaPlan{}
 	if conv.Options.NoCover {
 		return p, nil
 	}
@@ -123,7 +133,9 @@ func (c *Converter) extractCover(ctx context.Context, src, dst string, m sourceM
 	case m.Video >= 0:
 		at := time.Duration(float64(m.Duration) * coverAt)
 		// Shrink first, so that the frames thumbnail keeps to compare stay small; skip the
-		// dark ones; of the rest, take the most typical of a few (not a frame mid-cut).
+		// dark ones; of the rest, take the most typical of a few (not a frame mid-cut). A
+		// client that uploads only the audio carries the first keyframe from coverAt on,
+		// for these steps to take the cover from.
 		vf := fmt.Sprintf("%s,signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:value=%d:function=greater,thumbnail=n=10,format=yuvj420p",
 			scale, coverMinLuma)
 		args = append(args, "-ss", secsArg(at), "-t", secsArg(coverWindow), "-i", "file:"+src,

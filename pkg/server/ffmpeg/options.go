@@ -35,18 +35,19 @@ func endSlack(length time.Duration) time.Duration { return max(50*time.Milliseco
 
 // plan picks the audio stream and checks the options against the source. Options that the
 // source cannot satisfy give a permanent EINVALID error that says why.
-func (c *Converter) plan(ctx context.Context, src string, in Info, conv server.Conversion) (*job, error) {
+// The packets of the stream are scanned unless pk (from an earlier plan of the same stream)
+// is given.
+func (c *Converter) plan(ctx context.Context, src string, in Info, conv server.Conversion, pk *packets) (*job, error) {
 	o := conv.Options
-	if o.SplitChapters {
-		return nil, server.Permanent(server.Errorf(server.EINVALID, "splitting by chapters is not available yet"))
-	}
 	track, err := pickAudio(in.Audio, o)
 	if err != nil {
 		return nil, err
 	}
-	j := &job{in: in, conv: conv, audio: in.Audio[track], track: track}
-	if j.pk, err = c.scanPackets(ctx, src, j.audio.Index); err != nil {
-		return nil, err
+	j := &job{in: in, conv: conv, audio: in.Audio[track], track: track, pk: pk}
+	if j.pk == nil {
+		if j.pk, err = c.scanPackets(ctx, src, j.audio.Index); err != nil {
+			return nil, err
+		}
 	}
 	claim := j.audio.Duration
 	if claim <= 0 {

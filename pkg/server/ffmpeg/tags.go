@@ -2,6 +2,7 @@ package ffmpeg
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,8 +53,14 @@ type sourceMeta struct {
 	Video int
 	// Duration is the container's duration; 0 when unknown.
 	Duration time.Duration
-	// Chapters counts the source's chapters.
-	Chapters int
+	// Chapters are the source's chapters, in order.
+	Chapters []chapter
+}
+
+// chapter is one chapter of a source.
+type chapter struct {
+	Start, End time.Duration
+	Title      string
 }
 
 // metaProbeOutput is the JSON that ffprobe prints for probeMeta.
@@ -66,7 +73,9 @@ type metaProbeOutput struct {
 		Tags        map[string]string `json:"tags"`
 	} `json:"streams"`
 	Chapters []struct {
-		ID int64 `json:"id"`
+		Start string            `json:"start_time"`
+		End   string            `json:"end_time"`
+		Tags  map[string]string `json:"tags"`
 	} `json:"chapters"`
 	Format struct {
 		Duration string            `json:"duration"`
@@ -80,7 +89,7 @@ func (c *Converter) probeMeta(ctx context.Context, path string) (sourceMeta, err
 	args := []string{"-hide_banner", "-v", "error"}
 	args = append(args, c.inputArgs()...)
 	args = append(args,
-		"-show_entries", "format=duration:format_tags:stream=index,codec_type,codec_name:stream_tags:stream_disposition=attached_pic:chapter=id",
+		"-show_entries", "format=duration:format_tags:stream=index,codec_type,codec_name:stream_tags:stream_disposition=attached_pic:chapter=start_time,end_time:chapter_tags=title",
 		"-of", "json", "-i", "file:"+path)
 	var stdout limitedBuffer
 	stdout.limit = maxProbeOutput
@@ -104,7 +113,12 @@ func (c *Converter) probeMeta(ctx context.Context, path string) (sourceMeta, err
 		return sourceMeta{}, fmt.Errorf("probe tags: decode ffprobe output: %w", err)
 	}
 	m := sourceMeta{Global: lowerKeys(out.Format.Tags), Picture: -1, Video: -1,
-		Duration: seconds(out.Format.Duration), Chapters: len(out.Chapters)}
+		Duration: seconds(out.Format.Duration)}
+	for _, ch := range out.Chapters {
+		start, _ := signedSeconds([]byte(ch.Start))
+		end, _ := signedSeconds([]byte(ch.End))
+		m.Chapters = append(m.Chapters, chapter{Start: max(start, 0), End: max(end, 0), Title: cleanTag(lowerKeys(ch.Tags)["title"])})
+	}
 	for _, s := range out.Streams {
 		switch {
 		case s.CodecType == "video" && s.Disposition["attached_pic"] == 1:
@@ -186,16 +200,45 @@ func (m sourceMeta) title(fallback string) string {
 // (ffmpeg's default copies brands, handler names and encoder strings as TXXX frames), and
 // the source's chapters as CHAP and CTOC frames. ffmpeg adds TSSE, its own name and version.
 func tagArgs(m sourceMeta, conv server.Conversion) []string {
+	return partTagArgs(m, conv, nil)
+}
+
+// part is one MP3 of a job split by chapters: chapter N (0-based) of Total.
+type part struct {
+	N, Total int
+	Title    string
+}
+
+// partTagArgs are tagArgs for one part of a split job, or for the whole when p is nil: a
+// part's title is its chapter's (else "Chapter N"), its track number N/Total, its album the
+// source's album or else the source's title, and it has no chapters of its own.
+func partTagArgs(m sourceMeta, conv server.Conversion, p *part) []string {
 	args := []string{"-id3v2_version", "3", "-write_id3v1", "0", "-write_xing", "1", "-map_metadata:g", "-1"}
-	if t := m.title(conv.Title); t != "" {
-		args = append(args, "-metadata", "title="+t)
+	title := m.title(conv.Title)
+	if p != nil {
+		title = cmp.Or(p.Title, fmt.Sprintf("Chapter %d", p.N+1))
+	}
+	if title != "" {
+		args = append(args, "-metadata", "title="+title)
 	}
 	for _, k := range tagKeys {
-		if v := m.tag(k.aliases...); v != "" {
+		v := m.tag(k.aliases...)
+		if p != nil {
+			switch k.key {
+			case "track":
+				v = fmt.Sprintf("%d/%d", p.N+1, p.Total)
+			case "album":
+				v = cmp.Or(v, m.title(conv.Title))
+			}
+		}
+		if v != "" {
 			args = append(args, "-metadata", k.key+"="+v)
 		}
 	}
-	if m.Chapters > 0 {
+	switch {
+	case p != nil:
+		args = append(args, "-map_chapters", "-1")
+	case len(m.Chapters) > 0:
 		args = append(args, "-map_chapters", "0")
 	}
 	return args

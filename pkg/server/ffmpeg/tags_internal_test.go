@@ -59,7 +59,7 @@ func TestTagArgs(t *testing.T) {
 	if !equal(got, want) {
 		t.Errorf("tagArgs = %q\nwant %q", got, want)
 	}
-	if got := tagArgs(sourceMeta{Chapters: 2}, server.Conversion{Title: "up"}); !equal(got[len(got)-4:], []string{"-metadata", "title=up", "-map_chapters", "0"}) {
+	if got := tagArgs(sourceMeta{Chapters: make([]chapter, 2)}, server.Conversion{Title: "up"}); !equal(got[len(got)-4:], []string{"-metadata", "title=up", "-map_chapters", "0"}) {
 		t.Errorf("tagArgs with chapters = %q", got)
 	}
 	long := cleanTag(string(bytes.Repeat([]byte("é"), maxTagLen)))

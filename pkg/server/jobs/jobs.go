@@ -89,6 +89,9 @@ type NewUpload struct {
 	SHA256   string // hex of the whole file, optional
 	// Options are the MP3 options the client asked for; nil gives the defaults.
 	Options *wire.Options
+	// SourceSize is the size of the user's own file when the upload is a smaller file made
+	// from it; 0 when the upload is the whole file.
+	SourceSize int64
 }
 
 // StartUpload records a new chunked upload of owner's, with the options its job will have. A
@@ -109,12 +112,15 @@ func (s *Service) StartUpload(ctx context.Context, owner string, nu NewUpload) (
 	if b, err := hex.DecodeString(sum); sum != "" && (err != nil || len(b) != 32) {
 		return nil, server.Errorf(server.EINVALID, `field "sha256" must be 64 hex digits`)
 	}
+	if nu.SourceSize != 0 && nu.SourceSize <= nu.Size {
+		return nil, server.Errorf(server.EINVALID, `field "source_size" must be larger than "size" (it is the size of the file the upload was made from)`)
+	}
 	opts, err := ParseOptions(nu.Options)
 	if err != nil {
 		return nil, err
 	}
-	u := &server.Upload{ID: server.NewID(), Owner: owner, Filename: name, Size: nu.Size, PartSize: s.PartLimit(),
-		SHA256: sum, Options: opts, CreatedAt: s.now()}
+	u := &server.Upload{ID: server.NewID(), Owner: owner, Filename: name, Size: nu.Size, SourceSize: nu.SourceSize,
+		PartSize: s.PartLimit(), SHA256: sum, Options: opts, CreatedAt: s.now()}
 	if err := s.Uploads.CreateUpload(ctx, u); err != nil {
 		return nil, fmt.Errorf("create upload: %w", err)
 	}
@@ -187,7 +193,8 @@ func (s *Service) Complete(ctx context.Context, owner, id string) (*server.Job, 
 		}
 		return nil, err
 	}
-	j, err := s.enqueue(ctx, u.ID, u.Owner, u.Filename, u.Size, u.Options)
+	j, err := s.enqueue(ctx, &server.Job{ID: u.ID, Owner: u.Owner, Filename: u.Filename, Size: u.Size,
+		SourceSize: u.SourceSize, Options: u.Options})
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +239,7 @@ func (s *Service) Submit(ctx context.Context, owner, filename string, r io.Reade
 		return nil, err
 	}
 	s.Metrics.BytesIn(size)
-	j, err := s.enqueue(ctx, fid, owner, name, size, server.JobOptions{})
+	j, err := s.enqueue(ctx, &server.Job{ID: fid, Owner: owner, Filename: name, Size: size})
 	if err != nil {
 		// No job refers to the video: remove it now rather than leave it to the janitor.
 		if derr := s.Blobs.Delete(context.WithoutCancel(ctx), server.BucketVideos, fid); derr != nil {
@@ -269,18 +276,19 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// enqueue records a queued job for the video fid (the job takes the video's id) with opts, and publishes
-// its message. An existing job of that id is returned as it is. A failed publish is logged,
-// not returned: the job stays queued, and the sweeper publishes it again.
-func (s *Service) enqueue(ctx context.Context, fid, owner, filename string, size int64, opts server.JobOptions) (*server.Job, error) {
+// enqueue records j as a queued job of the video j.ID (the job takes the video's id), with
+// a new MP3FID, and publishes its message. An existing job of that id is returned as it is.
+// A failed publish is logged, not returned: the job stays queued, and the sweeper publishes
+// it again.
+func (s *Service) enqueue(ctx context.Context, j *server.Job) (*server.Job, error) {
 	now := s.now()
-	j := &server.Job{ID: fid, Owner: owner, State: server.JobQueued, Filename: filename, Size: size, VideoFID: fid,
-		MP3FID: server.NewID(), Options: opts, CreatedAt: now, UpdatedAt: now}
+	j.State, j.VideoFID, j.MP3FID, j.CreatedAt, j.UpdatedAt = server.JobQueued, j.ID, server.NewID(), now, now
+	size := j.Size
 	if err := s.Jobs.CreateJob(ctx, j); err != nil {
 		if !server.IsCode(err, server.ECONFLICT) {
 			return nil, fmt.Errorf("create job: %w", err)
 		}
-		return s.Jobs.Job(ctx, fid)
+		return s.Jobs.Job(ctx, j.ID)
 	}
 	s.Metrics.Job(string(server.JobQueued))
 	if err := s.publish(ctx, j); err != nil {
@@ -346,30 +354,6 @@ func (s *Service) Job(ctx context.Context, owner, id string) (*server.Job, error
 // ListJobs returns owner's newest jobs, at most limit of them.
 func (s *Service) ListJobs(ctx context.Context, owner string, limit int) ([]*server.Job, error) {
 	return s.Jobs.ListJobs(ctx, owner, limit)
-}
-
-// OpenMP3 opens the MP3 fid of one of owner's done jobs; anyone else's, a job not done, or
-// none, is ENOTFOUND.
-func (s *Service) OpenMP3(ctx context.Context, owner, fid string) (*server.Job, server.Blob, error) {
-	notFound := server.Errorf(server.ENOTFOUND, "file %s not found", fid)
-	if !server.ValidID(fid) {
-		return nil, nil, notFound
-	}
-	j, err := s.Jobs.JobByMP3(ctx, fid)
-	if server.IsCode(err, server.ENOTFOUND) || err == nil && (j.Owner != owner || j.State != server.JobDone) {
-		return nil, nil, notFound
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := s.Blobs.Open(ctx, server.BucketMP3s, fid)
-	if server.IsCode(err, server.ENOTFOUND) {
-		return nil, nil, notFound
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("open mp3: %w", err)
-	}
-	return j, b, nil
 }
 
 // CleanFilename keeps the base name of what a client sent, as valid UTF-8 without control

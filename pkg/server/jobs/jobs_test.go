@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
@@ -239,30 +240,133 @@ func TestOpenMP3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.OpenMP3(ctx, "ann@example.com", j.MP3FID); !server.IsCode(err, server.ENOTFOUND) {
+	if _, err := s.OpenFile(ctx, "ann@example.com", j.MP3FID); !server.IsCode(err, server.ENOTFOUND) {
 		t.Fatalf("the MP3 of a queued job opens: %v", err)
 	}
+	finish(t, s, db, j, "mp3", nil)
+	if _, err := s.OpenFile(ctx, "bob@example.com", j.MP3FID); !server.IsCode(err, server.ENOTFOUND) {
+		t.Fatalf("bob opens ann's MP3: %v", err)
+	}
+	d, err := s.OpenFile(ctx, "ann@example.com", j.MP3FID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if d.Type != "audio/mpeg" || d.Name != "talk.mp3" {
+		t.Errorf("download %q as %q", d.Name, d.Type)
+	}
+	for _, fid := range []string{"not-an-id", server.FileFID(j.MP3FID, 0), j.MP3FID + "-1", j.MP3FID + "-00"} {
+		if _, err := s.OpenFile(context.Background(), "ann@example.com", fid); !server.IsCode(err, server.ENOTFOUND) {
+			t.Fatalf("fid %q: %v", fid, err)
+		}
+	}
+	var zbuf bytes.Buffer
+	var name string
+	if err := s.WriteArchive(ctx, "ann@example.com", j.ID, &zbuf, func(n string) { name = n }); err != nil {
+		t.Fatal(err)
+	}
+	if got := zipEntries(t, zbuf.Bytes()); name != "talk.zip" || len(got) != 1 || got["talk.mp3"] != "mp3" {
+		t.Errorf("archive %q of a job of one MP3 holds %q", name, got)
+	}
+}
+
+// TestOpenSplitFiles: a split job's MP3FID is its zip; each of its files opens by its own
+// fid as the stored zip entry, with ranges.
+func TestOpenSplitFiles(t *testing.T) {
+	s, db := newService(t)
+	ctx := t.Context()
+	j, err := s.Complete(ctx, "ann@example.com", upload(t, s, "ann@example.com", []byte("abcd")).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteArchive(ctx, "ann@example.com", j.ID, io.Discard, func(string) {}); !server.IsCode(err, server.ECONFLICT) {
+		t.Fatalf("archive of a queued job: %v, want ECONFLICT", err)
+	}
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	for i, body := range []string{"first chapter", "second"} {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: wire.TrackName(i, "x"), Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, body)
+	}
+	zw.Close()
+	files := []server.JobFile{{Title: "Intro: A/B", End: time.Second, Size: 13}, {Title: "", Start: time.Second, End: 2 * time.Second, Size: 6}}
+	finish(t, s, db, j, zbuf.String(), files)
+
+	d, err := s.OpenFile(ctx, "ann@example.com", j.MP3FID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if d.Type != "application/zip" || d.Name != "talk.zip" {
+		t.Errorf("the split job's MP3FID downloads as %q, %q", d.Name, d.Type)
+	}
+	for i, want := range []struct{ name, body string }{{"01 - Intro_ A_B.mp3", "first chapter"}, {"02 - Chapter 2.mp3", "second"}} {
+		d, err := s.OpenFile(ctx, "ann@example.com", server.FileFID(j.MP3FID, i))
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		got, _ := io.ReadAll(d)
+		if d.Name != want.name || d.Type != "audio/mpeg" || string(got) != want.body || d.Size() != int64(len(want.body)) {
+			t.Errorf("file %d: %q %q %q (%d bytes)", i, d.Name, d.Type, got, d.Size())
+		}
+		if _, err := d.Seek(3, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		rest, _ := io.ReadAll(d)
+		if string(rest) != want.body[3:] {
+			t.Errorf("file %d from byte 3: %q", i, rest)
+		}
+		d.Close()
+	}
+	if _, err := s.OpenFile(ctx, "ann@example.com", server.FileFID(j.MP3FID, 2)); !server.IsCode(err, server.ENOTFOUND) {
+		t.Errorf("a third file of two: %v", err)
+	}
+	if _, err := s.OpenFile(ctx, "bob@example.com", server.FileFID(j.MP3FID, 0)); !server.IsCode(err, server.ENOTFOUND) {
+		t.Errorf("bob opens ann's file: %v", err)
+	}
+	var out bytes.Buffer
+	if err := s.WriteArchive(ctx, "ann@example.com", j.ID, &out, func(string) {}); err != nil || !bytes.Equal(out.Bytes(), zbuf.Bytes()) {
+		t.Errorf("the archive of a split job is not its stored zip: %v", err)
+	}
+}
+
+// finish claims and finishes job j with body as its stored file, and files.
+func finish(t *testing.T, s *jobs.Service, db *sqlite.DB, j *server.Job, body string, files []server.JobFile) {
+	t.Helper()
+	ctx := t.Context()
 	claimed, err := db.Jobs().ClaimJob(ctx, j.ID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "talk.mp3", strings.NewReader("mp3")); err != nil {
+	if _, err := s.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "talk.mp3", strings.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Jobs().FinishJob(ctx, j.ID, claimed.Attempts); err != nil {
+	if _, err := db.Jobs().FinishJob(ctx, j.ID, claimed.Attempts, files); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.OpenMP3(ctx, "bob@example.com", j.MP3FID); !server.IsCode(err, server.ENOTFOUND) {
-		t.Fatalf("bob opens ann's MP3: %v", err)
-	}
-	_, b, err := s.OpenMP3(ctx, "ann@example.com", j.MP3FID)
+}
+
+// zipEntries returns the entries of a zip by name.
+func zipEntries(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("not a zip: %v", err)
 	}
-	b.Close()
-	if _, _, err := s.OpenMP3(context.Background(), "ann@example.com", "not-an-id"); !server.IsCode(err, server.ENOTFOUND) {
-		t.Fatalf("a malformed fid: %v", err)
+	out := map[string]string{}
+	for _, f := range zr.File {
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r)
+		r.Close()
+		out[f.Name] = string(body)
 	}
+	return out
 }
 
 // TestOptionsGoFromUploadToJob: the options given at StartUpload are parsed onto the upload,
@@ -324,5 +428,32 @@ func TestBadOptionsNeverReachTheQueue(t *testing.T) {
 	}
 	if live, dead, err := q.Depth(ctx, server.TopicVideo); err != nil || live+dead != 0 {
 		t.Errorf("queue after bad options: %d live, %d dead, %v", live, dead, err)
+	}
+}
+
+// TestSourceSize: an upload made from a larger file records that file's size on its job; a
+// source size that is not larger than the upload is refused before anything is stored.
+func TestSourceSize(t *testing.T) {
+	s, _ := newService(t)
+	ctx := t.Context()
+	for _, bad := range []int64{-1, 4, 3} {
+		if _, err := s.StartUpload(ctx, "ann@example.com", jobs.NewUpload{Filename: "a.mp4", Size: 4, SourceSize: bad}); !server.IsCode(err, server.EINVALID) ||
+			!strings.Contains(server.ErrorMessage(err), `"source_size"`) {
+			t.Errorf("source size %d: %v", bad, err)
+		}
+	}
+	u, err := s.StartUpload(ctx, "ann@example.com", jobs.NewUpload{Filename: "a.mp4", Size: 4, SourceSize: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WritePart(ctx, u, 0, strings.NewReader("abcd")); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Complete(ctx, "ann@example.com", u.ID)
+	if err != nil || j.SourceSize != 1<<30 || j.Size != 4 {
+		t.Fatalf("job %+v, %v", j, err)
+	}
+	if got, _ := s.Job(ctx, "ann@example.com", j.ID); got.SourceSize != 1<<30 {
+		t.Errorf("stored source size %d", got.SourceSize)
 	}
 }

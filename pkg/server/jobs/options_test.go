@@ -68,7 +68,6 @@ func TestParseOptions(t *testing.T) {
 		{wire.Options{Track: ptr(-1)}, `"track"`},
 		{wire.Options{Track: ptr(1), Language: "eng"}, `"track" and "language" cannot be combined`},
 		{wire.Options{Language: "english"}, `"language" must be a three-letter ISO 639-2 code`},
-		{wire.Options{SplitChapters: true}, `"split_chapters" is not available yet`},
 	}
 	for _, tc := range bad {
 		_, err := jobs.ParseOptions(&tc.in)

@@ -31,9 +31,11 @@ type jobDoc struct {
 	Error      string      `bson:"error"`
 	Filename   string      `bson:"filename"`
 	Size       int64       `bson:"size"`
+	SourceSize int64       `bson:"source_size,omitempty"`
 	VideoFID   string      `bson:"video_fid"`
 	MP3FID     string      `bson:"mp3_fid"`
 	Options    *optionsDoc `bson:"options,omitempty"`
+	Files      []fileDoc   `bson:"files,omitempty"`
 	Attempts   int         `bson:"attempts"`
 	CreatedAt  time.Time   `bson:"created_at"`
 	UpdatedAt  time.Time   `bson:"updated_at"`
@@ -42,24 +44,55 @@ type jobDoc struct {
 
 func (d *jobDoc) job() *server.Job {
 	j := &server.Job{
-		ID:        d.ID,
-		Owner:     d.Owner,
-		State:     server.JobState(d.State),
-		Progress:  d.Progress,
-		Error:     d.Error,
-		Filename:  d.Filename,
-		Size:      d.Size,
-		VideoFID:  d.VideoFID,
-		MP3FID:    d.MP3FID,
-		Options:   d.Options.jobOptions(),
-		Attempts:  d.Attempts,
-		CreatedAt: d.CreatedAt.UTC(),
-		UpdatedAt: d.UpdatedAt.UTC(),
+		ID:         d.ID,
+		Owner:      d.Owner,
+		State:      server.JobState(d.State),
+		Progress:   d.Progress,
+		Error:      d.Error,
+		Filename:   d.Filename,
+		Size:       d.Size,
+		SourceSize: d.SourceSize,
+		VideoFID:   d.VideoFID,
+		MP3FID:     d.MP3FID,
+		Options:    d.Options.jobOptions(),
+		Files:      jobFiles(d.Files),
+		Attempts:   d.Attempts,
+		CreatedAt:  d.CreatedAt.UTC(),
+		UpdatedAt:  d.UpdatedAt.UTC(),
 	}
 	if d.FinishedAt != nil {
 		j.FinishedAt = d.FinishedAt.UTC()
 	}
 	return j
+}
+
+// fileDoc is a server.JobFile; times in milliseconds.
+type fileDoc struct {
+	Title   string `bson:"title"`
+	StartMS int64  `bson:"start_ms"`
+	EndMS   int64  `bson:"end_ms"`
+	Size    int64  `bson:"size"`
+}
+
+// toFileDocs gives the files as stored; none is an empty array.
+func toFileDocs(files []server.JobFile) []fileDoc {
+	docs := make([]fileDoc, len(files))
+	for i, f := range files {
+		docs[i] = fileDoc{Title: f.Title, StartMS: f.Start.Milliseconds(), EndMS: f.End.Milliseconds(), Size: f.Size}
+	}
+	return docs
+}
+
+func jobFiles(docs []fileDoc) []server.JobFile {
+	if len(docs) == 0 {
+		return nil
+	}
+	files := make([]server.JobFile, len(docs))
+	for i, d := range docs {
+		files[i] = server.JobFile{Title: d.Title, Start: time.Duration(d.StartMS) * time.Millisecond,
+			End: time.Duration(d.EndMS) * time.Millisecond, Size: d.Size}
+	}
+	return files
 }
 
 // CreateJob stores a new job. Zero CreatedAt and UpdatedAt are set to now, and j is updated
@@ -81,8 +114,8 @@ func (s *JobStore) CreateJob(ctx context.Context, j *server.Job) error {
 	j.CreatedAt, j.UpdatedAt = msUTC(j.CreatedAt), msUTC(j.UpdatedAt)
 	d := jobDoc{
 		ID: j.ID, Owner: j.Owner, State: string(j.State), Progress: j.Progress, Error: j.Error,
-		Filename: j.Filename, Size: j.Size, VideoFID: j.VideoFID, MP3FID: j.MP3FID, Options: toOptionsDoc(j.Options),
-		Attempts: j.Attempts, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
+		Filename: j.Filename, Size: j.Size, SourceSize: j.SourceSize, VideoFID: j.VideoFID, MP3FID: j.MP3FID,
+		Options: toOptionsDoc(j.Options), Files: toFileDocs(j.Files), Attempts: j.Attempts, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 	}
 	if !j.FinishedAt.IsZero() {
 		j.FinishedAt = msUTC(j.FinishedAt)
@@ -188,12 +221,13 @@ func (s *JobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Tim
 
 // FinishJob moves a converting job whose attempts is attempt (the caller's claim) to done.
 // Anything else gives ECONFLICT.
-func (s *JobStore) FinishJob(ctx context.Context, id string, attempt int) (*server.Job, error) {
+func (s *JobStore) FinishJob(ctx context.Context, id string, attempt int, files []server.JobFile) (*server.Job, error) {
 	t := s.clock()
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobDone)},
 		{Key: "progress", Value: 100},
 		{Key: "error", Value: ""},
+		{Key: "files", Value: toFileDocs(files)},
 		{Key: "updated_at", Value: t},
 		{Key: "finished_at", Value: t},
 	}}}

@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestJobDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *got != *j {
+	if !reflect.DeepEqual(got, j) {
 		t.Fatalf("Job = %+v, want %+v", got, j)
 	}
 	if got.CreatedAt.Location() != time.UTC || got.CreatedAt.Nanosecond()%int(time.Millisecond) != 0 {

@@ -19,14 +19,15 @@ type UploadStore struct {
 }
 
 type uploadDoc struct {
-	ID        string      `bson:"_id"`
-	Owner     string      `bson:"owner"`
-	Filename  string      `bson:"filename"`
-	Size      int64       `bson:"size"`
-	PartSize  int64       `bson:"part_size"`
-	SHA256    string      `bson:"sha256"`
-	Options   *optionsDoc `bson:"options,omitempty"`
-	CreatedAt time.Time   `bson:"created_at"`
+	ID         string      `bson:"_id"`
+	Owner      string      `bson:"owner"`
+	Filename   string      `bson:"filename"`
+	Size       int64       `bson:"size"`
+	SourceSize int64       `bson:"source_size,omitempty"`
+	PartSize   int64       `bson:"part_size"`
+	SHA256     string      `bson:"sha256"`
+	Options    *optionsDoc `bson:"options,omitempty"`
+	CreatedAt  time.Time   `bson:"created_at"`
 }
 
 // CreateUpload stores a new upload; a zero CreatedAt is set to now. An existing ID gives
@@ -39,7 +40,7 @@ func (s *UploadStore) CreateUpload(ctx context.Context, u *server.Upload) error 
 		u.CreatedAt = now()
 	}
 	u.CreatedAt = msUTC(u.CreatedAt)
-	d := uploadDoc{ID: u.ID, Owner: u.Owner, Filename: u.Filename, Size: u.Size,
+	d := uploadDoc{ID: u.ID, Owner: u.Owner, Filename: u.Filename, Size: u.Size, SourceSize: u.SourceSize,
 		PartSize: u.PartSize, SHA256: u.SHA256, Options: toOptionsDoc(u.Options), CreatedAt: u.CreatedAt}
 	if _, err := s.c.InsertOne(ctx, d); err != nil {
 		if isDup(err) {
@@ -63,7 +64,7 @@ func (s *UploadStore) Upload(ctx context.Context, id string) (*server.Upload, er
 }
 
 func (d *uploadDoc) upload() *server.Upload {
-	return &server.Upload{ID: d.ID, Owner: d.Owner, Filename: d.Filename, Size: d.Size,
+	return &server.Upload{ID: d.ID, Owner: d.Owner, Filename: d.Filename, Size: d.Size, SourceSize: d.SourceSize,
 		PartSize: d.PartSize, SHA256: d.SHA256, Options: d.Options.jobOptions(), CreatedAt: d.CreatedAt.UTC()}
 }
 

@@ -3,6 +3,7 @@ package servertest
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -298,7 +299,7 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		ctx, s, c := setup(t)
 		j := put(t, s, c, server.JobConverting, 2, time.Minute)
 		c.Advance(time.Second)
-		got, err := s.FinishJob(ctx, j.ID, 2)
+		got, err := s.FinishJob(ctx, j.ID, 2, nil)
 		if err != nil {
 			t.Fatalf("FinishJob under its claim: %v", err)
 		}
@@ -306,15 +307,36 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		want.State, want.Progress, want.UpdatedAt, want.FinishedAt = server.JobDone, 100, c.Now(), c.Now()
 		sameJob(t, "finished job", got, &want)
 		wantJob(t, s, &want)
-		_, err = s.FinishJob(ctx, j.ID, 2)
+		_, err = s.FinishJob(ctx, j.ID, 2, nil)
 		wantCode(t, "FinishJob of a done job", err, server.ECONFLICT)
 		wantJob(t, s, &want)
+	})
+	t.Run("FinishWithFiles", func(t *testing.T) {
+		ctx, s, c := setup(t)
+		j := put(t, s, c, server.JobConverting, 1, time.Minute)
+		files := []server.JobFile{
+			{Title: "Intro", Start: 0, End: 61500 * time.Millisecond, Size: 123456},
+			{Title: "Ünïcode / \"quoted\"", Start: 61500 * time.Millisecond, End: 2*time.Hour + 3*time.Millisecond, Size: 1},
+		}
+		got, err := s.FinishJob(ctx, j.ID, 1, files)
+		if err != nil {
+			t.Fatalf("FinishJob with files: %v", err)
+		}
+		want := *j
+		want.State, want.Progress, want.UpdatedAt, want.FinishedAt, want.Files = server.JobDone, 100, c.Now(), c.Now(), files
+		sameJob(t, "finished job with files", got, &want)
+		wantJob(t, s, &want)
+		list, err := s.ListJobs(ctx, j.Owner, 10)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("ListJobs: %d jobs, %v", len(list), err)
+		}
+		sameJob(t, "listed job with files", list[0], &want)
 	})
 	t.Run("FinishUnderSupersededClaimRefused", func(t *testing.T) {
 		ctx, s, c := setup(t)
 		j := put(t, s, c, server.JobConverting, 2, time.Minute)
 		for _, a := range []int{1, 3} {
-			_, err := s.FinishJob(ctx, j.ID, a)
+			_, err := s.FinishJob(ctx, j.ID, a, nil)
 			wantCode(t, fmt.Sprintf("FinishJob under claim %d of a job claimed twice", a), err, server.ECONFLICT)
 		}
 		wantJob(t, s, j)
@@ -323,14 +345,14 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		ctx, s, c := setup(t)
 		for _, st := range []server.JobState{server.JobQueued, server.JobFailed} {
 			j := put(t, s, c, st, 1, time.Hour)
-			_, err := s.FinishJob(ctx, j.ID, 1)
+			_, err := s.FinishJob(ctx, j.ID, 1, nil)
 			wantCode(t, "FinishJob of a "+string(st)+" job", err, server.ECONFLICT)
 			wantJob(t, s, j)
 		}
 	})
 	t.Run("FinishMissing", func(t *testing.T) {
 		ctx, s, _ := setup(t)
-		_, err := s.FinishJob(ctx, server.NewID(), 1)
+		_, err := s.FinishJob(ctx, server.NewID(), 1, nil)
 		wantCode(t, "FinishJob of a missing job", err, server.ENOTFOUND)
 	})
 
@@ -487,8 +509,11 @@ func sameJob(t *testing.T, what string, got, want *server.Job) {
 	if !g.Options.Equal(w.Options) {
 		t.Fatalf("%s options = %s\nwant %s", what, FormatOptions(g.Options), FormatOptions(w.Options))
 	}
-	g.CreatedAt, g.UpdatedAt, g.FinishedAt, g.Options = w.CreatedAt, w.UpdatedAt, w.FinishedAt, w.Options
-	if g != w {
+	if !slices.Equal(g.Files, w.Files) {
+		t.Fatalf("%s files = %+v\nwant %+v", what, g.Files, w.Files)
+	}
+	g.CreatedAt, g.UpdatedAt, g.FinishedAt, g.Options, g.Files = w.CreatedAt, w.UpdatedAt, w.FinishedAt, w.Options, w.Files
+	if !reflect.DeepEqual(g, w) {
 		t.Fatalf("%s = %+v\nwant %+v", what, g, w)
 	}
 }

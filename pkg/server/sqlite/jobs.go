@@ -14,7 +14,7 @@ func (d *DB) Jobs() server.JobStore { return (*jobStore)(d) }
 
 type jobStore DB
 
-const jobColumns = `id, owner, state, progress, error, filename, size, video_fid, mp3_fid, options, attempts, created_at, updated_at, finished_at`
+const jobColumns = `id, owner, state, progress, error, filename, size, source_size, video_fid, mp3_fid, options, files, attempts, created_at, updated_at, finished_at`
 
 type scanner interface{ Scan(...any) error }
 
@@ -22,13 +22,16 @@ func scanJob(row scanner) (*server.Job, error) {
 	var j server.Job
 	var created, updated int64
 	var finished sql.NullInt64
-	var opts string
-	if err := row.Scan(&j.ID, &j.Owner, &j.State, &j.Progress, &j.Error, &j.Filename, &j.Size, &j.VideoFID, &j.MP3FID,
-		&opts, &j.Attempts, &created, &updated, &finished); err != nil {
+	var opts, files string
+	if err := row.Scan(&j.ID, &j.Owner, &j.State, &j.Progress, &j.Error, &j.Filename, &j.Size, &j.SourceSize, &j.VideoFID, &j.MP3FID,
+		&opts, &files, &j.Attempts, &created, &updated, &finished); err != nil {
 		return nil, err
 	}
 	var err error
 	if j.Options, err = decodeOptions(opts); err != nil {
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	if j.Files, err = decodeFiles(files); err != nil {
 		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
 	j.CreatedAt, j.UpdatedAt = fromMS(created), fromMS(updated)
@@ -47,8 +50,12 @@ func (s *jobStore) CreateJob(ctx context.Context, j *server.Job) error {
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.ID, j.Owner, j.State, j.Progress, j.Error, j.Filename, j.Size, j.VideoFID, j.MP3FID, opts, j.Attempts,
+	files, err := encodeFiles(j.Files)
+	if err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Owner, j.State, j.Progress, j.Error, j.Filename, j.Size, j.SourceSize, j.VideoFID, j.MP3FID, opts, files, j.Attempts,
 		ms(j.CreatedAt), ms(j.UpdatedAt), finished)
 	if isUnique(err) {
 		return server.Errorf(server.ECONFLICT, "job %s exists", j.ID)
@@ -137,10 +144,14 @@ func (s *jobStore) SetProgress(ctx context.Context, id string, pct int) error {
 		pct, ms(s.now()), id)
 }
 
-func (s *jobStore) FinishJob(ctx context.Context, id string, attempt int) (*server.Job, error) {
+func (s *jobStore) FinishJob(ctx context.Context, id string, attempt int, files []server.JobFile) (*server.Job, error) {
+	enc, err := encodeFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("finish job %s: %w", id, err)
+	}
 	now := ms(s.now())
-	j, err := s.update(ctx, id, `state = 'done', progress = 100, error = '', updated_at = ?, finished_at = ?`,
-		`state = 'converting' AND attempts = ?`, now, now, id, attempt)
+	j, err := s.update(ctx, id, `state = 'done', progress = 100, error = '', files = ?, updated_at = ?, finished_at = ?`,
+		`state = 'converting' AND attempts = ?`, enc, now, now, id, attempt)
 	if server.IsCode(err, server.ECONFLICT) {
 		return nil, server.Errorf(server.ECONFLICT, "job %s is not converting under claim %d", id, attempt)
 	}

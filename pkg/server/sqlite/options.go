@@ -70,3 +70,49 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 	return time.ParseDuration(s)
 }
+
+// fileRow is how the files column keeps a server.JobFile: JSON, durations as Go writes them.
+type fileRow struct {
+	Title string `json:"title"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+	Size  int64  `json:"size"`
+}
+
+// encodeFiles stores files as a JSON array; none as "".
+func encodeFiles(files []server.JobFile) (string, error) {
+	if len(files) == 0 {
+		return "", nil
+	}
+	rows := make([]fileRow, len(files))
+	for i, f := range files {
+		rows[i] = fileRow{Title: f.Title, Start: f.Start.String(), End: f.End.String(), Size: f.Size}
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return "", fmt.Errorf("encode files: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeFiles(s string) ([]server.JobFile, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var rows []fileRow
+	if err := json.Unmarshal([]byte(s), &rows); err != nil {
+		return nil, fmt.Errorf("decode files: %w", err)
+	}
+	files := make([]server.JobFile, len(rows))
+	for i, r := range rows {
+		var err error
+		files[i] = server.JobFile{Title: r.Title, Size: r.Size}
+		if files[i].Start, err = time.ParseDuration(r.Start); err != nil {
+			return nil, fmt.Errorf("decode files: start: %w", err)
+		}
+		if files[i].End, err = time.ParseDuration(r.End); err != nil {
+			return nil, fmt.Errorf("decode files: end: %w", err)
+		}
+	}
+	return files, nil
+}

@@ -13,13 +13,13 @@ func (d *DB) Uploads() server.UploadStore { return (*uploadStore)(d) }
 
 type uploadStore DB
 
-const uploadColumns = `id, owner, filename, size, part_size, sha256, options, created_at`
+const uploadColumns = `id, owner, filename, size, source_size, part_size, sha256, options, created_at`
 
 func scanUpload(row scanner) (*server.Upload, error) {
 	var u server.Upload
 	var opts string
 	var created int64
-	if err := row.Scan(&u.ID, &u.Owner, &u.Filename, &u.Size, &u.PartSize, &u.SHA256, &opts, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Owner, &u.Filename, &u.Size, &u.SourceSize, &u.PartSize, &u.SHA256, &opts, &created); err != nil {
 		return nil, err
 	}
 	var err error
@@ -36,7 +36,7 @@ func (s *uploadStore) CreateUpload(ctx context.Context, u *server.Upload) error 
 		return fmt.Errorf("insert upload: %w", err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, u.Owner, u.Filename, u.Size, u.PartSize, u.SHA256, opts, ms(u.CreatedAt))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, u.Owner, u.Filename, u.Size, u.SourceSize, u.PartSize, u.SHA256, opts, ms(u.CreatedAt))
 	if isUnique(err) {
 		return server.Errorf(server.ECONFLICT, "upload %s exists", u.ID)
 	}

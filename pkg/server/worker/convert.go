@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -134,12 +133,12 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	// The heartbeat runs from the claim until the outcome is recorded, fetch and store included,
 	// so that no other worker takes over a job that is alive.
 	hb := w.startHeartbeat(ctx, j.ID)
-	err = w.convert(ctx, j, hb.progress)
+	files, err := w.convert(ctx, j, hb.progress)
 	hb.stop()
 	w.Metrics.Conversion(time.Since(start))
 	if err == nil {
 		// The work is done: record it even if shutdown began meanwhile.
-		return w.finish(context.WithoutCancel(ctx), log, j)
+		return w.finish(context.WithoutCancel(ctx), log, j, files)
 	}
 	// Past here the conversion failed; record why before returning.
 	bg := context.WithoutCancel(ctx)
@@ -192,10 +191,12 @@ func (w *Converter) alreadyClaimed(ctx context.Context, log *slog.Logger, id str
 	return w.announce(ctx, j)
 }
 
-func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(int)) error {
+// convert makes the job's MP3, or for a job split by chapters the zip of its MP3s, and stores
+// it as the job's MP3FID; it returns the files of a split job.
+func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(int)) ([]server.JobFile, error) {
 	wd, err := newWorkDir(w.TmpDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if err := wd.remove(); err != nil {
@@ -211,33 +212,46 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 	src, err = w.fetch(fctx, j, src)
 	cancel()
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	conv := server.Conversion{Options: j.Options, Title: strings.TrimSuffix(wire.MP3Name(j.Filename), ".mp3")}
-	if err := w.Converter.Convert(ctx, src, dst, conv, progress); err != nil {
-		return err
+	conv := server.Conversion{Options: j.Options, Title: wire.AlbumName(j.Filename)}
+	var files []server.JobFile
+	if j.Options.SplitChapters {
+		sp, ok := w.Converter.(server.Splitter)
+		if !ok {
+			return nil, server.Permanent(server.Errorf(server.EINVALID, "this server cannot split by chapters"))
+		}
+		if files, err = sp.Split(ctx, src, dst, conv, progress); err != nil {
+			return nil, err
+		}
+	} else if err := w.Converter.Convert(ctx, src, dst, conv, progress); err != nil {
+		return nil, err
 	}
 
 	f, err := os.Open(dst)
 	if err != nil {
-		return fmt.Errorf("open mp3: %w", err)
+		return nil, fmt.Errorf("open mp3: %w", err)
 	}
 	defer f.Close()
 	// The MP3's fid was fixed when the job was created: a second conversion of the same job
 	// replaces the file instead of adding one. A worker that was taken over (it looked dead)
 	// must not replace the file under the worker that holds the job now.
 	if !w.holds(ctx, j) {
-		return errLostClaim
+		return nil, errLostClaim
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
 	defer cancel()
-	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, wire.MP3Name(j.Filename), f)
+	name := wire.MP3Name(j.Filename)
+	if files != nil {
+		name = wire.AlbumName(j.Filename) + ".zip"
+	}
+	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, name, f)
 	if err != nil {
-		return fmt.Errorf("store mp3: %w", err)
+		return nil, fmt.Errorf("store mp3: %w", err)
 	}
 	w.Metrics.BytesOut(n)
-	return nil
+	return files, nil
 }
 
 // fetch returns the path of the video as a local, seekable file (ffmpeg cannot read an MP4
@@ -277,8 +291,8 @@ func (w *Converter) fetch(ctx context.Context, j *server.Job, dst string) (strin
 	return dst, nil
 }
 
-func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job) error {
-	done, err := w.Jobs.FinishJob(ctx, j.ID, j.Attempts)
+func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job, files []server.JobFile) error {
+	done, err := w.Jobs.FinishJob(ctx, j.ID, j.Attempts, files)
 	if server.IsCode(err, server.ECONFLICT) {
 		// Another worker took the job over (this one looked dead); whatever stands is its to
 		// settle, or already settled and announced again here.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -571,6 +572,53 @@ func TestShutdownGivesTheClaimBack(t *testing.T) {
 		got, _ := f.jobs.Job(context.Background(), j.ID)
 		if got.State != server.JobQueued || got.Attempts != 0 {
 			t.Fatalf("after three shutdowns: %s with %d attempts, want queued with 0", got.State, got.Attempts)
+		}
+	})
+}
+
+// TestSplitJobStoresItsFiles: a job split by chapters stores the zip of its MP3s as its
+// MP3FID and records them as its Files; a converter that cannot split fails such a job with
+// a reason instead of making one MP3.
+func TestSplitJobStoresItsFiles(t *testing.T) {
+	forEachStack(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		f.w.Converter = f.conv.Converter // the ffmpeg converter itself, which can split
+		split := func(j *server.Job) { j.Options.SplitChapters = true }
+		j := f.jobT(t, testmedia.Chapters, split)
+		if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.jobs.Job(ctx, j.ID)
+		if err != nil || got.State != server.JobDone {
+			t.Fatalf("job = %+v, %v", got, err)
+		}
+		var titles []string
+		var total int64
+		for _, file := range got.Files {
+			titles = append(titles, file.Title)
+			total += file.Size
+		}
+		if !slices.Equal(titles, []string{"Opening", "Middle", "End"}) || got.Files[1].Start != 2*time.Second || got.Files[1].End != 4500*time.Millisecond {
+			t.Fatalf("files = %+v", got.Files)
+		}
+		b, err := f.blobs.Open(ctx, server.BucketMP3s, j.MP3FID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 4)
+		io.ReadFull(b, head)
+		b.Close()
+		if string(head) != "PK\x03\x04" || b.Size() < total {
+			t.Errorf("stored file of %d bytes starting %q, want a zip of %d bytes of MP3s", b.Size(), head, total)
+		}
+
+		f.w.Converter = f.conv // a Converter only
+		j = f.jobT(t, testmedia.Chapters, split)
+		if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := f.jobs.Job(ctx, j.ID); got.State != server.JobFailed || got.Error != "this server cannot split by chapters" {
+			t.Errorf("split job on a converter that cannot split: %+v", got)
 		}
 	})
 }
