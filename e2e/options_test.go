@@ -78,6 +78,54 @@ func checkOptions(t *testing.T, u *user) {
 	if r := u.run("", "upload", src, "--quality", "12"); r.code != 2 || !strings.Contains(r.stderr, `"quality"`) {
 		t.Errorf("bad --quality: %s, want exit 2 naming the option", r)
 	}
+	checkSplit(t, u)
+}
+
+// checkSplit converts a video of three chapters with --split-chapters into a directory and
+// checks its MP3s; a video without chapters fails with the reason.
+func checkSplit(t *testing.T, u *user) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "parts")
+	var res struct {
+		Files []struct{ Path string }
+	}
+	if err := json.Unmarshal([]byte(u.must("", "convert", media(t, testmedia.Chapters), "--split-chapters", "-o", out, "--json").stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name string
+		secs float64
+	}{{"01 - Opening.mp3", 2}, {"02 - Middle.mp3", 2.5}, {"03 - End.mp3", 1.5}}
+	if len(res.Files) != len(want) {
+		t.Fatalf("convert --split-chapters saved %+v", res.Files)
+	}
+	for i, w := range want {
+		if res.Files[i].Path != filepath.Join(out, w.name) {
+			t.Errorf("file %d saved as %s, want %s", i, res.Files[i].Path, w.name)
+		}
+		b, err := exec.Command(testenv.Tool(t, "ffprobe"), "-v", "error", "-show_entries", "format=duration:format_tags=title,track",
+			"-of", "json", res.Files[i].Path).Output()
+		if err != nil {
+			t.Fatalf("ffprobe %s: %v", res.Files[i].Path, err)
+		}
+		var p struct {
+			Format struct {
+				Duration string
+				Tags     map[string]string
+			}
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := strconv.ParseFloat(p.Format.Duration, 64)
+		if d < w.secs-0.1 || d > w.secs+0.15 || p.Format.Tags["track"] != strconv.Itoa(i+1)+"/3" {
+			t.Errorf("%s: %v s, tags %v; want %v s, track %d/3", w.name, d, p.Format.Tags, w.secs, i+1)
+		}
+	}
+	if r := u.run("", "convert", media(t, testmedia.Good[0]), "--split-chapters", "-o", t.TempDir()); r.code != 5 ||
+		!strings.Contains(r.stderr, "no chapters") {
+		t.Errorf("split of a video without chapters: %s, want exit 5 with the reason", r)
+	}
 }
 
 func TestStandaloneOptions(t *testing.T) {
