@@ -1,11 +1,9 @@
-// Matroska and WebM: ReduceMatroska walks the file with a small element-header reader of
-// its own and decodes only the small structured elements (EBML header, Info, each
-// TrackEntry, a Tag's Targets) with github.com/at-wat/ebml-go. That library cannot stream:
-// its Unmarshal reads every leaf element it meets, each SimpleBlock included, into memory
-// (even with no field to hold it), and it reads from an io.Reader, so it cannot step over
-// a Cluster; the elements that are rewritten (Segment, Tracks, Tags, Cluster) are only a
-// new header before source bytes, which it has no way to express.
-
+// Matroska and WebM (ReduceMatroska): a small reader of element headers of its own walks
+// the file, and github.com/at-wat/ebml-go decodes only the few small elements whose fields
+// matter (the EBML header, Info, each TrackEntry, a Tag's Targets) and encodes the new
+// Cues. The library cannot walk a large file: its Unmarshal reads every element it meets,
+// each SimpleBlock and its frames included, into memory even when no field takes it, and
+// it reads an io.Reader through, with no way to step over a Cluster's data.
 package reduce
 
 import (
@@ -19,12 +17,13 @@ import (
 // the first video track, their TrackEntry unchanged), Chapters, Attachments and Tags (less
 // the tags of dropped tracks), then the Clusters with every block of the audio tracks and
 // one video keyframe: the first at or after a tenth of the Duration from the audio's
-// start, where the server looks for a cover frame. SeekHead and Cues are dropped; with
-// every top-level element before the first Cluster a reader needs no SeekHead, and seeks
-// by reading the clusters.
+// start, where the server looks for a cover frame. The source's SeekHead and Cues are
+// dropped: every top-level element comes before the first Cluster, so a reader needs no
+// SeekHead, and new Cues index the new clusters (see mkv_cues.go).
 //
 // An error wrapping ErrUnsupported means the file is not one this function reduces with
-// confidence; any other error is the source's I/O error.
+// confidence (the caller then uploads the whole file); any other error is the source's
+// I/O error or the context's end. Nothing of the blocks' data is read.
 func ReduceMatroska(ctx context.Context, r io.ReaderAt, size int64) (*Layout, error) {
 	if size < 0 {
 		return nil, unsupported("negative size %d", size)
@@ -128,6 +127,14 @@ func (p *mkvParser) parse() error {
 	return nil
 }
 
+// canceled is the context's cause once it is done.
+func (p *mkvParser) canceled() error {
+	if p.ctx.Err() != nil {
+		return fmt.Errorf("matroska: %w", context.Cause(p.ctx))
+	}
+	return nil
+}
+
 // checkTrailer accepts after the Segment only Void elements.
 func (p *mkvParser) checkTrailer(off int64) error {
 	for off < p.rd.size {
@@ -155,8 +162,8 @@ func isTopLevel(id uint32) bool {
 func (p *mkvParser) segmentChildren() error {
 	off := p.segment.data
 	for off < p.segEnd {
-		if err := p.ctx.Err(); err != nil {
-			return fmt.Errorf("matroska: %w", context.Cause(p.ctx))
+		if err := p.canceled(); err != nil {
+			return err
 		}
 		e, err := p.rd.header(off, p.segEnd)
 		if err != nil {

@@ -17,7 +17,12 @@ func (p *mkvParser) cluster(e element) (int64, error) {
 	var clusterTS int64
 	haveTS := false
 	off := e.data
-	for off < limit {
+	for n := 0; off < limit; n++ {
+		if n%1024 == 1023 {
+			if err := p.canceled(); err != nil {
+				return 0, err
+			}
+		}
 		h, err := p.rd.header(off, limit)
 		if err != nil {
 			return 0, err

@@ -3,7 +3,6 @@ package reduce
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"fmt"
 	"slices"
 
@@ -46,8 +45,8 @@ func (p *mkvParser) clusterBody(kf *keyframe) (*Layout, []cue, error) {
 	l := &Layout{}
 	var cues []cue
 	for i, c := range p.clusters {
-		if err := p.ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("matroska: %w", context.Cause(p.ctx))
+		if err := p.canceled(); err != nil {
+			return nil, nil, err
 		}
 		blocks := c.blocks
 		if kf != nil && kf.cluster == i {
