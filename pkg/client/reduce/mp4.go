@@ -1,11 +1,10 @@
-// MP4 and QuickTime files are read with github.com/abema/go-mp4 rather than
-// github.com/Eyevinn/mp4ff: its box walker hands over each box's offset and size and reads
-// a payload only when asked, so mdat is never touched and every box the reduced file keeps
-// as it is (stsd with its codec configuration, udta, meta, edts...) is copied byte for byte
-// as a range of the source, never decoded and encoded again; it bounds arrays by the box
-// they are in and knows QuickTime's sound descriptions. mp4ff decodes the whole file into a
-// tree of boxes and would write every kept box again from that tree.
-
+// The MP4 and QuickTime reducer (ReduceMP4) reads boxes with github.com/abema/go-mp4
+// rather than github.com/Eyevinn/mp4ff. Its box walker hands over each box's offset and size
+// and reads a payload only when asked, so mdat is never touched, and every box the reduced
+// file keeps as it is (stsd with its codec configuration, udta, meta, edts...) is copied
+// byte for byte as a range of the source, never decoded and encoded again; it also bounds
+// arrays by the box that holds them and knows QuickTime's sound descriptions. mp4ff decodes
+// the whole file into a tree of boxes and would encode every kept box again from that tree.
 package reduce
 
 import (
@@ -53,18 +52,24 @@ type mp4Trak struct {
 	smp      *mp4Samples
 	keep     int
 	out      *mp4Samples // the samples the reduced file holds
-	frameDur uint64      // keepFrame: the empty edit and the frame's duration, in the
-	frameAt  uint64      // movie's timescale
+	frameAt  uint64      // keepFrame: the empty edit before the frame, in the movie's timescale
+	frameDur uint64      // and the frame's duration
 }
 
 // ReduceMP4 describes a progressive MP4/MOV file that holds, of the MP4, MOV or fragmented
 // MP4 file r of size bytes, every audio track, the tags, chapters and attached pictures,
 // and one video keyframe from about 10% of the video. Packets are copied unchanged. It
 // returns an error wrapping ErrUnsupported for a file it cannot reduce with confidence.
-func ReduceMP4(ctx context.Context, r io.ReaderAt, size int64) (l *Layout, err error) {
+func ReduceMP4(ctx context.Context, r io.ReaderAt, size int64) (*Layout, error) {
+	return reduceMP4(ctx, r, size, math.MaxUint32)
+}
+
+// reduceMP4 is ReduceMP4 writing co64 chunk offsets when the reduced file is larger than
+// co64Above bytes (tests lower it).
+func reduceMP4(ctx context.Context, r io.ReaderAt, size, co64Above int64) (l *Layout, err error) {
 	defer func() {
 		if p := recover(); p != nil { // the library panics on some malformed boxes
-			l, err = nil, fmt.Errorf("reduce mp4: malformed file (%v): %w", p, ErrUnsupported)
+			l, err = nil, fmt.Errorf("reduce mp4: panic on a malformed file: %v: %w", p, ErrUnsupported)
 		}
 	}()
 	s := &mp4Source{r: r, size: size}
@@ -105,7 +110,7 @@ func ReduceMP4(ctx context.Context, r io.ReaderAt, size int64) (l *Layout, err e
 	if moov == nil {
 		return nil, unsupported("no moov box")
 	}
-	red := &mp4Reduction{s: s, moov: moov}
+	red := &mp4Reduction{s: s, moov: moov, co64Above: co64Above}
 	if err := red.read(ctx, moofs, sidx); err != nil {
 		return nil, err
 	}
@@ -123,6 +128,7 @@ type mp4Reduction struct {
 	movieDur   uint64
 	fragmented bool
 	traks      []*mp4Trak
+	co64Above  int64
 }
 
 // read reads the movie header, the tracks and their sample tables.
@@ -476,10 +482,9 @@ func (red *mp4Reduction) layout(ftyp *mp4Box) (*Layout, error) {
 	})
 	var data int64
 	for _, c := range chunks {
-		if data > math.MaxInt64/2-c.n {
-			return nil, unsupported("too much sample data")
+		if data += c.n; data > red.s.size {
+			return nil, unsupported("the kept samples add up to more than the file (chunks overlap)")
 		}
-		data += c.n
 	}
 	moov, err := red.moovBox(kept)
 	if err != nil {
@@ -490,7 +495,7 @@ func (red *mp4Reduction) layout(ftyp *mp4Box) (*Layout, error) {
 	if ftyp != nil {
 		head = ftyp.size
 	}
-	co64 := head+moov.size(false)+int64(len(mdatHdr))+data > math.MaxUint32
+	co64 := head+moov.size(false)+int64(len(mdatHdr))+data > red.co64Above
 	at := head + moov.size(co64) + int64(len(mdatHdr))
 	for _, c := range chunks {
 		c.out = at
@@ -634,7 +639,11 @@ func (red *mp4Reduction) editedDuration(t *mp4Trak) uint64 {
 		if red.s.decode(b, &elst) == nil {
 			var d uint64
 			for _, e := range elst.Entries {
-				d += uint64(e.SegmentDurationV0) + e.SegmentDurationV1
+				if elst.GetVersion() == 1 {
+					d += e.SegmentDurationV1
+				} else {
+					d += uint64(e.SegmentDurationV0)
+				}
 			}
 			if d > 0 {
 				return d

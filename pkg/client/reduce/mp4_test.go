@@ -136,18 +136,24 @@ func reduceFile(t testing.TB, src string) (string, *Layout) {
 		t.Fatalf("ReduceMP4(%s): %v", filepath.Base(src), err)
 	}
 	out := src + ".reduced" + filepath.Ext(src)
+	writeLayout(t, l, f, out)
+	return out, l
+}
+
+// writeLayout writes the file l describes over src to out.
+func writeLayout(t testing.TB, l *Layout, src io.ReaderAt, out string) {
+	t.Helper()
 	w, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := l.Open(f)
+	r := l.Open(src)
 	if _, err := io.Copy(w, io.NewSectionReader(r, 0, r.Size())); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return out, l
 }
 
 type probeStream struct {
@@ -383,6 +389,35 @@ func checkReduced(t *testing.T, src, out string) {
 	}
 	if math.Abs(frames[0]-want) > 0.041 {
 		t.Errorf("the video frame is at %.3f s, want the source's keyframe at %.3f s (10%% of %.3f s)", frames[0], want, d)
+	}
+}
+
+// TestReduceMP4ChunkOffsets64 writes 64-bit chunk offsets (co64), as for a reduced file
+// past 4 GiB, and checks that the audio still decodes the same.
+func TestReduceMP4ChunkOffsets64(t *testing.T) {
+	needFFmpeg(t)
+	t.Parallel()
+	src := makeMP4(t, t.TempDir(), mp4Corpora[1])
+	f, size := openSized(t, src)
+	l, err := reduceMP4(context.Background(), f, size, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := src + ".co64.mp4"
+	writeLayout(t, l, f, out)
+	head, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(head, []byte("stco")) || !bytes.Contains(head, []byte("co64")) {
+		t.Fatal("the reduced file does not use co64 only")
+	}
+	for i := range 2 {
+		hs, ns := pcm(t, src, i)
+		hr, nr := pcm(t, out, i)
+		if hs != hr || ns != nr {
+			t.Errorf("audio %d decodes to %d bytes %s, source %d bytes %s", i, nr, hr, ns, hs)
+		}
 	}
 }
 

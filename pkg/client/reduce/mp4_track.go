@@ -215,7 +215,10 @@ func (t *mp4Samples) pickKeyframe(ctx context.Context, shift int64, target uint6
 		next                      = 0 // index into t.sync
 		sample             uint32 = 0
 	)
-	for {
+	if t.allSync && t.count > maxMP4Samples {
+		return mp4Pick{}, false, unsupported("%d video samples, all keyframes", t.count)
+	}
+	for n := 0; ; n++ {
 		if t.allSync {
 			if sample >= t.count {
 				break
@@ -227,7 +230,7 @@ func (t *mp4Samples) pickKeyframe(ctx context.Context, shift int64, target uint6
 			sample = t.sync[next] - 1
 			next++
 		}
-		if sample%65536 == 0 {
+		if n%65536 == 0 {
 			if err := ctx.Err(); err != nil {
 				return mp4Pick{}, false, err
 			}
