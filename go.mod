@@ -3,6 +3,7 @@ module github.com/v2m/v2m
 go 1.26.0
 
 require (
+	github.com/abema/go-mp4 v1.4.1
 	github.com/at-wat/ebml-go v0.19.4
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-sql-driver/mysql v1.10.1

@@ -11,7 +11,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -21,29 +20,8 @@ import (
 )
 
 // needFFmpeg skips the test without ffmpeg and ffprobe, or fails it under CI=true.
-func needFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is required under CI: %v", tool, err)
-			}
-			t.Skipf("no %s: %v", tool, err)
-		}
-	}
-}
 
 // run runs a tool and returns its standard output.
-func run(t testing.TB, name string, args ...string) []byte {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.Bytes()
-}
 
 // ffmpeg runs ffmpeg quietly with args and returns its standard output.
 func ffmpeg(t testing.TB, args ...string) []byte {
@@ -75,8 +53,8 @@ func openSource(t testing.TB, path string) (*os.File, int64) {
 	return f, st.Size()
 }
 
-// reduceFile reduces src and writes the reduced file next to it.
-func reduceFile(t testing.TB, src string) (string, *Layout) {
+// reduceMKVFile reduces src and writes the reduced file next to it.
+func reduceMKVFile(t testing.TB, src string) (string, *Layout) {
 	t.Helper()
 	f, size := openSource(t, src)
 	l, err := ReduceMatroska(context.Background(), f, size)
@@ -320,7 +298,7 @@ func TestReduceMatroskaCorpus(t *testing.T) {
 }
 
 func checkReduced(t *testing.T, c mkvCase, dir, src string) {
-	red, l := reduceFile(t, src)
+	red, l := reduceMKVFile(t, src)
 	st, err := os.Stat(src)
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +309,7 @@ func checkReduced(t *testing.T, c mkvCase, dir, src string) {
 		t.Errorf("reduced to %.1f%% of the source, want under 30%%", 100*ratio)
 	}
 	first := sha(t, red)
-	if _, again := reduceFile(t, src); !reflect.DeepEqual(again, l) || sha(t, red) != first {
+	if _, again := reduceMKVFile(t, src); !reflect.DeepEqual(again, l) || sha(t, red) != first {
 		t.Errorf("a second reduction differs")
 	}
 
