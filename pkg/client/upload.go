@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/v2m/v2m/pkg/client/reduce"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
@@ -41,6 +42,13 @@ type UploadOptions struct {
 	// SHA256 makes Upload read the whole file once more to send its SHA-256, which the
 	// server checks when the upload completes.
 	SHA256 bool
+	// Prepared, when not nil, is called once before anything is sent, with the bytes to send
+	// and the file's size: less than the size when only its audio goes.
+	Prepared func(send, size int64)
+	// Full sends the whole file. Without it, Upload sends only what the server needs of an
+	// MP4, QuickTime, Matroska or WebM video (its audio, tags, chapters, pictures and one
+	// keyframe for the cover; package reduce), and the whole of any other file.
+	Full bool
 	// Options are the job's MP3 options; nil gives the server's defaults. Upload checks them
 	// before it sends anything. They are part of what identifies an upload for resuming: a
 	// rerun with other options starts a new upload (and makes another job) instead of
@@ -51,8 +59,10 @@ type UploadOptions struct {
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // Upload sends the file at path as a chunked upload and completes it, returning the queued
-// job. See UploadOptions for the job's options, resuming, parallelism and progress. Bad
-// options give a *wire.OptionError before anything is sent.
+// job. Unless opts.Full, a video is sent as the smaller file that package reduce makes of
+// it: the job's Size is then what was sent, and its SourceSize the file's size. See
+// UploadOptions for the job's options, resuming, parallelism and progress. Bad options give
+// a *wire.OptionError before anything is sent.
 func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*Job, error) {
 	if err := opts.Options.Check(); err != nil {
 		return nil, fmt.Errorf("upload %s: %w", path, err)
@@ -78,8 +88,27 @@ func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*
 		return nil, fmt.Errorf("upload %s: not a regular file", path)
 	}
 	key := UploadKey{Server: NormalizeServer(c.BaseURL), Path: abs, Size: fi.Size(), ModTime: fi.ModTime(), Options: optKey}
+	var src io.ReaderAt = f
+	size := fi.Size()
+	if !opts.Full {
+		lay, err := reduce.Reduce(ctx, f, fi.Size())
+		switch {
+		case err == nil && lay.Size() < fi.Size()/10*9: // worth it (not an audio file already)
+			// The same file gives the same reduced bytes, so a rerun resumes this upload.
+			src, size, key.Sent = lay.Open(f), lay.Size(), lay.Size()
+		case err == nil, errors.Is(err, reduce.ErrUnsupported):
+			// Not a file we can make smaller with confidence: send it whole.
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("upload %s: %w", path, ctx.Err())
+		default:
+			return nil, fmt.Errorf("upload %s: %w", path, err)
+		}
+	}
 
-	up, done, err := c.resumeOrCreate(ctx, f, key, opts)
+	if opts.Prepared != nil {
+		opts.Prepared(size, fi.Size())
+	}
+	up, done, err := c.resumeOrCreate(ctx, src, size, key, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +116,7 @@ func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*
 		return done, nil
 	}
 	for round := 0; ; round++ {
-		if err := c.sendParts(ctx, f, up, opts); err != nil {
+		if err := c.sendParts(ctx, src, up, opts); err != nil {
 			return nil, fmt.Errorf("upload %s: %w", path, err)
 		}
 		job, err := c.completeRetrying(ctx, up.ID)
@@ -136,8 +165,9 @@ func isNetErr(err error) bool {
 }
 
 // resumeOrCreate returns the upload remembered for key if the server still has it, the job
-// when that upload was completed already (the answer to complete was lost), or a new upload.
-func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, opts UploadOptions) (*UploadInfo, *Job, error) {
+// when that upload was completed already (the answer to complete was lost), or a new upload
+// of the size bytes of src.
+func (c *Client) resumeOrCreate(ctx context.Context, src io.ReaderAt, size int64, key UploadKey, opts UploadOptions) (*UploadInfo, *Job, error) {
 	if opts.State != nil {
 		id, err := opts.State.Load(key)
 		if err != nil {
@@ -146,7 +176,7 @@ func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, 
 		if id != "" {
 			up, err := c.UploadInfo(ctx, id)
 			switch {
-			case err == nil && up.Size == key.Size && up.Filename == filepath.Base(key.Path):
+			case err == nil && up.Size == size && up.Filename == filepath.Base(key.Path):
 				return up, nil, nil
 			case IsNotFound(err):
 				job, cerr := c.complete(ctx, id)
@@ -165,10 +195,13 @@ func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, 
 			}
 		}
 	}
-	in := wire.NewUpload{Filename: filepath.Base(key.Path), Size: key.Size, Options: opts.Options}
+	in := wire.NewUpload{Filename: filepath.Base(key.Path), Size: size, Options: opts.Options}
+	if key.Sent > 0 {
+		in.SourceSize = key.Size
+	}
 	if opts.SHA256 {
 		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(f, 0, key.Size)); err != nil {
+		if _, err := io.Copy(h, io.NewSectionReader(src, 0, size)); err != nil {
 			return nil, nil, fmt.Errorf("upload %s: hash: %w", key.Path, err)
 		}
 		in.SHA256 = hex.EncodeToString(h.Sum(nil))
@@ -177,7 +210,7 @@ func (c *Client) resumeOrCreate(ctx context.Context, f *os.File, key UploadKey, 
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/uploads", in, &up, nil); err != nil {
 		return nil, nil, fmt.Errorf("upload %s: create upload: %w", key.Path, err)
 	}
-	if up.ID == "" || up.Parts < 1 || (up.PartSize <= 0 && up.Size > 0) || up.Size != key.Size {
+	if up.ID == "" || up.Parts < 1 || (up.PartSize <= 0 && up.Size > 0) || up.Size != size {
 		return nil, nil, fmt.Errorf("upload %s: the server answered an invalid upload (id %q, %d parts of %d bytes, size %d)",
 			key.Path, up.ID, up.Parts, up.PartSize, up.Size)
 	}
@@ -232,7 +265,7 @@ func (p *progressCounter) add(n int64) {
 }
 
 // sendParts sends the parts of up that the server does not list as received.
-func (c *Client) sendParts(ctx context.Context, f *os.File, up *UploadInfo, opts UploadOptions) error {
+func (c *Client) sendParts(ctx context.Context, f io.ReaderAt, up *UploadInfo, opts UploadOptions) error {
 	have := make(map[int]bool, len(up.Received))
 	pc := &progressCounter{total: up.Size, fn: opts.Progress}
 	var already int64
@@ -289,7 +322,7 @@ feed:
 }
 
 // sendPart sends part n, retrying network errors and 5xx answers with backoff.
-func (c *Client) sendPart(ctx context.Context, f *os.File, up *UploadInfo, n int, pc *progressCounter) error {
+func (c *Client) sendPart(ctx context.Context, f io.ReaderAt, up *UploadInfo, n int, pc *progressCounter) error {
 	off, size := int64(n)*up.PartSize, up.PartLen(n)
 	h := crc32.New(crcTable)
 	if _, err := io.Copy(h, io.NewSectionReader(f, off, size)); err != nil {
@@ -377,6 +410,9 @@ type UploadKey struct {
 	Size    int64     // bytes
 	ModTime time.Time // modification time
 	Options string    // the job's options as JSON; "" for the defaults
+	// Sent is the size of the smaller file made of it that is uploaded instead (package
+	// reduce); 0 when the file is uploaded whole.
+	Sent int64
 }
 
 // String is the key as the state file keeps it. Uploads of default options have the key they
@@ -385,6 +421,9 @@ func (k UploadKey) String() string {
 	s := fmt.Sprintf("%s|%s|%d|%d", k.Server, k.Path, k.Size, k.ModTime.UnixNano())
 	if k.Options != "" {
 		s += "|" + k.Options
+	}
+	if k.Sent > 0 {
+		s += fmt.Sprintf("|sent=%d", k.Sent)
 	}
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,9 +21,11 @@ import (
 
 	"github.com/zalando/go-keyring"
 
+	"github.com/v2m/v2m/internal/testmedia"
 	"github.com/v2m/v2m/internal/testserver"
 	"github.com/v2m/v2m/pkg/client"
 	"github.com/v2m/v2m/pkg/client/cli"
+	"github.com/v2m/v2m/pkg/client/reduce"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
@@ -472,6 +475,69 @@ func TestUploadResumesAfterInterruption(t *testing.T) {
 	}
 	if !bytes.Equal(s.Video(t, id), data) {
 		t.Fatal("assembled video differs")
+	}
+}
+
+// TestAudioOnlyUploadResumes: a video is sent as its audio-only reduction, which the job
+// records with the video's size; an interrupted upload of it resumes with the missing parts
+// only, because the reduction is the same bytes every time; --full sends the whole file.
+func TestAudioOnlyUploadResumes(t *testing.T) {
+	s := testserver.New(t, testserver.Options{PartSize: 16 << 10})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path := testmedia.MustGenerate(t, t.TempDir(), testmedia.Sample{Name: "talk", Container: "mp4", Args: []string{
+		"-f", "lavfi", "-i", "testsrc=duration=8:size=320x240:rate=25,noise=alls=20:allf=t",
+		"-f", "lavfi", "-i", "sine=frequency=440:duration=8",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"}})
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	lay, err := reduce.Reduce(t.Context(), f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := io.ReadAll(io.NewSectionReader(lay.Open(f), 0, lay.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 3*16<<10 || int64(len(want))*3 > fi.Size() {
+		t.Fatalf("the reduction of %d bytes has %d: not a test of a multi-part audio-only upload", fi.Size(), len(want))
+	}
+
+	s.Faults.CutRequestBody("PUT /v1/uploads/{id}/parts/2", 10, 100)
+	r := e.run("", "upload", path, "--parallel", "1")
+	e.want(r, 1)
+	reqs := s.Requests(partRoute)
+	if len(reqs) == 0 {
+		t.Fatal("no part was sent")
+	}
+	id := strings.Split(strings.TrimPrefix(reqs[0].Path, "/v1/uploads/"), "/")[0]
+	before := partPuts(s, id)
+	s.Faults.Reset()
+	r = e.run("", "upload", path, "--json")
+	e.want(r, 0)
+	var job client.Job
+	if err := json.Unmarshal([]byte(r.stdout), &job); err != nil || job.ID != id {
+		t.Fatalf("the second run made job %v %s, want the first run's upload %s", err, r.stdout, id)
+	}
+	if after := partPuts(s, id); after[0] != before[0] || after[1] != before[1] || after[2] != before[2]+1 {
+		t.Fatalf("the second run sent %v after %v, want part 2 and the rest only", after, before)
+	}
+	if job.Size != int64(len(want)) || job.SourceSize != fi.Size() || job.Filename != "talk.mp4" {
+		t.Errorf("job: size %d, source size %d, name %q; want %d, %d, talk.mp4", job.Size, job.SourceSize, job.Filename, len(want), fi.Size())
+	}
+	if !bytes.Equal(s.Video(t, id), want) {
+		t.Fatal("the server got other bytes than the reduction")
+	}
+
+	r = e.run("", "upload", path, "--full", "--json")
+	e.want(r, 0)
+	var whole client.Job
+	if err := json.Unmarshal([]byte(r.stdout), &whole); err != nil || whole.Size != fi.Size() || whole.SourceSize != 0 {
+		t.Fatalf("--full: %v %s", err, r.stdout)
 	}
 }
 

@@ -20,10 +20,9 @@ type convertOptions struct {
 	File string
 	// Output is -o: by default the input's name with .mp3 in the working directory, or
 	// without an extension: the directory of the MP3s of a job split by chapters.
-	Output   string
-	Parallel int
-	Timeout  time.Duration      // of the wait; 0: no limit
-	Options  *client.JobOptions // the job's MP3 options; nil for the defaults
+	Output  string
+	Send    sendSettings
+	Timeout time.Duration // of the wait; 0: no limit
 }
 
 func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command {
@@ -36,16 +35,16 @@ func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command 
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.JSON = f.flags.json
 			opts.File = args[0]
-			if err := checkParallel(opts.Parallel); err != nil {
+			if err := checkParallel(opts.Send.Parallel); err != nil {
 				return err
 			}
 			var err error
-			if opts.Options, err = mp3.options(cmd.Flags()); err != nil {
+			if opts.Send.Options, err = mp3.options(cmd.Flags()); err != nil {
 				return err
 			}
 			if opts.Output == "" {
 				opts.Output = mp3Name(opts.File, "output")
-				if opts.Options != nil && opts.Options.SplitChapters {
+				if opts.Send.Options != nil && opts.Send.Options.SplitChapters {
 					opts.Output = strings.TrimSuffix(opts.Output, ".mp3") // a directory
 				}
 			}
@@ -61,7 +60,7 @@ func newCmdConvert(f *factory, runF func(*convertOptions) error) *cobra.Command 
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file, or directory with --split-chapters (default: the input's name with .mp3, or without an extension)")
-	cmd.Flags().IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "parts sent at once")
+	addSendFlags(cmd, &opts.Send)
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", DefaultWaitTimeout, "how long to wait for the conversion (0: no limit)")
 	mp3 = addMP3Flags(cmd.Flags())
 	return cmd
@@ -77,7 +76,7 @@ func convertRun(ctx context.Context, opts *convertOptions) error {
 		return err
 	}
 	p := newProgress(opts.IO, opts.JSON)
-	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Parallel, opts.Options)
+	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Send)
 	if err != nil {
 		return err
 	}

@@ -111,7 +111,7 @@ func TestUploadFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := wantOK(t, parse(t, testEnv{}, newCmdUpload, strings.Fields(tc.args)...))
-			got := want{File: o.File, Wait: o.Wait, Output: o.Output, Parallel: o.Parallel, Timeout: o.Timeout, JSON: o.JSON}
+			got := want{File: o.File, Wait: o.Wait, Output: o.Output, Parallel: o.Send.Parallel, Timeout: o.Timeout, JSON: o.JSON}
 			if got != tc.want {
 				t.Fatalf("%q parsed as %+v, want %+v", tc.args, got, tc.want)
 			}
@@ -136,7 +136,7 @@ func TestConvertFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := wantOK(t, parse(t, testEnv{}, newCmdConvert, strings.Fields(tc.args)...))
-			if got := (want{o.File, o.Output, o.Parallel, o.Timeout}); got != tc.want {
+			if got := (want{o.File, o.Output, o.Send.Parallel, o.Timeout}); got != tc.want {
 				t.Fatalf("%q parsed as %+v, want %+v", tc.args, got, tc.want)
 			}
 		})

@@ -38,11 +38,11 @@ func TestMP3OptionFlags(t *testing.T) {
 				}
 			}
 			up := wantOK(t, parse(t, testEnv{}, newCmdUpload, append([]string{"upload"}, args...)...))
-			if got, _ := json.Marshal(up.Options); string(got) != tc.want {
+			if got, _ := json.Marshal(up.Send.Options); string(got) != tc.want {
 				t.Errorf("upload %s: options %s, want %s", tc.args, got, tc.want)
 			}
 			conv := wantOK(t, parse(t, testEnv{}, newCmdConvert, append([]string{"convert"}, args...)...))
-			if got, _ := json.Marshal(conv.Options); string(got) != tc.want {
+			if got, _ := json.Marshal(conv.Send.Options); string(got) != tc.want {
 				t.Errorf("convert %s: options %s, want %s", tc.args, got, tc.want)
 			}
 		})

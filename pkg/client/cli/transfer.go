@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 
 	"github.com/v2m/v2m/pkg/client"
 	"github.com/v2m/v2m/pkg/wire"
@@ -81,10 +82,23 @@ func (p progress) bytesBar(desc string) (func(done, total int64), func()) {
 	return update, finish
 }
 
-// uploadFile uploads path for a job with the given options, remembering the upload in
+// sendSettings are how upload and convert send a file: their --parallel and --full, and the
+// job's MP3 options (nil for the defaults).
+type sendSettings struct {
+	Parallel int
+	Full     bool
+	Options  *client.JobOptions
+}
+
+func addSendFlags(cmd *cobra.Command, s *sendSettings) {
+	cmd.Flags().IntVar(&s.Parallel, "parallel", client.DefaultParallel, "parts sent at once")
+	cmd.Flags().BoolVar(&s.Full, "full", false, "send the whole video (by default only its audio, tags, chapters, pictures and one frame for the cover)")
+}
+
+// uploadFile uploads path for a job as s says, remembering the upload in
 // <configDir>/uploads.json so that a rerun (with the same options) resumes it, and returns the
 // queued job.
-func uploadFile(ctx context.Context, p progress, c *client.Client, path, configDir string, parallel int, opts *client.JobOptions) (*client.Job, error) {
+func uploadFile(ctx context.Context, p progress, c *client.Client, path, configDir string, s sendSettings) (*client.Job, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("upload: %w", err)
@@ -92,13 +106,20 @@ func uploadFile(ctx context.Context, p progress, c *client.Client, path, configD
 	if !fi.Mode().IsRegular() {
 		return nil, usageError("%s is not a regular file", path)
 	}
-	p.say("uploading %s (%s)", filepath.Base(path), humanBytes(fi.Size()))
 	update, finish := p.bytesBar("uploading")
 	job, err := c.Upload(ctx, path, client.UploadOptions{
-		Parallel: parallel,
+		Parallel: s.Parallel,
+		Full:     s.Full,
 		Progress: update,
 		State:    client.NewFileState(filepath.Join(configDir, "uploads.json")),
-		Options:  opts,
+		Options:  s.Options,
+		Prepared: func(send, size int64) {
+			if send < size {
+				p.say("uploading %s: its audio, %s of %s", filepath.Base(path), humanBytes(send), humanBytes(size))
+			} else {
+				p.say("uploading %s (%s)", filepath.Base(path), humanBytes(size))
+			}
+		},
 	})
 	finish()
 	if err != nil {

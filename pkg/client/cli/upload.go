@@ -16,12 +16,11 @@ type uploadOptions struct {
 	Client func() (*client.Client, error)
 	JSON   bool
 
-	File     string
-	Wait     bool   // --wait, or implied by --output
-	Output   string // -o: also download the MP3 here
-	Parallel int
-	Timeout  time.Duration      // of the wait; 0: no limit
-	Options  *client.JobOptions // the job's MP3 options; nil for the defaults
+	File    string
+	Wait    bool   // --wait, or implied by --output
+	Output  string // -o: also download the MP3 here
+	Send    sendSettings
+	Timeout time.Duration // of the wait; 0: no limit
 }
 
 func newCmdUpload(f *factory, runF func(*uploadOptions) error) *cobra.Command {
@@ -34,11 +33,11 @@ func newCmdUpload(f *factory, runF func(*uploadOptions) error) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.JSON = f.flags.json
 			opts.File = args[0]
-			if err := checkParallel(opts.Parallel); err != nil {
+			if err := checkParallel(opts.Send.Parallel); err != nil {
 				return err
 			}
 			var err error
-			if opts.Options, err = mp3.options(cmd.Flags()); err != nil {
+			if opts.Send.Options, err = mp3.options(cmd.Flags()); err != nil {
 				return err
 			}
 			opts.Wait = opts.Wait || opts.Output != ""
@@ -49,8 +48,8 @@ func newCmdUpload(f *factory, runF func(*uploadOptions) error) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Wait, "wait", false, "wait until the conversion is done")
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "also download the MP3 to this file (implies --wait)")
-	cmd.Flags().IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "parts sent at once")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "also download the MP3 to this file, or the MP3s into this directory with --split-chapters (implies --wait)")
+	addSendFlags(cmd, &opts.Send)
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", DefaultWaitTimeout, "how long to wait for the conversion (0: no limit)")
 	mp3 = addMP3Flags(cmd.Flags())
 	return cmd
@@ -66,7 +65,7 @@ func uploadRun(ctx context.Context, opts *uploadOptions) error {
 		return err
 	}
 	p := newProgress(opts.IO, opts.JSON)
-	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Parallel, opts.Options)
+	job, err := uploadFile(ctx, p, c, opts.File, cfg.Dir, opts.Send)
 	if err != nil {
 		return err
 	}
@@ -79,7 +78,7 @@ func uploadRun(ctx context.Context, opts *uploadOptions) error {
 		}
 	}
 	if opts.Output != "" {
-		if _, err := downloadTo(ctx, p, c, job.MP3FID, opts.Output); err != nil {
+		if _, err := saveJob(ctx, p, c, job, opts.Output); err != nil {
 			return err
 		}
 	}
