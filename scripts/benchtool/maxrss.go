@@ -20,9 +20,11 @@ func (e *exitCodeError) Error() string { return fmt.Sprintf("%s exited with code
 // maxRSS runs args with the given stdio, then prints the peak resident set size of the
 // command in KiB as maxrss_kib=N on res. The figure is the kernel's ru_maxrss of the
 // waited-for child: the largest of the command and of the descendants it waited for, not
-// their sum, and not benchtool's own. A command that fails still gets its figure printed;
-// its exit code comes back as an *exitCodeError. SIGTERM or SIGINT to benchtool (ctx) is
-// passed on to the command as SIGTERM.
+// their sum. It has a floor of about 10 MiB: at the exec, Linux records the peak of the
+// memory the child then shared with benchtool (os/exec starts it with CLONE_VM), so a command
+// that stays below benchtool's own RSS shows benchtool's. A command that fails still gets its
+// figure printed; its exit code comes back as an *exitCodeError. SIGTERM or SIGINT to
+// benchtool (ctx) is passed on to the command as SIGTERM.
 func maxRSS(ctx context.Context, stdin io.Reader, stdout, stderr, res io.Writer, args []string) error {
 	if len(args) == 0 {
 		return errors.New("usage: benchtool maxrss [-o FILE] -- CMD [ARGS...]")
