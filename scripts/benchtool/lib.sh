@@ -23,6 +23,9 @@ now() { printf '%s\n' "$EPOCHREALTIME"; }
 # calc EXPR evaluates an awk arithmetic expression and prints it with 3 decimals.
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 
+# kv KEY LINE prints the value of KEY in a line of key=value pairs (nothing when it has none).
+kv() { awk -v k="$1=" '{ for (i = 1; i <= NF; i++) if (index($i, k) == 1) { print substr($i, length(k) + 1); exit } }' <<<"$2"; }
+
 # min A B prints the smaller number.
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? a : b }'; }
 
@@ -37,6 +40,15 @@ row() {
 	v=$(verdict "$2" "$3" "$4")
 	summary_rows+=("$1|$2${5:+ $5}|$3 $4${5:+ $5}|$v")
 	log "$1: $2${5:+ $5} (target $3 $4${5:+ $5}): $v"
+}
+# row_two NAME VALUE OP TARGET1 TARGET2 [UNIT]: a measurement with two targets (the main one
+# first) on one row.
+row_two() {
+	local v1 v2
+	v1=$(verdict "$2" "$3" "$4")
+	v2=$(verdict "$2" "$3" "$5")
+	summary_rows+=("$1|$2${6:+ $6}|$3 $4${6:+ $6}, $3 $5${6:+ $6}|$v1, $v2")
+	log "$1: $2${6:+ $6} (target $3 $4${6:+ $6}: $v1; target $3 $5${6:+ $6}: $v2)"
 }
 # info NAME VALUE: records a measurement that has no target.
 info() {
@@ -88,6 +100,30 @@ big_video() {
 		-f lavfi -i sine=frequency=330:duration=190 \
 		-vf noise=alls=30:allf=t+u -c:v libx264 -preset ultrafast -b:v 45M -maxrate 45M -bufsize 90M \
 		-pix_fmt yuv420p -c:a aac -shortest
+	printf '%s\n' "$out"
+}
+
+# big_webm prints the path of a ~1 GiB WebM (VP9 + Opus) of the same noisy 720p source: VP9 at
+# -deadline realtime -cpu-used 8 and a near-lossless -crf 4, which spends about 170 Mbit/s on the
+# noise, cut at 1 GiB by -fs (about 50 s of media; about 80 s of encoding on 2 cores).
+big_webm() {
+	local out=$cache/big-1GiB-1280x720-vp9-opus.webm
+	gen_media "$out" -f lavfi -i testsrc=duration=90:size=1280x720:rate=30 \
+		-f lavfi -i sine=frequency=330:duration=90 \
+		-vf noise=alls=30:allf=t+u -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -row-mt 1 \
+		-crf 4 -b:v 0 -pix_fmt yuv420p -c:a libopus -shortest -fs 1073741824
+	printf '%s\n' "$out"
+}
+
+# hours_video prints the path of a 2-hour H.264/AAC MP4 (moov at the end). A 2-hour 720p30
+# video takes far too long to encode on 2 cores, so this one is 640x360 at 5 fps (ultrafast):
+# the audio, which is what a conversion reads and encodes, is a full 2 hours. About 2 minutes
+# of encoding on 2 cores, about 150 MB.
+hours_video() {
+	local out=$cache/hours-7200s-640x360-5fps.mp4
+	gen_media "$out" -f lavfi -i testsrc=duration=7200:size=640x360:rate=5 \
+		-f lavfi -i sine=frequency=440:duration=7200 \
+		-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -shortest
 	printf '%s\n' "$out"
 }
 

@@ -6,6 +6,15 @@
 //	benchtool dropdb -uri U -db D                   drop a MongoDB database
 //	benchtool span -start MSG -end MSG LOG...       seconds from the first start to the last end
 //	                                                record of v2md JSON logs, and the end count
+//	benchtool proxy -target URL [-listen A] [-rate R] a reverse proxy to URL, limited to R (e.g.
+//	                                                100Mbit, shared by all connections and both
+//	                                                directions); prints url=... first, and its
+//	                                                byte counters at GET /_stats and on SIGTERM;
+//	                                                PUT/POST /_sink discards a body at the rate
+//	benchtool maxrss [-o FILE] -- CMD ARGS...       run CMD, then print its peak RSS (maxrss_kib=N,
+//	                                                ru_maxrss) to FILE or stdout; exits as CMD did
+//	benchtool job                                   the id, state, size and source_size of the job
+//	                                                in v2m upload/convert --json output on stdin
 //
 // Every result is printed as key=value pairs on one line, for the scripts to read.
 package main
@@ -35,13 +44,17 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchtool:", err)
+		var ec *exitCodeError
+		if errors.As(err, &ec) {
+			os.Exit(ec.code)
+		}
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchtool freeport|gridfs|dropdb|span [flags]")
+		return errors.New("usage: benchtool freeport|gridfs|dropdb|span|proxy|maxrss|job [flags]")
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -77,6 +90,33 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return span(out, *start, *end, fs.Args())
+	case "proxy":
+		listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+		target := fs.String("target", "", "URL of the server to forward to")
+		rate := fs.String("rate", "0", "rate limit for all bodies together, e.g. 100Mbit (0: none)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return runProxy(ctx, out, *listen, *target, *rate)
+	case "maxrss":
+		res := fs.String("o", "", "file for the maxrss_kib=N line (default stdout)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if *res == "" {
+			return maxRSS(ctx, os.Stdin, out, os.Stderr, out, fs.Args())
+		}
+		f, err := os.Create(*res)
+		if err != nil {
+			return fmt.Errorf("maxrss: %w", err)
+		}
+		err = maxRSS(ctx, os.Stdin, out, os.Stderr, f, fs.Args())
+		if cerr := f.Close(); err == nil && cerr != nil {
+			return fmt.Errorf("maxrss: %w", cerr)
+		}
+		return err
+	case "job":
+		return jobFields(os.Stdin, out)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
