@@ -1,6 +1,7 @@
 package reduce
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -110,8 +111,13 @@ func (s *mp4Source) decode(b *mp4Box, dst gomp4.IBox) error {
 	if n > maxMP4Payload {
 		return mp4Unsupported("%s box of %d bytes", b.typ, n)
 	}
-	sr := io.NewSectionReader(s, b.payloadOff(), n)
-	if _, err := gomp4.Unmarshal(sr, uint64(n), dst, gomp4.Context{}); err != nil {
+	// One read into memory: the library reads field by field, bit by bit, and a ReadAt of
+	// the file for each would cost a system call per field of every sample table entry.
+	p, err := s.bytes(b.payloadOff(), n)
+	if err != nil {
+		return err
+	}
+	if _, err := gomp4.Unmarshal(bytes.NewReader(p), uint64(n), dst, gomp4.Context{}); err != nil {
 		return s.fail("decode "+b.typ, err)
 	}
 	return nil
