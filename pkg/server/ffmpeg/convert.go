@@ -88,7 +88,7 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 		return err
 	}
 	defer meta.cleanup()
-	if err := c.run(jctx, src, dst, j, meta, pw); err != nil {
+	if err := c.encode(jctx, src, dst, j, meta, pw); err != nil { // serial or in segments (parallel.go)
 		return err
 	}
 	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
@@ -145,10 +145,16 @@ func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *meta
 	}
 	cmd.Stdout, cmd.Stderr = pw, &stderr
 	c.log.DebugContext(ctx, "ffmpeg", "args", args)
-	err = cmd.Run()
-	if err == nil {
-		return nil
+	if err := cmd.Run(); err != nil {
+		return c.runError(ctx, err, &stderr, input, src, output, dst)
 	}
+	return nil
+}
+
+// runError classifies the failure err of an ffmpeg run that read input (the file src) and
+// wrote output (the file dst, or a pipe when ""), whose stderr is stderr: bad input gives a
+// permanent EINVALID error, the machine's trouble and ctx's end a plain one.
+func (c *Converter) runError(ctx context.Context, err error, stderr *tail, input, src, output, dst string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("ffmpeg: %w", context.Cause(ctx))
 	}
@@ -166,7 +172,7 @@ func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *meta
 	if !ee.Exited() { // killed by a signal not ours: the machine's trouble
 		return fmt.Errorf("ffmpeg: %v: %s", err, reason(msg, input, src, output, dst))
 	}
-	if systemTrouble(msg) || bytes.Contains(stderr.Bytes(), []byte(dst)) {
+	if systemTrouble(msg) || dst != "" && bytes.Contains(stderr.Bytes(), []byte(dst)) {
 		return fmt.Errorf("ffmpeg: %v: %s", err, reason(msg, input, src, output, dst))
 	}
 	return server.Permanent(server.Errorf(server.EINVALID,
