@@ -519,7 +519,13 @@ func (c *Converter) join(ctx context.Context, dst, head string, encoders []*enco
 		return fmt.Errorf("%w: %v", errSerial, err)
 	}
 	st := jn.Stats()
-	xing, err := tag.Frame(st, tag.Delay(), st.Frames()*mp3.SamplesPerFrame-tag.Delay()-samples)
+	// LAME pads the last frame with less than a frame, besides the decoder's delay (529):
+	// any other padding would mean frames lost or doubled.
+	padding := st.Frames()*mp3.SamplesPerFrame - tag.Delay() - samples
+	if padding < 0 || padding >= mp3.SamplesPerFrame+529 {
+		return fmt.Errorf("%w: %d frames for %d samples", errSerial, st.Frames(), samples)
+	}
+	xing, err := tag.Frame(st, tag.Delay(), padding)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errSerial, err)
 	}

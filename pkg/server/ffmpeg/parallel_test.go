@@ -3,7 +3,9 @@ package ffmpeg_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"math"
 	"os"
@@ -290,4 +292,24 @@ func TestParallelSweepHasNoSeam(t *testing.T) {
 	ws, _ := os.Stat(want)
 	t.Logf("20 min sweep: parallel %v, serial %v; %d seams, largest jump ratio %.3f; size %d vs %d (ratio %.4f); plays %v vs %v",
 		pt, st, len(gj), worst, gs.Size(), ws.Size(), float64(gs.Size())/float64(ws.Size()), g.Decoded, w.Decoded)
+}
+
+func TestParallelCanceled(t *testing.T) {
+	t.Parallel()
+	c := parallelConverter(t, ffmpeg.Config{}, 24)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	err := c.Convert(ctx, media(t, testmedia.Stereo), filepath.Join(dir, "out.mp3"), server.Conversion{},
+		func(pct int) {
+			if pct > 0 {
+				cancel()
+			}
+		})
+	if err == nil || server.IsPermanent(err) || !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v: want a plain context.Canceled", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) > 0 {
+		t.Errorf("files left behind after a cancel: %v", left)
+	}
 }
