@@ -275,9 +275,16 @@ func (c *Converter) runHead(ctx context.Context, src, head string, j *job, meta 
 	args = append(args, j.seekArgs()...)
 	args = append(args, "-i", "file:"+src)
 	args = append(args, meta.inputArgs()...)
-	args = append(args, c.audioArgs(j)...)
+	// A tenth of a second, enough for the encoder's first packet to tell its delay; the
+	// filter ends the audio, since -frames:a would end the run before the cover arrives,
+	// and -t would drop the chapters past it.
+	audio := slices.Clone(c.audioArgs(j))
+	if i := slices.Index(audio, "-af"); i >= 0 && i+1 < len(audio) {
+		audio[i+1] += ",atrim=end=0.1"
+	}
+	args = append(args, audio...)
 	args = append(args, meta.outputArgs()...)
-	args = append(args, "-frames:a", "1", "-f", "mp3", "file:"+head)
+	args = append(args, "-f", "mp3", "file:"+head)
 	work := workDir(head)
 	cmd, err := c.command(ctx, sandbox.Policy{ReadFiles: append([]string{src}, meta.readFiles()...), WriteDirs: []string{work}}, work, c.ffmpeg, args...)
 	if err != nil {
@@ -471,8 +478,8 @@ func (c *Converter) join(ctx context.Context, dst, head string, encoders []*enco
 		return fmt.Errorf("%w: mp3 head has no Xing frame: %v", errSerial, err)
 	}
 	tag, err := mp3.NewTag(hb[n : n+h.Size()])
-	if err != nil {
-		return fmt.Errorf("%w: mp3 head: %v", errSerial, err)
+	if err != nil || tag.Delay() == 0 {
+		return fmt.Errorf("%w: mp3 head has no encoder delay: %v", errSerial, err)
 	}
 
 	readers := make([]*mp3.Reader, len(encoders))

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,7 +96,9 @@ func xingOf(t *testing.T, path string) (mp3.XingInfo, int) {
 func sameMP3(t *testing.T, got, want string) (mp3Facts, mp3Facts) {
 	t.Helper()
 	g, w := probeMP3(t, got), probeMP3(t, want)
-	checkMP3(t, g)
+	if g.Format != "mp3" || g.Codec != "mp3" || g.Streams != w.Streams {
+		t.Errorf("parallel MP3 %+v, serial %+v", g, w)
+	}
 	frame := time.Duration(float64(mp3.SamplesPerFrame) / float64(max(1, w.SampleRate)) * float64(time.Second))
 	if !within(g.Decoded, w.Decoded, frame) || !within(g.Duration, w.Duration, frame) {
 		t.Errorf("parallel MP3 plays %v (ffprobe %v), serial %v (%v)", g.Decoded, g.Duration, w.Decoded, w.Duration)
@@ -312,4 +315,34 @@ func TestParallelCanceled(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) > 0 {
 		t.Errorf("files left behind after a cancel: %v", left)
 	}
+}
+
+func TestParallelKeepsTagsChaptersAndCover(t *testing.T) {
+	t.Parallel()
+	src := taggedMP4(t)
+	c := parallelConverter(t, ffmpeg.Config{}, 24)
+	conv := server.Conversion{Title: "fallback"}
+	got, want := filepath.Join(t.TempDir(), "out.mp3"), filepath.Join(t.TempDir(), "out.mp3")
+	if err := c.Convert(t.Context(), src, got, conv, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := newConverter(t, ffmpeg.Config{EncodeThreads: 1}).Convert(t.Context(), src, want, conv, nil); err != nil {
+		t.Fatal(err)
+	}
+	wasParallel(t, c, 1)
+	gb, _ := os.ReadFile(got)
+	wb, _ := os.ReadFile(want)
+	_, gn := id3Header(t, gb)
+	_, wn := id3Header(t, wb)
+	// The same ID3v2.3 tag, byte for byte: tags, the comment as COMM, chapters and cover.
+	if !bytes.Equal(gb[:gn], wb[:wn]) {
+		t.Errorf("ID3v2 tag of %d bytes, the serial MP3's of %d differs", gn, wn)
+	}
+	if p := ffprobe(t, got); len(p.Chapters) != 2 || p.videoStreams() != 1 {
+		t.Errorf("parallel MP3: %d chapters, %d pictures; want 2 and 1", len(p.Chapters), p.videoStreams())
+	}
+	if m := mutagen(t, got); !strings.Contains(m, "COMM=") || !strings.Contains(m, "APIC=") || !strings.Contains(m, "CHAP=") {
+		t.Errorf("mutagen reads:\n%s", m)
+	}
+	sameMP3(t, got, want)
 }
