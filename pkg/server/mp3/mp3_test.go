@@ -103,21 +103,23 @@ func splitFile(t testing.TB, path string) (id3, xing []byte, frames []Frame) {
 }
 
 var settings = []struct {
-	name     string
-	channels int
-	enc      []string
+	name           string
+	rate, channels int
+	enc            []string
 }{
-	{"stereo V2", 2, []string{"-q:a", "2"}},
-	{"mono V5", 1, []string{"-q:a", "5"}},
-	{"stereo CBR 128k", 2, []string{"-b:a", "128k"}},
-	{"stereo CBR 320k", 2, []string{"-b:a", "320k"}},
+	{"stereo V2", 44100, 2, []string{"-q:a", "2"}},
+	{"mono V5", 44100, 1, []string{"-q:a", "5"}},
+	{"stereo CBR 128k", 44100, 2, []string{"-b:a", "128k"}},
+	{"stereo CBR 320k", 44100, 2, []string{"-b:a", "320k"}},
+	{"stereo 48 kHz V0", 48000, 2, []string{"-q:a", "0"}},
+	{"mono 32 kHz CBR 32k", 32000, 1, []string{"-b:a", "32k"}},
 }
 
 func TestTagAsFFmpegWritesIt(t *testing.T) {
 	for _, s := range settings {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
-			path := serial(t, sweep(t, 7, 44100, s.channels), 44100, s.channels, s.enc...)
+			path := serial(t, sweep(t, 7, s.rate, s.channels), s.rate, s.channels, s.enc...)
 			_, xing, frames := splitFile(t, path)
 			info, err := ParseXing(xing)
 			if err != nil {
@@ -226,7 +228,7 @@ func TestJoin(t *testing.T) {
 	for _, s := range settings {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
-			const rate = 44100
+			rate := s.rate
 			pcm := sweep(t, 20, rate, s.channels)
 			samples := len(pcm) / (4 * s.channels)
 			ref := serial(t, pcm, rate, s.channels, s.enc...)
@@ -388,4 +390,50 @@ func FuzzReader(f *testing.F) {
 			_ = j.Close()
 		}
 	})
+}
+
+func TestJoinRefuses(t *testing.T) {
+	frames := readAll(t, encode(t, sweep(t, 2, 44100, 1), 44100, 1, "-q:a", "2"))
+	n := len(frames)
+	for name, segs := range map[string][]*Segment{
+		"first not at 0":  {{First: 3, Start: 3, Last: true, Frames: frames}},
+		"no overlap":      {{Frames: frames[:20]}, {First: 20, Start: 20, Last: true, Frames: frames[20:]}},
+		"too little roll": {{Frames: frames[:22]}, {First: 18, Start: 20, Last: true, Frames: frames[18:]}},
+		"after the last":  {{Last: true, Frames: frames}, {First: 10, Start: 12, Last: true, Frames: frames[10:]}},
+		"no last":         {{Frames: frames[:n/2+4]}, {First: n/2 - 8, Start: n / 2, Frames: frames[n/2-8:]}},
+		"empty":           {{Frames: frames[:30]}, {First: 20, Start: 24, Last: true}},
+	} {
+		j := NewJoiner(io.Discard, 200)
+		var err error
+		for _, s := range segs {
+			if err = j.Add(s); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = j.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: joined", name)
+		}
+	}
+	// The same frames with overlap enough join, and what is kept is exactly the frames.
+	var out bytes.Buffer
+	j := NewJoiner(&out, 200)
+	if err := j.Add(&Segment{Frames: frames[:30]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Add(&Segment{First: 16, Start: 24, Last: true, Frames: frames[16:]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	for _, f := range frames {
+		want.Write(f.Bytes)
+	}
+	if j.Stats().Frames() != n || !bytes.Equal(out.Bytes(), want.Bytes()) {
+		t.Errorf("one encode cut and joined again: %d frames of %d, same bytes %v", j.Stats().Frames(), n, bytes.Equal(out.Bytes(), want.Bytes()))
+	}
 }
