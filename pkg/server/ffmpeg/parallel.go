@@ -30,7 +30,9 @@ import (
 // around each jump between them are dropped. The mp3 package joins the segments' frames
 // without a seam and writes one Xing/LAME frame for the whole file, modelled on the Xing
 // frame of a tiny run that also writes the ID3v2 tag (tags, chapters and cover) as the
-// serial run would. Only the PCM of the segments in flight is held in memory.
+// serial run would. Only the PCM of the segments in flight is held in memory: each encoder's
+// queue holds about one segment (10.6 MB of 44.1 kHz stereo), and the joiner two segments'
+// frames.
 
 const (
 	defaultParallelMin = 2 * time.Minute
@@ -49,9 +51,12 @@ const (
 // errSerial says that the parallel encode cannot make this MP3, which the serial one can.
 var errSerial = errors.New("encode serially")
 
-// cpuPool counts the CPUs that conversions use. Go (1.25 and later) sets GOMAXPROCS from
-// the cgroup's CPU limit, which is what a Kubernetes pod's CPU limit sets, and follows its
-// changes, so runtime.GOMAXPROCS(0) is what this process may use.
+// cpuPool counts the CPUs that conversions use, out of runtime.GOMAXPROCS(0), read at
+// every take. Since Go 1.25 (with go.mod's go 1.25 or later, as here) the runtime sets
+// GOMAXPROCS from the CPU bandwidth limit of the cgroup holding the process when it is
+// below the CPU count, which is what a Kubernetes container's CPU limit (not its request)
+// sets, and updates it when the limit changes (runtime/cgroup_linux.go; unless the
+// GOMAXPROCS variable is set or GODEBUG turns it off). It reads the leaf cgroup only.
 type cpuPool struct {
 	mu   sync.Mutex
 	used int
