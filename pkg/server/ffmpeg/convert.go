@@ -88,7 +88,7 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 		return err
 	}
 	defer meta.cleanup()
-	if err := c.encode(jctx, src, dst, j, meta, pw); err != nil { // serial or in segments (parallel.go)
+	if err := c.run(jctx, src, dst, j, meta, pw); err != nil {
 		return err
 	}
 	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
@@ -122,8 +122,9 @@ func (c *Converter) Convert(ctx context.Context, src, dst string, conv server.Co
 	return nil
 }
 
-// run runs ffmpeg, feeding its -progress output to pw.
-func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) error {
+// runSerial runs one ffmpeg that writes the MP3, feeding its -progress output to pw; run
+// (parallel.go) chooses it or the encode in segments.
+func (c *Converter) runSerial(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) error {
 	input, output := "file:"+src, "file:"+dst
 	// Only the input file, and only as a real media container: a playlist inside an upload
 	// must not make ffmpeg read other files or fetch URLs.

@@ -85,10 +85,10 @@ func (p *cpuPool) give(n int) {
 	p.mu.Unlock()
 }
 
-// encode writes the MP3: in segments on several CPUs when the audio is long enough, the
-// output MPEG-1 and CPUs are free; else, or when that fails for a reason the serial run
-// does not share, with one ffmpeg (run).
-func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) error {
+// run writes the job's MP3 to dst: in segments on several CPUs when the audio is long
+// enough, the output MPEG-1 and CPUs are free; else, or when that fails for a reason the
+// serial run does not share, with one ffmpeg (runSerial).
+func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) error {
 	c.cpus.hold()
 	defer c.cpus.give(1)
 	rate, channels := pcmFormat(j)
@@ -97,18 +97,18 @@ func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *m
 		threads = runtime.GOMAXPROCS(0)
 	}
 	if j.span < c.parallelMin || threads < 2 || rate == 0 || channels == 0 {
-		return c.run(ctx, src, dst, j, meta, pw)
+		return c.runSerial(ctx, src, dst, j, meta, pw)
 	}
 	extra := c.cpus.take(threads - 1)
 	defer c.cpus.give(extra)
 	if extra == 0 {
-		return c.run(ctx, src, dst, j, meta, pw)
+		return c.runSerial(ctx, src, dst, j, meta, pw)
 	}
 	err := c.runParallel(ctx, src, dst, j, meta, pw, 1+extra, rate, channels)
 	if errors.Is(err, errSerial) && ctx.Err() == nil {
 		c.fallbacks.Add(1)
 		c.log.WarnContext(ctx, "parallel encode failed: encoding serially", "src", src, "err", err)
-		return c.run(ctx, src, dst, j, meta, pw)
+		return c.runSerial(ctx, src, dst, j, meta, pw)
 	}
 	if err == nil {
 		c.joined.Add(1)
