@@ -139,6 +139,8 @@ func TestBadSettingsRefused(t *testing.T) {
 		{[]string{"standalone", "--log-format", "xml"}, "--log-format"},
 		{[]string{"standalone", "--read-timeout", "-1s"}, "--read-timeout must not be negative"},
 		{[]string{"standalone", "--min-transfer-rate", "-5"}, "--min-transfer-rate must not be negative"},
+		{[]string{"standalone", "--encode-threads", "-1"}, "--encode-threads must be 0"},
+		{[]string{"convert", "--mongo-uri", "m", "--amqp-url", "a", "--encode-threads", "-2"}, "--encode-threads must be 0"},
 		{[]string{"auth", "--mysql-dsn", "u:p@tcp(127.0.0.1:1)/x"}, "--jwt-key-file is required"},
 		{[]string{"auth", "--mysql-dsn", "x", "--jwt-alg", "RS256", "--jwt-key-file", "k"}, "--jwt-alg"},
 		{[]string{"gateway", "--auth-url", "http://a", "--mongo-uri", "m", "--amqp-url", "a", "--part-size", "1MiB", "--gridfs-chunk-size", "300KiB"}, "must divide"},

@@ -40,6 +40,7 @@ var (
 		{"concurrency", 0, "conversions run at once; 0 for one per CPU"},
 		{"job-timeout", 30 * time.Minute, "longest one conversion may take"},
 		{"bitrate", "", `MP3 bitrate such as 192k; empty for VBR quality 2`},
+		{"encode-threads", 0, "MP3 encoders of one conversion of 2 minutes of audio or more, on a CPU each; 0 for the CPUs that other conversions leave free (GOMAXPROCS: the container's CPU limit), 1 to encode serially"},
 		{"max-attempts", server.DefaultMaxAttempts, "deliveries of a message before it is dead-lettered"},
 		{"tmp-dir", "", "directory for temporary video and MP3 files (default: the system's)"},
 		{"shutdown-timeout", 25 * time.Second, "on SIGTERM, how long running conversions may finish before they are requeued"},
@@ -201,7 +202,11 @@ func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.C
 	} else {
 		log.Warn("this kernel offers no Landlock: ffmpeg runs unconfined, with the demuxer allow-list, an empty environment and a private work dir")
 	}
-	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log, Sandbox: box})
+	if s.int("encode-threads") < 0 {
+		return nil, fmt.Errorf("--encode-threads must be 0 (the free CPUs) or more")
+	}
+	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log, Sandbox: box,
+		EncodeThreads: s.int("encode-threads")})
 	if err != nil {
 		return nil, err
 	}

@@ -148,8 +148,9 @@ func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *m
 	return out, nil
 }
 
-// run runs ffmpeg, feeding its -progress output to pw.
-func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) error {
+// runSerial runs one ffmpeg that writes the MP3, feeding its -progress output to pw; run
+// (parallel.go) chooses it or the encode in segments.
+func (c *Converter) runSerial(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) error {
 	input, output := "file:"+src, "file:"+dst
 	// Only the input file, and only as a real media container: a playlist inside an upload
 	// must not make ffmpeg read other files or fetch URLs.
@@ -171,10 +172,16 @@ func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *meta
 	}
 	cmd.Stdout, cmd.Stderr = pw, &stderr
 	c.log.DebugContext(ctx, "ffmpeg", "args", args)
-	err = cmd.Run()
-	if err == nil {
-		return nil
+	if err := cmd.Run(); err != nil {
+		return c.runError(ctx, err, &stderr, input, src, output, dst)
 	}
+	return nil
+}
+
+// runError classifies the failure err of an ffmpeg run that read input (the file src) and
+// wrote output (the file dst, or a pipe when ""), whose stderr is stderr: bad input gives a
+// permanent EINVALID error, the machine's trouble and ctx's end a plain one.
+func (c *Converter) runError(ctx context.Context, err error, stderr *tail, input, src, output, dst string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("ffmpeg: %w", context.Cause(ctx))
 	}
@@ -192,7 +199,7 @@ func (c *Converter) run(ctx context.Context, src, dst string, j *job, meta *meta
 	if !ee.Exited() { // killed by a signal not ours: the machine's trouble
 		return fmt.Errorf("ffmpeg: %v: %s", err, reason(msg, input, src, output, dst))
 	}
-	if systemTrouble(msg) || bytes.Contains(stderr.Bytes(), []byte(dst)) {
+	if systemTrouble(msg) || dst != "" && bytes.Contains(stderr.Bytes(), []byte(dst)) {
 		return fmt.Errorf("ffmpeg: %v: %s", err, reason(msg, input, src, output, dst))
 	}
 	return server.Permanent(server.Errorf(server.EINVALID,

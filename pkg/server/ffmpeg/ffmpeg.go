@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
@@ -40,6 +41,13 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives debug records of the commands run; nil discards them.
 	Logger *slog.Logger
+	// EncodeThreads bounds the MP3 encoders of one conversion: audio of ParallelMin or more
+	// is decoded once and encoded in segments on that many CPUs at once (parallel.go).
+	// 0 means as many as the process has CPUs (runtime.GOMAXPROCS), less those that other
+	// conversions hold; 1 encodes every file serially. It must not be negative.
+	EncodeThreads int
+	// ParallelMin is the least audio that is encoded in segments; 0 means 2 minutes.
+	ParallelMin time.Duration
 	// Sandbox, when set, runs ffmpeg and ffprobe confined by Landlock to the system's
 	// libraries, their one input file and their work directory. Nil runs them unconfined
 	// (the demuxer allow-list, the work directory and the empty environment still apply).
@@ -65,6 +73,13 @@ type Converter struct {
 	log             *slog.Logger
 	sandbox         *sandbox.Launcher
 	formats         string // -format_whitelist; tests of the Landlock layer alone clear it
+	encodeThreads   int
+	parallelMin     time.Duration
+	segFrames       int // frames per segment of a parallel encode; tests lower it
+	cpus            *cpuPool
+	// joined and fallbacks count the MP3s encoded in segments, and those encoded serially
+	// after the parallel encode failed.
+	joined, fallbacks atomic.Int64
 }
 
 var _ server.Converter = (*Converter)(nil)
@@ -88,12 +103,20 @@ func New(cfg Config) (*Converter, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("ffmpeg timeout %v: must not be negative", cfg.Timeout)
 	}
+	if cfg.EncodeThreads < 0 || cfg.ParallelMin < 0 {
+		return nil, fmt.Errorf("ffmpeg encode threads %d, parallel minimum %v: must not be negative", cfg.EncodeThreads, cfg.ParallelMin)
+	}
+	pmin := cfg.ParallelMin
+	if pmin == 0 {
+		pmin = defaultParallelMin
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Converter{ffmpeg: ff, ffprobe: fp, bitrate: cfg.Bitrate, timeout: cfg.Timeout, log: log,
-		sandbox: cfg.Sandbox, formats: strings.Join(Formats, ",")}, nil
+		sandbox: cfg.Sandbox, formats: strings.Join(Formats, ","),
+		encodeThreads: cfg.EncodeThreads, parallelMin: pmin, segFrames: defaultSegFrames, cpus: &cpuPool{}}, nil
 }
 
 // lookup resolves a program given by path, or by name in PATH when path is "".
