@@ -135,8 +135,20 @@ func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *m
 		}
 		return Info{}, fmt.Errorf("check mp3: %w", err)
 	}
+	if want, got := j.span, out.Duration; want > 0 && j.pk == nil && !near(got, want) {
+		// The container's claim was not the truth: learn from the packets what the audio
+		// holds, and whether the file is cut short (see plan).
+		pk, err := c.scanPackets(ctx, src, j.audio.Index)
+		if err != nil {
+			return Info{}, err
+		}
+		if err := j.setPackets(pk); err != nil {
+			return Info{}, err
+		}
+		j.span = j.length // no trim: a job that trims was scanned at plan
+	}
 	if want := j.span; want > 0 {
-		tol := max(time.Second, want/50)
+		tol := tolerance(want)
 		if got := out.Duration; got < want-tol {
 			return Info{}, server.Permanent(server.Errorf(server.EINVALID,
 				"conversion produced a truncated MP3 (%s of %s)", secs(got), secs(want)))
@@ -146,6 +158,15 @@ func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *m
 		}
 	}
 	return out, nil
+}
+
+// tolerance is how far an MP3's duration may be from what it should be: the frames' padding,
+// rounding of the container's times.
+func tolerance(want time.Duration) time.Duration { return max(time.Second, want/50) }
+
+// near reports whether an MP3 of got lasts want, within tolerance.
+func near(got, want time.Duration) bool {
+	return got >= want-tolerance(want) && got <= want+tolerance(want)
 }
 
 // runSerial runs one ffmpeg that writes the MP3, feeding its -progress output to pw; run

@@ -17,10 +17,12 @@ type job struct {
 	// audio is the stream to convert; track its position among the audio streams.
 	audio AudioStream
 	track int
-	pk    *packets
-	// length is how long the source's audio lasts (its packets' durations); span how long
-	// the MP3 should last once trimmed.
-	length, span time.Duration
+	// pk are the stream's packets; nil until scanned (see plan).
+	pk *packets
+	// claim is how long the container says the audio lasts (0: it does not say); length how
+	// long it lasts (its packets' durations, or the claim until they are scanned); span how
+	// long the MP3 should last once trimmed.
+	claim, length, span time.Duration
 	// seek is where ffmpeg seeks the input to before decoding (-ss before -i), to skip a
 	// long start quickly; the filters trim the rest. 0 decodes from the start.
 	seek time.Duration
@@ -35,34 +37,29 @@ func endSlack(length time.Duration) time.Duration { return max(50*time.Milliseco
 
 // plan picks the audio stream and checks the options against the source. Options that the
 // source cannot satisfy give a permanent EINVALID error that says why.
-// The packets of the stream are scanned unless pk (from an earlier plan of the same stream)
-// is given.
+//
+// The stream's packets are scanned (or pk, from an earlier scan of the same stream, is used)
+// when the job trims, or when the container does not say how long the audio is. Otherwise
+// the container's claim stands for now, and encode scans the packets only if the MP3 does not
+// last what the claim says: most files tell the truth, and a scan reads the whole file.
 func (c *Converter) plan(ctx context.Context, src string, in Info, conv server.Conversion, pk *packets) (*job, error) {
 	o := conv.Options
 	track, err := pickAudio(in.Audio, o)
 	if err != nil {
 		return nil, err
 	}
-	j := &job{in: in, conv: conv, audio: in.Audio[track], track: track, pk: pk}
-	if j.pk == nil {
-		if j.pk, err = c.scanPackets(ctx, src, j.audio.Index); err != nil {
+	j := &job{in: in, conv: conv, audio: in.Audio[track], track: track}
+	j.claim = j.audio.Duration
+	if j.claim <= 0 {
+		j.claim = in.Duration
+	}
+	if pk == nil && (o.Start > 0 || o.End > 0 || j.claim <= 0) {
+		if pk, err = c.scanPackets(ctx, src, j.audio.Index); err != nil {
 			return nil, err
 		}
 	}
-	claim := j.audio.Duration
-	if claim <= 0 {
-		claim = in.Duration
-	}
-	// A file cut short still claims its whole duration, and ffmpeg converts what is there
-	// without an error: its packets end early. (A file with broken timestamps ends where
-	// its timestamps say, however little audio it holds.)
-	if tol := max(2*time.Second, claim/50); claim > 0 && j.pk.Count > 0 && j.pk.End < claim-tol {
-		return nil, server.Permanent(server.Errorf(server.EINVALID,
-			"the video is truncated: its audio stops at %s of %s", secs(j.pk.End), secs(claim)))
-	}
-	j.length = j.pk.Audio()
-	if j.length <= 0 {
-		j.length = claim
+	if err := j.setPackets(pk); err != nil {
+		return nil, err
 	}
 	end := j.length
 	if o.End > 0 {
@@ -84,11 +81,41 @@ func (c *Converter) plan(ctx context.Context, src string, in Info, conv server.C
 	}
 	// Seeking goes by the container's timestamps; where they follow the samples, it lands
 	// where the samples' timeline has Start, within the stream's small offset.
-	if o.Start >= seekMin && !j.pk.Broken() {
+	if o.Start >= seekMin && j.pk != nil && !j.pk.Broken() {
 		j.seek = o.Start
 	}
 	c.log.DebugContext(ctx, "plan", "track", track, "stream", j.audio.Index, "packets", j.pk.String(), "span", j.span)
 	return j, nil
+}
+
+// setPackets takes the stream's packets (nil: not scanned) and sets how long the audio
+// lasts: what its packets hold, or the container's claim without them. A file cut short
+// still claims its whole duration, and ffmpeg converts what is there without an error: its
+// packets end early, which is a permanent error. (A file with broken timestamps ends where
+// its timestamps say, however little audio it holds.)
+func (j *job) setPackets(pk *packets) error {
+	j.pk = pk
+	j.length = j.claim
+	if pk == nil {
+		return nil
+	}
+	if tol := max(2*time.Second, j.claim/50); j.claim > 0 && pk.Count > 0 && pk.End < j.claim-tol {
+		return server.Permanent(server.Errorf(server.EINVALID,
+			"the video is truncated: its audio stops at %s of %s", secs(pk.End), secs(j.claim)))
+	}
+	if l := pk.Audio(); l > 0 {
+		j.length = l
+	}
+	return nil
+}
+
+// scanFor scans the packets of the stream a job of conv would convert.
+func (c *Converter) scanFor(ctx context.Context, src string, in Info, conv server.Conversion) (*packets, error) {
+	track, err := pickAudio(in.Audio, conv.Options)
+	if err != nil {
+		return nil, err
+	}
+	return c.scanPackets(ctx, src, in.Audio[track].Index)
 }
 
 // pickAudio returns the position among streams of the audio stream that o asks for: Track,

@@ -1,7 +1,9 @@
 package ffmpeg_test
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -521,4 +524,42 @@ func TestConvertLoudnessPeakBound(t *testing.T) {
 		t.Errorf("MP3 at %.1f LUFS, want louder than the source's %.1f and not over -9", lufs, before)
 	}
 	t.Logf("noise target -9: source %.1f LUFS %.1f dBTP, MP3 %.1f LUFS, true peak %.1f dBTP", before, peakBefore, lufs, peak)
+}
+
+// scanLog counts the packet scans a Converter logs.
+type scanLog struct {
+	slog.Handler
+	scans *atomic.Int32
+}
+
+func (h scanLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h scanLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "scan packets" {
+		h.scans.Add(1)
+	}
+	return nil
+}
+func (h scanLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h scanLog) WithGroup(string) slog.Handler      { return h }
+
+// TestPacketsScannedOnlyWhenNeeded: a file whose container tells how long its audio lasts
+// converts without a scan of its packets; one whose claim is wrong (broken timestamps), or a
+// job that trims, is scanned, once.
+func TestPacketsScannedOnlyWhenNeeded(t *testing.T) {
+	var scans atomic.Int32
+	c := newConverter(t, ffmpeg.Config{Logger: slog.New(scanLog{scans: &scans})})
+	for _, tc := range []struct {
+		src   testmedia.Sample
+		opts  server.JobOptions
+		scans int32
+	}{
+		{testmedia.Good[0], server.JobOptions{}, 0},
+		{testmedia.BrokenTimestamps[0], server.JobOptions{}, 1},
+		{testmedia.Good[0], server.JobOptions{End: time.Second}, 1},
+	} {
+		scans.Store(0)
+		if convertWith(t, c, media(t, tc.src), tc.opts); scans.Load() != tc.scans {
+			t.Errorf("%s %+v: %d scans, want %d", tc.src.File(), tc.opts, scans.Load(), tc.scans)
+		}
+	}
 }

@@ -58,7 +58,11 @@ func (c *Converter) split(ctx context.Context, src, dst string, conv server.Conv
 	}
 	whole := conv
 	whole.Options.SplitChapters = false
-	all, err := c.plan(ctx, src, in, whole, nil)
+	pk, err := c.scanFor(ctx, src, in, whole) // once, for every chapter's trim
+	if err != nil {
+		return nil, err
+	}
+	all, err := c.plan(ctx, src, in, whole, pk)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,9 @@ func (p *packets) Broken() bool {
 }
 
 func (p *packets) String() string {
+	if p == nil {
+		return "not scanned"
+	}
 	return fmt.Sprintf("%d packets, %v of audio from %v to %v, %d backwards, %d gaps",
 		p.Count, p.Sum, p.First, p.End, p.Backwards, p.Gaps)
 }
@@ -135,6 +138,7 @@ func (c *Converter) scanPackets(ctx context.Context, path string, index int) (*p
 		"-show_entries", "packet=pts_time,dts_time,duration_time", "-of", "csv=p=0", "-i", "file:"+path)
 	p := &packets{}
 	var stderr tail
+	c.log.DebugContext(ctx, "scan packets", "path", path, "stream", index)
 	cmd, err := c.command(ctx, sandbox.Policy{ReadFiles: []string{path}}, filepath.Dir(path), c.ffprobe, args...)
 	if err != nil {
 		return nil, fmt.Errorf("scan packets: %w", err)
