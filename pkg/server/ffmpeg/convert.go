@@ -103,7 +103,7 @@ func (c *Converter) convertOne(jctx context.Context, src, dst string, conv serve
 		}
 		pw.lo = 50
 	}
-	meta, err := c.planMeta(jctx, src, dst, conv) // tags, chapters and cover (cover.go, tags.go)
+	meta, err := c.planMeta(jctx, in, src, dst, conv) // tags, chapters and cover (cover.go, tags.go)
 	if err != nil {
 		return Info{}, err
 	}

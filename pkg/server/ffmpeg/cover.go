@@ -37,18 +37,11 @@ type metaPlan struct {
 	cover string   // the cover's JPEG in the work directory; "" for none
 }
 
-// planMeta probes src for tags, chapters and pictures, and writes the cover next to dst.
-// Trouble with any of it costs the MP3 its tags or cover, never the conversion; the
-// caller's context ending does end it.
-func (c *Converter) planMeta(ctx context.Context, src, dst string, conv server.Conversion) (*metaPlan, error) {
-	m, err := c.probeMeta(ctx, src)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		c.log.WarnContext(ctx, "no tags from the source", "src", src, "err", err)
-		m = sourceMeta{Picture: -1, Video: -1}
-	}
+// planMeta takes the tags and chapters of src, which Probe described as in, and writes its
+// cover next to dst. Trouble with the cover costs the MP3 its cover, never the conversion;
+// the caller's context ending does end it.
+func (c *Converter) planMeta(ctx context.Context, in Info, src, dst string, conv server.Conversion) (*metaPlan, error) {
+	m := in.meta
 	p, err := c.coverPlan(ctx, src, dst, conv, m)
 	if err != nil {
 		return nil, err

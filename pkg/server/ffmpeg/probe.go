@@ -33,6 +33,9 @@ type Info struct {
 	AudioDuration time.Duration
 	// Audio lists the audio streams in file order.
 	Audio []AudioStream
+
+	// meta is what the MP3 takes from the file besides its audio, read by the same ffprobe.
+	meta sourceMeta
 }
 
 // AudioStream is one audio stream of a media file.
@@ -60,15 +63,28 @@ type probeOutput struct {
 		Disposition map[string]int    `json:"disposition"`
 		Tags        map[string]string `json:"tags"`
 	} `json:"streams"`
+	Chapters []struct {
+		Start string            `json:"start_time"`
+		End   string            `json:"end_time"`
+		Tags  map[string]string `json:"tags"`
+	} `json:"chapters"`
 	Format struct {
-		FormatName string `json:"format_name"`
-		Duration   string `json:"duration"`
-		BitRate    string `json:"bit_rate"`
+		FormatName string            `json:"format_name"`
+		Duration   string            `json:"duration"`
+		BitRate    string            `json:"bit_rate"`
+		Tags       map[string]string `json:"tags"`
 	} `json:"format"`
 }
 
-// maxProbeOutput bounds ffprobe's JSON; a file with absurdly many streams is not a video.
-const maxProbeOutput = 1 << 20
+// maxProbeOutput bounds ffprobe's JSON, tags and chapters included; a file with absurdly
+// many streams or tags is not a video.
+const maxProbeOutput = 4 << 20
+
+// probeEntries are what Probe asks ffprobe for: the streams and the container for the
+// conversion, and the tags, pictures and chapters for the MP3's metadata.
+const probeEntries = "format=format_name,duration,bit_rate:format_tags" +
+	":stream=index,codec_type,codec_name,duration,channels,sample_rate:stream_tags" +
+	":stream_disposition=default,attached_pic:chapter=start_time,end_time:chapter_tags=title"
 
 // Probe describes the media file at path. A file that is empty or not media gives an
 // EINVALID error marked server.Permanent whose message says why; a file that cannot be
@@ -88,9 +104,7 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 	input := "file:" + path
 	args := []string{"-hide_banner", "-v", "error"}
 	args = append(args, c.inputArgs()...)
-	args = append(args,
-		"-show_entries", "format=format_name,duration,bit_rate:stream=index,codec_type,codec_name,duration,channels,sample_rate:stream_disposition=default:stream_tags=DURATION,language",
-		"-of", "json", "-i", input)
+	args = append(args, "-show_entries", probeEntries, "-of", "json", "-i", input)
 	var stdout limitedBuffer
 	stdout.limit = maxProbeOutput
 	var stderr tail
@@ -123,7 +137,7 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 			"not a video or audio file: %s", reason(msg, input, path)))
 	}
 	if stdout.over {
-		return Info{}, server.Permanent(server.Errorf(server.EINVALID, "not a video or audio file: too many streams"))
+		return Info{}, server.Permanent(server.Errorf(server.EINVALID, "not a video or audio file: too many streams or tags"))
 	}
 	var out probeOutput
 	if err := json.Unmarshal(stdout.buf, &out); err != nil {
@@ -145,7 +159,7 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 				Default: s.Disposition["default"] == 1, Channels: s.Channels, Duration: seconds(s.Duration)}
 			a.SampleRate, _ = strconv.Atoi(s.SampleRate)
 			if a.Duration == 0 {
-				a.Duration = clock(s.Tags["DURATION"])
+				a.Duration = clock(lowerKeys(s.Tags)["duration"])
 			}
 			info.Audio = append(info.Audio, a)
 			if info.HasAudio {
@@ -156,6 +170,7 @@ func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
 			info.AudioDuration = a.Duration
 		}
 	}
+	info.meta = metaOf(&out)
 	return info, nil
 }
 

@@ -52,10 +52,7 @@ func (c *Converter) split(ctx context.Context, src, dst string, conv server.Conv
 	if !in.HasAudio {
 		return nil, server.Permanent(server.Errorf(server.EINVALID, "the video has no audio track"))
 	}
-	m, err := c.probeMeta(ctx, src)
-	if err != nil {
-		return nil, err
-	}
+	m := in.meta
 	whole := conv
 	whole.Options.SplitChapters = false
 	pk, err := c.scanFor(ctx, src, in, whole) // once, for every chapter's trim

@@ -3,17 +3,13 @@ package ffmpeg
 import (
 	"bytes"
 	"cmp"
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/v2m/v2m/pkg/server"
-	"github.com/v2m/v2m/pkg/server/sandbox"
 )
 
 // The MP3 gets ID3v2.3 tags (what most players and car stereos read; ffmpeg's default is
@@ -63,55 +59,8 @@ type chapter struct {
 	Title      string
 }
 
-// metaProbeOutput is the JSON that ffprobe prints for probeMeta.
-type metaProbeOutput struct {
-	Streams []struct {
-		Index       int               `json:"index"`
-		CodecType   string            `json:"codec_type"`
-		CodecName   string            `json:"codec_name"`
-		Disposition map[string]int    `json:"disposition"`
-		Tags        map[string]string `json:"tags"`
-	} `json:"streams"`
-	Chapters []struct {
-		Start string            `json:"start_time"`
-		End   string            `json:"end_time"`
-		Tags  map[string]string `json:"tags"`
-	} `json:"chapters"`
-	Format struct {
-		Duration string            `json:"duration"`
-		Tags     map[string]string `json:"tags"`
-	} `json:"format"`
-}
-
-// probeMeta reads the tags, pictures and chapters of the media file at path, which Probe
-// has accepted.
-func (c *Converter) probeMeta(ctx context.Context, path string) (sourceMeta, error) {
-	args := []string{"-hide_banner", "-v", "error"}
-	args = append(args, c.inputArgs()...)
-	args = append(args,
-		"-show_entries", "format=duration:format_tags:stream=index,codec_type,codec_name:stream_tags:stream_disposition=attached_pic:chapter=start_time,end_time:chapter_tags=title",
-		"-of", "json", "-i", "file:"+path)
-	var stdout limitedBuffer
-	stdout.limit = maxProbeOutput
-	var stderr tail
-	cmd, err := c.command(ctx, sandbox.Policy{ReadFiles: []string{path}}, filepath.Dir(path), c.ffprobe, args...)
-	if err != nil {
-		return sourceMeta{}, fmt.Errorf("probe tags: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return sourceMeta{}, fmt.Errorf("probe tags: %w", context.Cause(ctx))
-		}
-		return sourceMeta{}, fmt.Errorf("probe tags: %v: %s", err, oneLine(stderr.String()))
-	}
-	if stdout.over {
-		return sourceMeta{}, fmt.Errorf("probe tags: ffprobe output over %d bytes", maxProbeOutput)
-	}
-	var out metaProbeOutput
-	if err := json.Unmarshal(stdout.buf, &out); err != nil {
-		return sourceMeta{}, fmt.Errorf("probe tags: decode ffprobe output: %w", err)
-	}
+// metaOf reads the tags, pictures and chapters of a media file from what ffprobe said of it.
+func metaOf(out *probeOutput) sourceMeta {
 	m := sourceMeta{Global: lowerKeys(out.Format.Tags), Picture: -1, Video: -1,
 		Duration: seconds(out.Format.Duration)}
 	for _, ch := range out.Chapters {
@@ -138,7 +87,7 @@ func (c *Converter) probeMeta(ctx context.Context, path string) (sourceMeta, err
 			}
 		}
 	}
-	return m, nil
+	return m
 }
 
 // lowerKeys returns tags with lower-case keys; of keys that differ only in case, the first
