@@ -31,9 +31,34 @@ func Main() int {
 	root := NewCommand(os.Stdout, os.Stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "v2md:", err)
-		return 1
+		return ExitCode(err)
 	}
 	return 0
+}
+
+// settingError is a bad flag, environment variable or config file value: the operator's to
+// fix, before anything starts.
+type settingError struct{ err error }
+
+func (e *settingError) Error() string { return e.err.Error() }
+func (e *settingError) Unwrap() error { return e.err }
+
+// badSetting makes a settingError of a message such as "--concurrency must be ...".
+func badSetting(format string, args ...any) error {
+	return &settingError{fmt.Errorf(format, args...)}
+}
+
+// ExitCode is v2md's exit code for err: 0 for none, 2 for a bad setting or flag (as for a
+// command line that does not parse), 1 for anything else.
+func ExitCode(err error) int {
+	var se *settingError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &se):
+		return 2
+	}
+	return 1
 }
 
 // NewCommand returns the v2md command tree.
@@ -47,6 +72,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &settingError{err} })
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	for _, c := range subcommands(stderr) {
@@ -82,7 +108,7 @@ func metricsSetting(def string) setting {
 func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(s.str("log-level"))); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, badSetting("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch s.str("log-format") {
@@ -91,7 +117,7 @@ func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	default:
-		return nil, fmt.Errorf("--log-format must be text or json, not %q", s.str("log-format"))
+		return nil, badSetting("--log-format must be text or json, not %q", s.str("log-format"))
 	}
 }
 
@@ -131,7 +157,7 @@ func httpLimits(s *settings) (api.Limits, error) {
 		"transfer-rate-window": l.RateWindow < 0,
 	} {
 		if neg {
-			return api.Limits{}, fmt.Errorf("--%s must not be negative (0 takes the default)", name)
+			return api.Limits{}, badSetting("--%s must not be negative (0 takes the default)", name)
 		}
 	}
 	return l, nil

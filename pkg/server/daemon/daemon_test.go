@@ -153,6 +153,20 @@ func TestBadSettingsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want it to mention %q", tc.args, err, tc.want)
 		}
+		// A value the operator must fix exits 2, like a command line that does not parse; a
+		// missing program or file is the machine's trouble (1).
+		want := 2
+		if strings.Contains(tc.want, "ffmpeg") || strings.Contains(tc.want, "no such file") {
+			want = 1
+		}
+		if got := ExitCode(err); got != want {
+			t.Errorf("%v: exit code %d, want %d", tc.args, got, want)
+		}
+	}
+	for _, args := range [][]string{{"standalone", "--no-such-flag"}, {"standalone", "--concurrency", "many"}} {
+		if _, err := run(t, args...); ExitCode(err) != 2 {
+			t.Errorf("%v: exit code %d (%v), want 2", args, ExitCode(err), err)
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -82,7 +81,7 @@ func required(s *settings, names ...string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing required settings: %s", strings.Join(missing, ", "))
+		return badSetting("missing required settings: %s", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -128,10 +127,10 @@ func authCommand(stderr io.Writer) subcommand {
 func loadKeys(s *settings) (token.Key, []token.Key, error) {
 	alg := s.str("jwt-alg")
 	if alg != token.EdDSA && alg != token.HS256 {
-		return token.Key{}, nil, fmt.Errorf("--jwt-alg must be EdDSA or HS256, not %q", alg)
+		return token.Key{}, nil, badSetting("--jwt-alg must be EdDSA or HS256, not %q", alg)
 	}
 	if s.str("jwt-key-file") == "" {
-		return token.Key{}, nil, errors.New("--jwt-key-file is required (create one with `v2md keygen -o key.pem`)")
+		return token.Key{}, nil, badSetting("--jwt-key-file is required (create one with `v2md keygen -o key.pem`)")
 	}
 	key, err := token.LoadKeyFile(alg, s.str("jwt-key-file"))
 	if err != nil {
@@ -162,7 +161,7 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	if key.Alg == token.EdDSA && key.Private == nil {
-		return errors.New("--jwt-key-file must hold a private key")
+		return badSetting("--jwt-key-file must hold a private key")
 	}
 	dsn, _ := s.secret("mysql-dsn")
 	store, err := mysql.Open(ctx, dsn, log)
@@ -234,7 +233,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	if partSize%chunk != 0 {
-		return fmt.Errorf("--gridfs-chunk-size %s must divide --part-size %s", formatSize(chunk), formatSize(partSize))
+		return badSetting("--gridfs-chunk-size %s must divide --part-size %s", formatSize(chunk), formatSize(partSize))
 	}
 	if err := staleLimit("sweep-stale-after", s.dur("sweep-stale-after")); err != nil {
 		return err
@@ -257,7 +256,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		}
 		verifier.Keys = token.StaticKeys(keys)
 	default:
-		return fmt.Errorf("--jwt-alg must be EdDSA or HS256, not %q", verifier.Alg)
+		return badSetting("--jwt-alg must be EdDSA or HS256, not %q", verifier.Alg)
 	}
 	db, err := openMongo(ctx, s, log, chunk)
 	if err != nil {
@@ -420,7 +419,7 @@ func chunkSize(s *settings) (int64, error) {
 		return 0, err
 	}
 	if chunk > 16<<20 {
-		return 0, fmt.Errorf("--gridfs-chunk-size must be below 16 MiB")
+		return 0, badSetting("--gridfs-chunk-size must be below 16 MiB")
 	}
 	return chunk, nil
 }
@@ -429,7 +428,7 @@ func chunkSize(s *settings) (int64, error) {
 // worker with one late heartbeat would be taken for dead and its job converted twice.
 func staleLimit(name string, d time.Duration) error {
 	if least := worker.MinHeartbeats * worker.DefaultHeartbeat; d < least {
-		return fmt.Errorf("--%s %v is too short: it must span at least %d heartbeats (%v)", name, d, worker.MinHeartbeats, least)
+		return badSetting("--%s %v is too short: it must span at least %d heartbeats (%v)", name, d, worker.MinHeartbeats, least)
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func (s *settings) load() error {
 	}
 	for _, k := range s.v.AllKeys() {
 		if !known[k] {
-			return fmt.Errorf("config %s: unknown setting %q", s.v.ConfigFileUsed(), k)
+			return badSetting("config %s: unknown setting %q", s.v.ConfigFileUsed(), k)
 		}
 	}
 	return nil
@@ -125,7 +125,7 @@ func parseSize(name, v string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("--%s: %q is not a size (like 8MiB or 131072)", name, v)
+		return 0, badSetting("--%s: %q is not a size (like 8MiB or 131072)", name, v)
 	}
 	return n * mult, nil
 }

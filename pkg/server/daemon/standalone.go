@@ -203,7 +203,7 @@ func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.C
 		log.Warn("this kernel offers no Landlock: ffmpeg runs unconfined, with the demuxer allow-list, an empty environment and a private work dir")
 	}
 	if s.int("encode-threads") < 0 {
-		return nil, fmt.Errorf("--encode-threads must be 0 (the free CPUs) or more")
+		return nil, badSetting("--encode-threads must be 0 (the free CPUs) or more")
 	}
 	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log, Sandbox: box,
 		EncodeThreads: s.int("encode-threads")})
@@ -214,7 +214,7 @@ func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.C
 		return nil, err
 	}
 	if s.int("concurrency") < 0 {
-		return nil, fmt.Errorf("--concurrency must be 0 (one per CPU) or more")
+		return nil, badSetting("--concurrency must be 0 (one per CPU) or more")
 	}
 	return conv, nil
 }
@@ -225,7 +225,7 @@ func newMailer(s *settings, log *slog.Logger, outbox string) (server.Mailer, err
 	from := s.str("smtp-from")
 	if s.str("smtp-addr") == "" {
 		if outbox == "" {
-			return nil, errors.New("--smtp-addr is required")
+			return nil, badSetting("--smtp-addr is required")
 		}
 		log.Info("no --smtp-addr: mails are written to the outbox", "dir", outbox)
 		return &mail.Outbox{Dir: outbox, From: from, Logger: log}, nil
@@ -238,7 +238,7 @@ func newMailer(s *settings, log *slog.Logger, outbox string) (server.Mailer, err
 	switch mode {
 	case "auto", "starttls", "tls", "none":
 	default:
-		return nil, fmt.Errorf("--smtp-tls must be auto, starttls, tls or none, not %q", mode)
+		return nil, badSetting("--smtp-tls must be auto, starttls, tls or none, not %q", mode)
 	}
 	return &mail.SMTP{Addr: s.str("smtp-addr"), From: from, User: s.str("smtp-user"), Password: password, TLS: mode}, nil
 }
@@ -255,7 +255,7 @@ func outside(tmp, data string) error {
 		return fmt.Errorf("--tmp-dir: %w", err)
 	}
 	if rel, err := filepath.Rel(d, t); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
-		return fmt.Errorf("--tmp-dir %s is inside --data %s: choose a directory outside the data directory", tmp, data)
+		return badSetting("--tmp-dir %s is inside --data %s: choose a directory outside the data directory", tmp, data)
 	}
 	return nil
 }

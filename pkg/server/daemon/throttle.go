@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -39,11 +38,11 @@ func throttling(s *settings) (login, register *throttle.Policy, proxies []netip.
 	limit := func(name string) (throttle.Limit, error) {
 		r, err := throttle.ParseRate(s.str(name + "-rate"))
 		if err != nil {
-			return throttle.Limit{}, fmt.Errorf("--%s-rate: %w", name, err)
+			return throttle.Limit{}, badSetting("--%s-rate: %w", name, err)
 		}
 		b := s.int(name + "-burst")
 		if b < 0 {
-			return throttle.Limit{}, fmt.Errorf("--%s-burst must be 0 (unlimited) or more", name)
+			return throttle.Limit{}, badSetting("--%s-burst must be 0 (unlimited) or more", name)
 		}
 		return throttle.Limit{Rate: r, Burst: b}, nil
 	}
@@ -62,7 +61,7 @@ func throttling(s *settings) (login, register *throttle.Policy, proxies []netip.
 		if err != nil {
 			a, aerr := netip.ParseAddr(c)
 			if aerr != nil {
-				return nil, nil, nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", c)
+				return nil, nil, nil, badSetting("--trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", c)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
@@ -77,7 +76,7 @@ func throttling(s *settings) (login, register *throttle.Policy, proxies []netip.
 func hashLimits(s *settings) (int, time.Duration, error) {
 	n, wait := s.int("bcrypt-concurrency"), s.dur("bcrypt-wait")
 	if n < 0 || wait < 0 {
-		return 0, 0, fmt.Errorf("--bcrypt-concurrency and --bcrypt-wait must not be negative")
+		return 0, 0, badSetting("--bcrypt-concurrency and --bcrypt-wait must not be negative")
 	}
 	return n, wait, nil
 }
