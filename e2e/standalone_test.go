@@ -20,6 +20,7 @@ import (
 
 	"github.com/v2m/v2m/internal/testenv"
 	"github.com/v2m/v2m/internal/testmedia"
+	"github.com/v2m/v2m/pkg/client/reduce"
 )
 
 func startStandalone(t *testing.T, data string, args ...string) *proc {
@@ -194,35 +195,56 @@ func TestTutorialCurlFlow(t *testing.T) {
 }
 
 // TestStandaloneResume: an upload killed at about half its parts, run again, sends only the
-// parts that are missing.
+// parts that are missing: the whole video with --full, and its audio-only reduction (which
+// v2m builds again, byte for byte) without.
 func TestStandaloneResume(t *testing.T) {
-	srv := startStandalone(t, t.TempDir(), "--part-size", "64KiB")
+	srv := startStandalone(t, t.TempDir(), "--part-size", "16KiB")
 	video := media(t, testmedia.Sample{Name: "resume", Container: "mkv", Duration: 20 * time.Second, Width: 320, Height: 240,
 		Video: []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-b:v", "1M"},
 		Audio: []string{"-c:a", "aac"}, AudioDuration: 20 * time.Second})
-	st, _ := os.Stat(video)
-	parts := int((st.Size() + 65535) / 65536)
-	if parts < 10 {
-		t.Fatalf("video has only %d parts", parts)
+	f, err := os.Open(video)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A proxy between v2m and the server counts stored parts, and kills v2m at half of them.
-	var stored atomic.Int32
-	k := newKiller(t, srv.url(), func(r *http.Response) bool {
-		return r.Request.Method == http.MethodPut && r.StatusCode == http.StatusNoContent && int(stored.Add(1)) >= parts/2
-	})
-	u := newUser(t, k.url, "ann@example.com")
-	u.signup()
-	k.run(u, "upload", video, "--parallel", "1")
-	before := int(stored.Load())
-	if before < parts/2 || before >= parts {
-		t.Fatalf("killed after %d of %d parts", before, parts)
+	defer f.Close()
+	st, _ := f.Stat()
+	lay, err := reduce.Reduce(t.Context(), f, st.Size())
+	if err != nil {
+		t.Fatalf("the video does not reduce: %v", err)
 	}
-	r := u.must("", "upload", video, "--wait", "-o", filepath.Join(t.TempDir(), "resumed.mp3"))
-	if total := int(stored.Load()); total != parts {
-		t.Fatalf("parts stored over both runs: %d, want %d (no part sent twice)", total, parts)
-	}
-	if len(u.jobs()) != 1 {
-		t.Fatalf("resume made another job: %s", r)
+	for _, tc := range []struct {
+		name string
+		size int64
+		args []string
+	}{
+		{"whole", st.Size(), []string{"--full"}},
+		{"audio only", lay.Size(), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parts := int((tc.size + 16<<10 - 1) / (16 << 10))
+			if parts < 10 {
+				t.Fatalf("the upload has only %d parts", parts)
+			}
+			// A proxy between v2m and the server counts stored parts, and kills v2m at half of them.
+			var stored atomic.Int32
+			k := newKiller(t, srv.url(), func(r *http.Response) bool {
+				return r.Request.Method == http.MethodPut && r.StatusCode == http.StatusNoContent && int(stored.Add(1)) >= parts/2
+			})
+			u := newUser(t, k.url, strings.ReplaceAll(tc.name, " ", "-")+"@example.com")
+			u.signup()
+			k.run(u, append([]string{"upload", video, "--parallel", "1"}, tc.args...)...)
+			before := int(stored.Load())
+			if before < parts/2 || before >= parts {
+				t.Fatalf("killed after %d of %d parts", before, parts)
+			}
+			r := u.must("", append([]string{"upload", video, "--wait", "-o", filepath.Join(t.TempDir(), "resumed.mp3")}, tc.args...)...)
+			if total := int(stored.Load()); total != parts {
+				t.Fatalf("parts stored over both runs: %d, want %d (no part sent twice)", total, parts)
+			}
+			if len(u.jobs()) != 1 {
+				t.Fatalf("resume made another job: %s", r)
+			}
+		})
 	}
 }
 

@@ -111,9 +111,21 @@ func (p *metaPlan) cleanup() {
 
 // extractCover writes src's cover to dst as a JPEG, and reports whether there is one: the
 // attached picture (copied when it is a JPEG, else converted and bounded to coverSize), or a
-// frame of the video near coverAt that is not black, bounded to coverSize. An audio file
-// without a picture has none, and neither has a video that is black throughout the window.
+// frame of the video near coverAt that is not black, bounded to coverSize, or failing that
+// one from its start (a video with frames only there, such as the one keyframe of a short
+// clip's audio-only upload). An audio file without a picture has none, and neither has a video
+// that is black throughout.
 func (c *Converter) extractCover(ctx context.Context, src, dst string, m sourceMeta) (bool, error) {
+	at := time.Duration(float64(m.Duration) * coverAt)
+	ok, err := c.grabCover(ctx, src, dst, m, at)
+	if ok || err != nil || m.Picture >= 0 || m.Video < 0 || at == 0 {
+		return ok, err
+	}
+	return c.grabCover(ctx, src, dst, m, 0)
+}
+
+// grabCover is extractCover with a frame from at on.
+func (c *Converter) grabCover(ctx context.Context, src, dst string, m sourceMeta, at time.Duration) (bool, error) {
 	scale := fmt.Sprintf("scale=w='min(%d,iw)':h='min(%d,ih)':force_original_aspect_ratio=decrease", coverSize, coverSize)
 	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-y"}
 	args = append(args, c.inputArgs()...)
@@ -124,7 +136,6 @@ func (c *Converter) extractCover(ctx context.Context, src, dst string, m sourceM
 		args = append(args, "-i", "file:"+src, "-map", "0:"+strconv.Itoa(m.Picture),
 			"-vf", scale+",format=yuvj420p", "-c:v", "mjpeg", "-q:v", "2")
 	case m.Video >= 0:
-		at := time.Duration(float64(m.Duration) * coverAt)
 		// Shrink first, so that the frames thumbnail keeps to compare stay small; skip the
 		// dark ones; of the rest, take the most typical of a few (not a frame mid-cut). A
 		// client that uploads only the audio carries the first keyframe from coverAt on,

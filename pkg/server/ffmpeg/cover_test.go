@@ -120,6 +120,19 @@ func TestCoverFromVideo(t *testing.T) {
 	}
 }
 
+// TestCoverFromTheStart: a video whose frames all come before 10% of its length (one frame,
+// as a short clip's audio-only upload carries) still gives its cover, from the start.
+func TestCoverFromTheStart(t *testing.T) {
+	src := makeMedia(t, "early-frame.mp4",
+		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=5:duration=0.2",
+		"-f", "lavfi", "-i", "sine=frequency=440:duration=5:sample_rate=44100",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac")
+	dst := convert(t, src, server.Conversion{})
+	if w, h, luma := cover(t, dst); w != 320 || h != 240 || luma < 40 {
+		t.Errorf("cover %dx%d, mean luma %d; want the 320x240 frame", w, h, luma)
+	}
+}
+
 func TestNoCover(t *testing.T) {
 	t.Run("audio only", func(t *testing.T) {
 		src := makeMedia(t, "audio-only.m4a", "-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=44100", "-c:a", "aac")
