@@ -94,6 +94,8 @@ func (c *Converter) convertOne(jctx context.Context, src, dst string, conv serve
 		return Info{}, fmt.Errorf("create mp3: %w", err)
 	}
 
+	meta := c.planMeta(jctx, in, src, dst, conv) // tags, chapters and cover (cover.go, tags.go)
+	defer meta.cleanup()
 	pw := &progressWriter{total: j.span, report: progress, last: -1}
 	if conv.Options.Loudness != 0 {
 		// Two passes: measuring counts for 0-49 %, encoding for 50-99 %.
@@ -103,11 +105,6 @@ func (c *Converter) convertOne(jctx context.Context, src, dst string, conv serve
 		}
 		pw.lo = 50
 	}
-	meta, err := c.planMeta(jctx, in, src, dst, conv) // tags, chapters and cover (cover.go, tags.go)
-	if err != nil {
-		return Info{}, err
-	}
-	defer meta.cleanup()
 	out, err := c.encode(jctx, src, dst, j, meta, pw)
 	if err != nil {
 		return Info{}, err
@@ -127,13 +124,9 @@ func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *m
 	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)
 		return Info{}, fmt.Errorf("mp3 comment: %w", err)
 	}
-	out, err := c.Probe(ctx, dst)
+	out, err := c.checkMP3(ctx, dst, j)
 	if err != nil {
-		if server.IsPermanent(err) {
-			return Info{}, server.Permanent(server.Errorf(server.EINVALID,
-				"conversion produced no usable MP3: %s", server.ErrorMessage(err)))
-		}
-		return Info{}, fmt.Errorf("check mp3: %w", err)
+		return Info{}, err
 	}
 	if want, got := j.span, out.Duration; want > 0 && j.pk == nil && !near(got, want) {
 		// The container's claim was not the truth: learn from the packets what the audio
@@ -156,6 +149,23 @@ func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *m
 			return Info{}, server.Permanent(server.Errorf(server.EINVALID,
 				"conversion produced an MP3 of %s from %s of audio", secs(got), secs(want)))
 		}
+	}
+	return out, nil
+}
+
+// checkMP3 describes the MP3 at dst: as the parallel encode wrote it (it parsed every frame
+// it joined, and counted the samples), or else as ffprobe reads it.
+func (c *Converter) checkMP3(ctx context.Context, dst string, j *job) (Info, error) {
+	if j.joined > 0 {
+		return Info{FormatName: "mp3", Duration: j.joined, HasAudio: true, AudioCodec: "mp3"}, nil
+	}
+	out, err := c.Probe(ctx, dst)
+	if err != nil {
+		if server.IsPermanent(err) {
+			return Info{}, server.Permanent(server.Errorf(server.EINVALID,
+				"conversion produced no usable MP3: %s", server.ErrorMessage(err)))
+		}
+		return Info{}, fmt.Errorf("check mp3: %w", err)
 	}
 	return out, nil
 }

@@ -33,21 +33,34 @@ const (
 
 // metaPlan is what the conversion adds to the MP3 besides its audio.
 type metaPlan struct {
-	tags  []string // output options: tags and chapters
-	cover string   // the cover's JPEG in the work directory; "" for none
+	tags []string // output options: tags and chapters
+	// cover is the cover's JPEG in the work directory, "" for none; when ready is not nil,
+	// it is being written, and is known once ready is closed (every method waits for it).
+	cover string
+	ready chan struct{}
 }
 
-// planMeta takes the tags and chapters of src, which Probe described as in, and writes its
-// cover next to dst. Trouble with the cover costs the MP3 its cover, never the conversion;
-// the caller's context ending does end it.
-func (c *Converter) planMeta(ctx context.Context, in Info, src, dst string, conv server.Conversion) (*metaPlan, error) {
-	m := in.meta
-	p, err := c.coverPlan(ctx, src, dst, conv, m)
-	if err != nil {
-		return nil, err
+// planMeta takes the tags and chapters of src, which Probe described as in, and starts
+// writing its cover next to dst, while the audio is decoded and encoded: the MP3's tag needs
+// it only at the end of a parallel encode. Trouble with the cover costs the MP3 its cover,
+// never the conversion.
+func (c *Converter) planMeta(ctx context.Context, in Info, src, dst string, conv server.Conversion) *metaPlan {
+	p := &metaPlan{tags: tagArgs(in.meta, conv), ready: make(chan struct{})}
+	go func() {
+		defer close(p.ready)
+		// An error here is the context's end, which ends the conversion as well.
+		if cp, err := c.coverPlan(ctx, src, dst, conv, in.meta); err == nil {
+			p.cover = cp.cover
+		}
+	}()
+	return p
+}
+
+// wait waits until the cover is written, or known to be missing.
+func (p *metaPlan) wait() {
+	if p != nil && p.ready != nil {
+		<-p.ready
 	}
-	p.tags = tagArgs(m, conv)
-	return p, nil
 }
 
 // coverPlan writes the cover of src, whose tags m are, next to dst: a metaPlan without tags.
@@ -75,6 +88,7 @@ func (c *Converter) coverPlan(ctx context.Context, src, dst string, conv server.
 // inputArgs is the cover as the conversion's second input (after the source's -i): a JPEG
 // that the first run wrote, read as such and nothing else.
 func (p *metaPlan) inputArgs() []string {
+	p.wait()
 	if p == nil || p.cover == "" {
 		return nil
 	}
@@ -86,6 +100,7 @@ func (p *metaPlan) outputArgs() []string {
 	if p == nil {
 		return nil
 	}
+	p.wait()
 	args := p.tags
 	if p.cover != "" {
 		args = append(args[:len(args):len(args)], "-map", "1:v:0", "-c:v", "copy", "-disposition:v", "attached_pic",
@@ -96,15 +111,17 @@ func (p *metaPlan) outputArgs() []string {
 
 // readFiles are the files besides the source that the conversion reads.
 func (p *metaPlan) readFiles() []string {
+	p.wait()
 	if p == nil || p.cover == "" {
 		return nil
 	}
 	return []string{p.cover}
 }
 
-// cleanup removes the cover file.
+// cleanup removes the cover file, once it is written.
 func (p *metaPlan) cleanup() {
 	if p != nil {
+		p.wait()
 		removeQuietly(p.cover)
 	}
 }

@@ -29,6 +29,9 @@ type job struct {
 	// loud is the first loudness pass's measure; nil without normalisation, or when the
 	// audio is silent.
 	loud *loudness
+	// joined is how long the MP3 that the parallel encode wrote lasts (its samples); 0 when
+	// it was encoded serially.
+	joined time.Duration
 }
 
 // endSlack is how far past the audio's end a job's End may be and still mean "to the end":

@@ -267,6 +267,7 @@ func (c *Converter) runParallel(pctx context.Context, src, dst string, j *job, m
 	if err := c.join(ctx, dst, head, encoders, segs, samples); err != nil {
 		return err
 	}
+	j.joined = time.Duration(int64(samples) * int64(time.Second) / int64(rate))
 	progressMu.Lock()
 	pw.set(pw.top())
 	progressMu.Unlock()
