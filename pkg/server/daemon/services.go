@@ -209,7 +209,7 @@ func gatewayCommand(stderr io.Writer) subcommand {
 			{"sweep-queued-after", worker.DefaultQueuedAfter, "the sweeper publishes again a job queued for this long"},
 			{"sweep-stale-after", worker.DefaultSweepStaleAfter, "the sweeper publishes again a converting job with no heartbeat for this long"},
 			{"revocations-refresh", auth.DefaultRevocationsRefresh, "how often the revoked tokens are fetched from auth"},
-		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings)
+		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings, webhookSettings)
 }
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -281,7 +281,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
-		Service: svc, Limits: limits,
+		Service: svc, Webhooks: webhookService(s, db.Webhooks(), log), Limits: limits,
 		Ready: func(ctx context.Context) error {
 			var keysErr error
 			if remoteKeys != nil && !remoteKeys.Loaded() {
@@ -376,12 +376,12 @@ func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Hand
 // ----------------------------------------------------------------- notify
 
 func notifyCommand(stderr io.Writer) subcommand {
-	return service(stderr, "notify", "Run the notifier: consumes queue mp3 and mails each job's outcome over SMTP", ":8083", "127.0.0.1:9083", runNotify,
+	return service(stderr, "notify", "Run the notifier: consumes queue mp3, mails each job's outcome over SMTP and posts it to the owner's webhooks", ":8083", "127.0.0.1:9083", runNotify,
 		[]setting{
 			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
 			{"max-attempts", server.DefaultMailAttempts, "send attempts of a mail (about an hour) before its event is dead-lettered"},
 			{"shutdown-timeout", 10 * time.Second, "on SIGTERM, how long a mail being sent may take"},
-		}, mongoSettings, amqpSettings, smtpSettings)
+		}, mongoSettings, amqpSettings, smtpSettings, webhookSettings)
 }
 
 func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -403,7 +403,8 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer q.Close()
-	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m}
+	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m,
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: webhookDeliverer(s, log)}
 	h := api.New(api.Config{
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
 		Logger: log, Metrics: m,

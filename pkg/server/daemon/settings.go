@@ -92,6 +92,7 @@ func (s *settings) load() error {
 
 func (s *settings) str(name string) string          { return strings.TrimSpace(s.v.GetString(name)) }
 func (s *settings) int(name string) int             { return s.v.GetInt(name) }
+func (s *settings) flag(name string) bool           { return s.v.GetBool(name) }
 func (s *settings) dur(name string) time.Duration   { return s.v.GetDuration(name) }
 func (s *settings) strings(name string) []string    { return s.v.GetStringSlice(name) }
 func (s *settings) size(name string) (int64, error) { return parseSize(name, s.v.GetString(name)) }
