@@ -21,6 +21,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/mysql"
 	"github.com/v2m/v2m/pkg/server/rabbitmq"
 	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/server/worker"
 )
 
@@ -238,6 +239,10 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := staleLimit("sweep-stale-after", s.dur("sweep-stale-after")); err != nil {
 		return err
 	}
+	private, err := allowPrivate(s, log)
+	if err != nil {
+		return err
+	}
 	authURL := strings.TrimRight(s.str("auth-url"), "/")
 	issuer := s.str("jwt-issuer")
 	verifier := &token.Verifier{Alg: s.str("jwt-alg"), Issuer: issuer, Leeway: 30 * time.Second}
@@ -281,7 +286,8 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
-		Service: svc, Webhooks: webhookService(s, db.Webhooks(), log), Limits: limits,
+		Service: svc, Limits: limits,
+		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Ready: func(ctx context.Context) error {
 			var keysErr error
 			if remoteKeys != nil && !remoteKeys.Loaded() {
@@ -392,6 +398,10 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	private, err := allowPrivate(s, log)
+	if err != nil {
+		return err
+	}
 	db, err := openMongo(ctx, s, log, 0)
 	if err != nil {
 		return err
@@ -404,7 +414,7 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	defer q.Close()
 	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m,
-		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: webhookDeliverer(s, log)}
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
 	h := api.New(api.Config{
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
 		Logger: log, Metrics: m,

@@ -92,11 +92,24 @@ func (s *settings) load() error {
 
 func (s *settings) str(name string) string          { return strings.TrimSpace(s.v.GetString(name)) }
 func (s *settings) int(name string) int             { return s.v.GetInt(name) }
-func (s *settings) flag(name string) bool           { return s.v.GetBool(name) }
 func (s *settings) dur(name string) time.Duration   { return s.v.GetDuration(name) }
 func (s *settings) strings(name string) []string    { return s.v.GetStringSlice(name) }
 func (s *settings) size(name string) (int64, error) { return parseSize(name, s.v.GetString(name)) }
 func (s *settings) isSet(name string) bool          { return s.v.IsSet(name) }
+
+// flag reads a true/false setting; any other value is a bad setting (viper would read it as
+// false without a word).
+func (s *settings) flag(name string) (bool, error) {
+	if b, ok := s.v.Get(name).(bool); ok {
+		return b, nil
+	}
+	v := s.str(name)
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badSetting("--%s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}
 
 // secret returns the value of a secret setting: the content of the file named by name-file
 // (for Kubernetes secret mounts), or else the setting itself.

@@ -94,6 +94,10 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	private, err := allowPrivate(s, log)
+	if err != nil {
+		return err
+	}
 	partSize, err := s.size("part-size")
 	if err != nil {
 		return err
@@ -156,7 +160,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Accounts: accounts,
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
 		Service:  svc,
-		Webhooks: webhookService(s, db.Webhooks(), log),
+		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Limits:   limits,
 		Ready:    func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
 		Logger:   log, Metrics: m,
@@ -169,7 +173,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m,
-		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: webhookDeliverer(s, log)}
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
 	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Logger: log}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -192,22 +196,13 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	return err
 }
 
-// webhookService is the webhook routes' service over store, as the settings say.
-func webhookService(s *settings, store server.WebhookStore, log *slog.Logger) *webhook.Service {
-	allow := s.flag("webhook-allow-private")
+// allowPrivate reads --webhook-allow-private, and warns when it is set.
+func allowPrivate(s *settings, log *slog.Logger) (bool, error) {
+	allow, err := s.flag("webhook-allow-private")
 	if allow {
-		log.Warn("--webhook-allow-private: webhooks to private and loopback addresses are accepted")
+		log.Warn("--webhook-allow-private: webhooks may reach private, loopback and other internal addresses")
 	}
-	return &webhook.Service{Store: store, AllowPrivate: allow, Logger: log}
-}
-
-// webhookDeliverer delivers webhooks as the settings say.
-func webhookDeliverer(s *settings, log *slog.Logger) *webhook.Deliverer {
-	allow := s.flag("webhook-allow-private")
-	if allow {
-		log.Warn("--webhook-allow-private: webhook deliveries may reach private and loopback addresses")
-	}
-	return &webhook.Deliverer{AllowPrivate: allow}
+	return allow, err
 }
 
 // workIn runs h with the work context instead of the consumer's, so that a running job can
