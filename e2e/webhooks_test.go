@@ -18,10 +18,9 @@ type delivery struct {
 	body   []byte
 }
 
-// TestStandaloneWebhooks: a webhook added with the CLI gets, from standalone's notifier, a
-// signed delivery of each outcome of the user's jobs, carrying the job as the API shows it;
-// a server without --webhook-allow-private refuses a loopback receiver.
-func TestStandaloneWebhooks(t *testing.T) {
+// newReceiver starts a webhook receiver on loopback that hands each request it gets to the
+// returned channel and answers 204.
+func newReceiver(t *testing.T) (string, <-chan delivery) {
 	got := make(chan delivery, 16)
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -29,12 +28,42 @@ func TestStandaloneWebhooks(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(rc.Close)
+	return rc.URL, got
+}
 
+// TestStandaloneWebhooks: see checkWebhooks; and a server without --webhook-allow-private
+// refuses a loopback receiver.
+func TestStandaloneWebhooks(t *testing.T) {
+	url, got := newReceiver(t)
 	srv := startStandalone(t, t.TempDir(), "--webhook-allow-private")
 	u := newUser(t, srv.url(), "ann@example.com")
 	u.signup()
+	checkWebhooks(t, u, url, got)
+
+	// Without --webhook-allow-private, the loopback receiver is refused when it is added.
+	strict := startStandalone(t, t.TempDir())
+	v := newUser(t, strict.url(), "bob@example.com")
+	v.signup()
+	if r := v.run("", "webhook", "add", url+"/v2m"); r.code != 1 || !strings.Contains(r.stderr, "127.0.0.1 is a private, loopback or otherwise internal address") {
+		t.Fatalf("webhook add of a loopback receiver: %s", r)
+	}
+}
+
+// TestDistributedWebhooks: see checkWebhooks; the gateway keeps the webhook in MongoDB and
+// notify delivers it.
+func TestDistributedWebhooks(t *testing.T) {
+	t.Setenv("V2MD_WEBHOOK_ALLOW_PRIVATE", "true") // for the gateway and notify
+	url, got := newReceiver(t)
+	c := startCluster(t, 1)
+	checkWebhooks(t, c.user("ann"), url, got)
+}
+
+// checkWebhooks: a webhook added with the CLI gets a signed delivery of each outcome of the
+// user's jobs, carrying the job as the API shows it, once.
+func checkWebhooks(t *testing.T, u *user, url string, got <-chan delivery) {
+	t.Helper()
 	var hook struct{ ID, Secret string }
-	r := u.must("", "webhook", "add", rc.URL+"/v2m?source=e2e", "--json")
+	r := u.must("", "webhook", "add", url+"/v2m?source=e2e", "--json")
 	if err := json.Unmarshal([]byte(r.stdout), &hook); err != nil || hook.Secret == "" {
 		t.Fatalf("webhook add --json: %v\n%s", err, r.stdout)
 	}
@@ -81,13 +110,5 @@ func TestStandaloneWebhooks(t *testing.T) {
 	case d := <-got:
 		t.Fatalf("an extra delivery: %s", d.body)
 	default:
-	}
-
-	// Without --webhook-allow-private, the loopback receiver is refused when it is added.
-	strict := startStandalone(t, t.TempDir())
-	v := newUser(t, strict.url(), "bob@example.com")
-	v.signup()
-	if r := v.run("", "webhook", "add", rc.URL+"/v2m"); r.code != 1 || !strings.Contains(r.stderr, "127.0.0.1 is a private, loopback or otherwise internal address") {
-		t.Fatalf("webhook add of a loopback receiver: %s", r)
 	}
 }
