@@ -50,7 +50,8 @@ func newCmdWebhook(f *factory) *cobra.Command {
 		Short: "Manage the webhooks that are told when your jobs are done or failed",
 		Long: "A webhook is a URL that v2m POSTs to when one of your jobs is done or failed: a JSON body with the\n" +
 			"event and the job, signed with the webhook's secret in the X-V2M-Signature header.",
-		Args: cobra.NoArgs,
+		Args: cobra.NoArgs, // an unknown subcommand is a usage error, not the help
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newCmdWebhookAdd(f, nil), newCmdWebhookList(f, nil), newCmdWebhookRm(f, nil))
 	return cmd

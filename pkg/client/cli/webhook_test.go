@@ -75,6 +75,7 @@ func TestWebhookCommands(t *testing.T) {
 		{"webhook", "add", "https://93.184.215.14/", "--event", "job.started"},
 		{"webhook", "add"},
 		{"webhook", "rm"},
+		{"webhook", "bogus"},
 	} {
 		e.want(e.run("", args...), 2)
 	}
