@@ -59,6 +59,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/server/worker"
 	"github.com/v2m/v2m/pkg/wire"
 )
@@ -176,7 +177,8 @@ func New(t testing.TB, opts Options) *Server {
 		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
 			PartSize: opts.PartSize, MaxUploadSize: opts.MaxUploadSize, Logger: log},
 		PollInterval: 20 * time.Millisecond, Changes: changes,
-		Logger: log,
+		Webhooks: &webhook.Service{Store: db.Webhooks(), Logger: log},
+		Logger:   log,
 	})
 	conv := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: convertFunc(opts.Convert),
 		TmpDir: tmp, Logger: log, Changed: changes.Notify}

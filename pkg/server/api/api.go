@@ -24,6 +24,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/throttle"
+	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
@@ -32,6 +33,7 @@ type Config struct {
 	Accounts server.Accounts      // user and token routes
 	Verifier server.TokenVerifier // bearer tokens; required by every authenticated route
 	Service  *jobs.Service        // the upload, job and file routes
+	Webhooks *webhook.Service     // the /v1/webhooks routes
 
 	JWKS  func() any                      // served at /.well-known/jwks.json when set
 	Ready func(ctx context.Context) error // /readyz; nil means always ready
@@ -128,6 +130,9 @@ func (s *Server) routes() {
 		authed.DELETE("/tokens/current", s.revokeToken)
 	}
 	e.POST("/validate", s.authenticate, s.validate)
+	if s.cfg.Webhooks != nil {
+		s.webhookRoutes(authed)
+	}
 	if s.cfg.Service == nil {
 		return
 	}

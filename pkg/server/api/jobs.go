@@ -12,25 +12,7 @@ import (
 	"github.com/v2m/v2m/pkg/wire"
 )
 
-func toJobJSON(j *server.Job) wire.Job {
-	out := wire.Job{ID: j.ID, State: string(j.State), Progress: j.Progress, Filename: j.Filename, Size: j.Size,
-		SourceSize: j.SourceSize, Options: jobs.WireOptions(j.Options), CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
-	switch j.State {
-	case server.JobDone:
-		out.MP3FID = j.MP3FID
-		for i, f := range j.Files {
-			out.Files = append(out.Files, wire.File{FID: server.FileFID(j.MP3FID, i), Title: f.Title,
-				Start: f.Start.Seconds(), End: f.End.Seconds(), Size: f.Size})
-		}
-	case server.JobFailed:
-		out.Error = j.Error
-	}
-	if !j.FinishedAt.IsZero() && j.State.Final() {
-		f := j.FinishedAt
-		out.FinishedAt = &f
-	}
-	return out
-}
+func toJobJSON(j *server.Job) wire.Job { return jobs.WireJob(j) }
 
 func (s *Server) listJobs(c *gin.Context) {
 	jobs, err := s.cfg.Service.ListJobs(c.Request.Context(), owner(c), 100)

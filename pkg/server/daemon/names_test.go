@@ -10,7 +10,7 @@ import (
 )
 
 // settingUse matches a read of a setting by name in this package's code.
-var settingUse = regexp.MustCompile(`\bs\.(?:str|int|dur|strings|size|secret|isSet)\("([a-z0-9-]+)"\)`)
+var settingUse = regexp.MustCompile(`\bs\.(?:str|int|flag|dur|strings|size|secret|isSet)\("([a-z0-9-]+)"\)`)
 
 // TestEverySettingReadIsDeclared: a setting read under a name that no command declares (a typo)
 // would silently read as zero. Every name the code reads must be a declared setting.

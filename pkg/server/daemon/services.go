@@ -21,6 +21,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/mysql"
 	"github.com/v2m/v2m/pkg/server/rabbitmq"
 	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/server/worker"
 )
 
@@ -209,7 +210,7 @@ func gatewayCommand(stderr io.Writer) subcommand {
 			{"sweep-queued-after", worker.DefaultQueuedAfter, "the sweeper publishes again a job queued for this long"},
 			{"sweep-stale-after", worker.DefaultSweepStaleAfter, "the sweeper publishes again a converting job with no heartbeat for this long"},
 			{"revocations-refresh", auth.DefaultRevocationsRefresh, "how often the revoked tokens are fetched from auth"},
-		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings)
+		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings, webhookSettings)
 }
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -236,6 +237,10 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		return badSetting("--gridfs-chunk-size %s must divide --part-size %s", formatSize(chunk), formatSize(partSize))
 	}
 	if err := staleLimit("sweep-stale-after", s.dur("sweep-stale-after")); err != nil {
+		return err
+	}
+	private, err := allowPrivate(s, log)
+	if err != nil {
 		return err
 	}
 	authURL := strings.TrimRight(s.str("auth-url"), "/")
@@ -282,6 +287,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
 		Service: svc, Limits: limits,
+		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Ready: func(ctx context.Context) error {
 			var keysErr error
 			if remoteKeys != nil && !remoteKeys.Loaded() {
@@ -376,12 +382,12 @@ func runConsumer(ctx context.Context, s *settings, log *slog.Logger, h http.Hand
 // ----------------------------------------------------------------- notify
 
 func notifyCommand(stderr io.Writer) subcommand {
-	return service(stderr, "notify", "Run the notifier: consumes queue mp3 and mails each job's outcome over SMTP", ":8083", "127.0.0.1:9083", runNotify,
+	return service(stderr, "notify", "Run the notifier: consumes queue mp3, mails each job's outcome over SMTP and posts it to the owner's webhooks", ":8083", "127.0.0.1:9083", runNotify,
 		[]setting{
 			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
 			{"max-attempts", server.DefaultMailAttempts, "send attempts of a mail (about an hour) before its event is dead-lettered"},
 			{"shutdown-timeout", 10 * time.Second, "on SIGTERM, how long a mail being sent may take"},
-		}, mongoSettings, amqpSettings, smtpSettings)
+		}, mongoSettings, amqpSettings, smtpSettings, webhookSettings)
 }
 
 func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -389,6 +395,10 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	mailer, err := newMailer(s, log, "")
+	if err != nil {
+		return err
+	}
+	private, err := allowPrivate(s, log)
 	if err != nil {
 		return err
 	}
@@ -403,7 +413,8 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer q.Close()
-	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m}
+	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m,
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
 	h := api.New(api.Config{
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
 		Logger: log, Metrics: m,

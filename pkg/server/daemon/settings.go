@@ -97,6 +97,20 @@ func (s *settings) strings(name string) []string    { return s.v.GetStringSlice(
 func (s *settings) size(name string) (int64, error) { return parseSize(name, s.v.GetString(name)) }
 func (s *settings) isSet(name string) bool          { return s.v.IsSet(name) }
 
+// flag reads a true/false setting; any other value is a bad setting (viper would read it as
+// false without a word).
+func (s *settings) flag(name string) (bool, error) {
+	if b, ok := s.v.Get(name).(bool); ok {
+		return b, nil
+	}
+	v := s.str(name)
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badSetting("--%s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}
+
 // secret returns the value of a secret setting: the content of the file named by name-file
 // (for Kubernetes secret mounts), or else the setting itself.
 func (s *settings) secret(name string) (string, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/sandbox"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/server/worker"
 )
 
@@ -53,6 +54,9 @@ var (
 	tokenSettings = []setting{
 		{"jwt-issuer", "v2m", "the iss claim of tokens"},
 	}
+	webhookSettings = []setting{
+		{"webhook-allow-private", false, "let webhooks reach private, loopback, link-local and other internal addresses (in-cluster receivers, tests); refused by default, at creation and on every delivery"},
+	}
 )
 
 func standaloneCommand(stderr io.Writer) subcommand {
@@ -71,7 +75,7 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
 		{"token-ttl", token.DefaultTTL, "lifetime of tokens"},
 		{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
-	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings)
+	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings, webhookSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -87,6 +91,10 @@ func standaloneCommand(stderr io.Writer) subcommand {
 
 func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	limits, err := httpLimits(s)
+	if err != nil {
+		return err
+	}
+	private, err := allowPrivate(s, log)
 	if err != nil {
 		return err
 	}
@@ -152,6 +160,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Accounts: accounts,
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
 		Service:  svc,
+		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Limits:   limits,
 		Ready:    func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
 		Logger:   log, Metrics: m,
@@ -163,7 +172,8 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	if _, err := converter.CleanWorkDirs(ctx); err != nil {
 		return err
 	}
-	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m}
+	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m,
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
 	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Logger: log}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -184,6 +194,15 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	err = g.Wait()
 	log.Info("v2md standalone stopped")
 	return err
+}
+
+// allowPrivate reads --webhook-allow-private, and warns when it is set.
+func allowPrivate(s *settings, log *slog.Logger) (bool, error) {
+	allow, err := s.flag("webhook-allow-private")
+	if allow {
+		log.Warn("--webhook-allow-private: webhooks may reach private, loopback and other internal addresses")
+	}
+	return allow, err
 }
 
 // workIn runs h with the work context instead of the consumer's, so that a running job can

@@ -84,3 +84,7 @@ func TestFindAndModifyAtomicity(t *testing.T) {
 		t.Fatalf("counter %d after %d concurrent $inc, want %d: findAndModify is not atomic per document", doc.N, n, n)
 	}
 }
+
+func TestContractWebhookStore(t *testing.T) {
+	servertest.TestWebhookStore(t, func(t *testing.T) server.WebhookStore { return openTest(t, 0).Webhooks() })
+}

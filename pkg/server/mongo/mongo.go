@@ -34,6 +34,7 @@ const (
 	collUploads       = "uploads"
 	collUploadParts   = "upload_parts"
 	collNotifications = "notifications"
+	collWebhooks      = "webhooks"
 )
 
 // Config says where the database is.
@@ -140,12 +141,16 @@ func (db *DB) Blobs() *BlobStore {
 // SentLog returns the log of sent notifications (collection "notifications").
 func (db *DB) SentLog() *SentLog { return &SentLog{c: db.db.Collection(collNotifications)} }
 
+// Webhooks returns the store of users' webhooks (collection "webhooks").
+func (db *DB) Webhooks() *WebhookStore { return &WebhookStore{c: db.db.Collection(collWebhooks)} }
+
 // Compile-time checks that the stores implement the domain's interfaces.
 var (
-	_ server.JobStore    = (*JobStore)(nil)
-	_ server.UploadStore = (*UploadStore)(nil)
-	_ server.BlobStore   = (*BlobStore)(nil)
-	_ server.SentLog     = (*SentLog)(nil)
+	_ server.JobStore     = (*JobStore)(nil)
+	_ server.UploadStore  = (*UploadStore)(nil)
+	_ server.BlobStore    = (*BlobStore)(nil)
+	_ server.SentLog      = (*SentLog)(nil)
+	_ server.WebhookStore = (*WebhookStore)(nil)
 )
 
 func (db *DB) createIndexes(ctx context.Context) error {
@@ -159,6 +164,7 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		{collJobs, bson.D{{Key: "mp3_fid", Value: 1}}, false},
 		{collJobs, bson.D{{Key: "state", Value: 1}, {Key: "updated_at", Value: 1}}, false},
 		{collUploadParts, bson.D{{Key: "upload", Value: 1}, {Key: "n", Value: 1}}, false},
+		{collWebhooks, bson.D{{Key: "owner", Value: 1}, {Key: "slot", Value: 1}}, true},
 	}
 	for _, b := range []string{server.BucketVideos, server.BucketMP3s} {
 		// The same indexes, with the same names, that the drivers' GridFS code creates.
@@ -200,6 +206,20 @@ func exists(ctx context.Context, c *mongo.Collection, filter bson.D, op string) 
 	default:
 		return false, wrap(op, err)
 	}
+}
+
+// findAll returns the documents of c that match filter, decoded as D; op names the query in
+// errors.
+func findAll[D any](ctx context.Context, c *mongo.Collection, filter bson.D, op string, opts ...options.Lister[options.FindOptions]) ([]D, error) {
+	cur, err := c.Find(ctx, filter, opts...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	var docs []D
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap(op, err)
+	}
+	return docs, nil
 }
 
 func unavailable(err error) bool {

@@ -71,13 +71,9 @@ func (d *uploadDoc) upload() *server.Upload {
 // StaleUploads returns up to limit uploads created before before, oldest first.
 func (s *UploadStore) StaleUploads(ctx context.Context, before time.Time, limit int) ([]*server.Upload, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}).SetLimit(int64(limit))
-	cur, err := s.c.Find(ctx, bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}}}, opts)
+	docs, err := findAll[uploadDoc](ctx, s.c, bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}}}, "find stale uploads", opts)
 	if err != nil {
-		return nil, wrap("find stale uploads", err)
-	}
-	var docs []uploadDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("read stale uploads", err)
+		return nil, err
 	}
 	out := make([]*server.Upload, len(docs))
 	for i := range docs {

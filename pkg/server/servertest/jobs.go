@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -454,26 +453,10 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 // noAtomic says why the backend cannot promise that.
 func claimRace(t *testing.T, s server.JobStore, id string, staleBefore time.Time, noAtomic string) {
 	t.Helper()
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make([]error, claimRacers)
-	for i := range claimRacers {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = s.ClaimJob(context.Background(), id, staleBefore)
-		})
-	}
-	close(start)
-	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !server.IsCode(err, server.ECONFLICT):
-			t.Errorf("ClaimJob in the race: %v, want nil or %s", err, server.ECONFLICT)
-		}
-	}
+	won := race(t, "ClaimJob", claimRacers, func(int) error {
+		_, err := s.ClaimJob(context.Background(), id, staleBefore)
+		return err
+	})
 	if won > 1 && noAtomic != "" && !t.Failed() {
 		t.Skipf("%d of %d concurrent claims won: %s", won, claimRacers, noAtomic)
 	}

@@ -40,6 +40,32 @@ func (c *Clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d).Truncate(time.Millisecond)
 }
 
+// race runs f(0) to f(n-1) on goroutines of their own, released at once, and returns how many
+// returned nil; an error other than ECONFLICT (what losing the race gives) fails the test.
+func race(t *testing.T, what string, n int, f func(i int) error) (won int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !server.IsCode(err, server.ECONFLICT):
+			t.Errorf("%s in the race: %v, want nil or %s", what, err, server.ECONFLICT)
+		}
+	}
+	return won
+}
+
 // wantCode fails the test unless err carries code ("" means no error).
 func wantCode(t *testing.T, what string, err error, code string) {
 	t.Helper()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/v2m/v2m/pkg/server"
@@ -56,30 +55,14 @@ func TestUserStore(t *testing.T, newStore NewUserStore) {
 	t.Run("DuplicateEmailRace", func(t *testing.T) {
 		s := newStore(t)
 		const n = 6
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make([]error, n)
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				email := "ann@example.com"
-				if i%2 == 1 {
-					email = strings.ToUpper(email)
-				}
-				_, errs[i] = s.CreateUser(context.Background(), email, []byte("h"))
-			})
-		}
-		close(start)
-		wg.Wait()
-		won := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				won++
-			case !server.IsCode(err, server.ECONFLICT):
-				t.Errorf("concurrent CreateUser: %v, want nil or %s", err, server.ECONFLICT)
+		won := race(t, "CreateUser", n, func(i int) error {
+			email := "ann@example.com"
+			if i%2 == 1 {
+				email = strings.ToUpper(email)
 			}
-		}
+			_, err := s.CreateUser(context.Background(), email, []byte("h"))
+			return err
+		})
 		if won != 1 {
 			t.Errorf("%d of %d concurrent CreateUser of one email won, want 1", won, n)
 		}

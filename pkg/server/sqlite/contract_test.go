@@ -56,3 +56,7 @@ func TestContractQueue(t *testing.T) {
 		},
 	})
 }
+
+func TestContractWebhookStore(t *testing.T) {
+	servertest.TestWebhookStore(t, func(t *testing.T) server.WebhookStore { return openClock(t, nil).Webhooks() })
+}

@@ -3,23 +3,32 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
-// Notifier mails users the outcome of their jobs: at most one mail per job outcome, however
-// often the event is delivered.
+// Notifier mails users the outcome of their jobs, and POSTs it to their webhooks: at most one
+// mail per job outcome, and one successful delivery per webhook, however often the event is
+// delivered.
 type Notifier struct {
 	Mailer    server.Mailer
 	Sent      server.SentLog
 	PublicURL string // the server's address as users reach it, for the download command
 	Logger    *slog.Logger
 	Metrics   *metrics.Metrics
+
+	// Webhooks, when set, are the users' webhooks, each outcome delivered by Deliverer to
+	// those that subscribe to it, with the job read from Jobs (see webhooks.go).
+	Webhooks  server.WebhookStore
+	Jobs      server.JobStore
+	Deliverer *webhook.Deliverer
 }
 
 // Handle is the server.Handler for TopicMP3.
@@ -28,14 +37,25 @@ func (n *Notifier) Handle(ctx context.Context, d server.Delivery) error {
 	if err := json.Unmarshal(d.Body, &ev); err != nil || ev.JobID == "" || ev.Username == "" || !ev.State.Final() {
 		return server.Permanent(fmt.Errorf("malformed job event %q", truncate(d.Body, 200)))
 	}
+	log := n.log().With("job_id", ev.JobID, "state", ev.State)
+	err := n.mail(ctx, d, ev, log)
+	if n.Webhooks != nil {
+		// A mail that failed does not hold the webhooks up, nor the other way round: each is
+		// retried with the event, and each that went out is not sent again.
+		err = errors.Join(err, n.webhooks(ctx, d, ev, log))
+	}
+	return err
+}
+
+// mail sends the event's mail unless the sent log has it.
+func (n *Notifier) mail(ctx context.Context, d server.Delivery, ev server.JobEvent, log *slog.Logger) error {
 	key := ev.JobID + ":" + string(ev.State)
 	sent, err := n.Sent.Sent(ctx, key)
 	if err != nil {
 		return fmt.Errorf("check sent log: %w", err)
 	}
-	log := n.log().With("job_id", ev.JobID, "state", ev.State)
 	if sent {
-		log.Info("mail already sent; event dropped")
+		log.Info("mail already sent")
 		return nil
 	}
 	if err := n.Mailer.Send(ctx, n.Compose(ev)); err != nil {
