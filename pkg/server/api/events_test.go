@@ -351,6 +351,16 @@ func TestEventsOfAFinalJobEnd(t *testing.T) {
 	}
 	s.state("the final state", "done")
 	s.ends()
+
+	failed := e.job(tok)
+	if _, err := e.db.Jobs().FailJob(context.Background(), failed.ID, "no audio stream"); err != nil {
+		t.Fatal(err)
+	}
+	s = e.stream("/v1/jobs/"+failed.ID+"/events", tok, "")
+	if j, _ := s.state("the failed state", "failed"); j.Error != "no audio stream" {
+		t.Fatalf("failed job's error %q", j.Error)
+	}
+	s.ends()
 }
 
 func TestDrainEndsEventStreams(t *testing.T) {
