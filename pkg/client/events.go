@@ -16,8 +16,8 @@ import (
 	"github.com/v2m/v2m/pkg/wire"
 )
 
-// Event is one event of a job's event stream (GET /v1/jobs/{id}/events).
-type Event struct {
+// event is one event of a job's event stream (GET /v1/jobs/{id}/events).
+type event struct {
 	ID   string // the event's id, sent back as Last-Event-ID on reconnecting
 	Type string // wire.EventState or wire.EventProgress; other types may come and are passed on
 	Data []byte // the event's data: a Job for state, a wire.Progress for progress
@@ -126,7 +126,7 @@ func (w *watch) stream(ctx context.Context) (got bool, err error) {
 	}
 	idle := time.AfterFunc(StreamIdle, func() { cancel(errStreamIdle) })
 	defer idle.Stop()
-	err = readEvents(resp.Body, func() { idle.Reset(StreamIdle) }, func(e Event) bool {
+	err = readEvents(resp.Body, func() { idle.Reset(StreamIdle) }, func(e event) bool {
 		got = true
 		w.handle(e)
 		return w.last == nil || !w.last.Final()
@@ -140,7 +140,7 @@ func (w *watch) stream(ctx context.Context) (got bool, err error) {
 var errStreamIdle = fmt.Errorf("no event or keep-alive for %v", StreamIdle)
 
 // handle takes one event in.
-func (w *watch) handle(e Event) {
+func (w *watch) handle(e event) {
 	if e.ID != "" {
 		w.lastID = e.ID
 	}
@@ -165,10 +165,10 @@ const maxEventLine = 1 << 20
 
 // readEvents parses the text/event-stream r, calling alive on every line and each for every
 // event, until r ends (nil) or fails, or each returns false.
-func readEvents(r io.Reader, alive func(), each func(Event) bool) error {
+func readEvents(r io.Reader, alive func(), each func(event) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxEventLine)
-	var e Event
+	var e event
 	var data []string
 	for sc.Scan() {
 		alive()
@@ -183,7 +183,7 @@ func readEvents(r io.Reader, alive func(), each func(Event) bool) error {
 					return nil
 				}
 			}
-			e, data = Event{ID: e.ID}, nil
+			e, data = event{ID: e.ID}, nil
 			continue
 		}
 		if strings.HasPrefix(line, ":") {

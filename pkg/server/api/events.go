@@ -148,7 +148,12 @@ func (s *Server) serveEvents(c *gin.Context, only string) {
 		case <-keepAlive.C:
 			err = st.write(": keep-alive\n\n")
 		}
-		if err != nil || st.ended {
+		if err != nil {
+			// The client left, or the store failed a read: the client reconnects.
+			s.log.Info("event stream ended", "request_id", c.GetString(ctxRequestID), "err", err)
+			return
+		}
+		if st.ended {
 			return
 		}
 	}
