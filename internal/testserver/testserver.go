@@ -27,8 +27,9 @@
 // A Convert error made by Fail fails the job at once with its reason; any other error is
 // retried by the queue, MaxAttempts times in all with Backoff between (here 3 and 10 ms), and
 // then fails the job. Convert must return when its context ends: that is how the converter
-// stops at the end of the test. Long polls answer as soon as a job changes, as in standalone
-// mode.
+// stops at the end of the test. Long polls answer as soon as a job changes, and event streams
+// (GET /v1/jobs/{id}/events, /v1/events) get each change of state and progress as it happens,
+// as in standalone mode.
 package testserver
 
 import (
@@ -56,6 +57,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/api"
 	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/disk"
+	"github.com/v2m/v2m/pkg/server/inproc"
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
@@ -167,6 +169,7 @@ func New(t testing.TB, opts Options) *Server {
 	q := db.Queue(sqlite.QueueConfig{MaxAttempts: MaxAttempts, Backoff: func(int) time.Duration { return Backoff },
 		Poll: 25 * time.Millisecond, Logger: log})
 	changes := api.NewSignal()
+	updates := inproc.New()
 	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: "v2m", Now: opts.Now}, Cost: bcrypt.MinCost,
 		Revocations: db.Revocations()}
 	h := api.New(api.Config{
@@ -174,14 +177,14 @@ func New(t testing.TB, opts Options) *Server {
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{key}, Revocations: db.Revocations(),
 			Now: opts.Now},
 		Revoker: accounts,
-		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
+		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q, Updates: updates,
 			PartSize: opts.PartSize, MaxUploadSize: opts.MaxUploadSize, Logger: log},
-		PollInterval: 20 * time.Millisecond, Changes: changes,
+		PollInterval: 20 * time.Millisecond, Changes: changes, Updates: updates,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), Logger: log},
 		Logger:   log,
 	})
 	conv := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: q, Converter: convertFunc(opts.Convert),
-		TmpDir: tmp, Logger: log, Changed: changes.Notify}
+		TmpDir: tmp, Logger: log, Changed: changes.Notify, Updates: updates}
 
 	wctx, stop := context.WithCancel(ctx)
 	consumed := make(chan error, 1)
@@ -264,6 +267,28 @@ func FakeConvert(ctx context.Context, src, dst string, progress func(int)) error
 	progress(100)
 	return nil
 }
+
+// Stepped returns a conversion whose progress the test drives: each value received on steps
+// is reported as the progress, and once steps is closed it converts as FakeConvert does.
+func Stepped(steps <-chan int) ConvertFunc {
+	return func(ctx context.Context, src, dst string, progress func(int)) error {
+		for {
+			select {
+			case p, ok := <-steps:
+				if !ok {
+					return FakeConvert(ctx, src, dst, func(int) {})
+				}
+				progress(p)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// Converter makes f a server.Converter (that splits by chapters too), for tests that run a
+// worker.Converter of their own.
+func Converter(f ConvertFunc) server.Converter { return convertFunc(f) }
 
 // FakeMP3 is what FakeConvert makes of a video: an ID3 header and a deterministic filler
 // derived from the video, at least 4 KiB.

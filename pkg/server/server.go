@@ -509,3 +509,39 @@ func ClientIP(ctx context.Context) string {
 	ip, _ := ctx.Value(clientIPKey{}).(string)
 	return ip
 }
+
+// UpdateKind says what a JobUpdate announces.
+type UpdateKind string
+
+// The kinds of JobUpdate.
+const (
+	UpdateState    UpdateKind = "state"    // the job moved to State (queued, converting, done, failed)
+	UpdateProgress UpdateKind = "progress" // the converting job's progress is now Progress
+)
+
+// JobUpdate announces a change of a job, for live event streams. It is a hint, not the
+// record: a state update is followed by reading the job from its JobStore.
+type JobUpdate struct {
+	Kind     UpdateKind `json:"kind"`
+	JobID    string     `json:"job_id"`
+	Owner    string     `json:"owner"`
+	State    JobState   `json:"state"`
+	Progress int        `json:"progress"`
+	At       time.Time  `json:"at"` // when the publisher saw the change
+}
+
+// JobUpdates carries JobUpdates from the processes that change jobs (converters, the upload
+// workflow, sweepers) to the processes that serve event streams. Delivery is best effort and
+// transient: nothing is stored, an update published while no one subscribes is gone, and a
+// subscriber that falls behind loses updates rather than slowing publishers down. Subscribers
+// that must not miss a state change read the JobStore as well (on a tick, say).
+type JobUpdates interface {
+	// Publish hands u to every current subscriber. It does not wait for them; it fails only
+	// when the bus cannot take the update at all (a broker that is down), and callers log
+	// such errors and go on.
+	Publish(ctx context.Context, u JobUpdate) error
+	// Subscribe returns a channel of the updates published from now on, in the order each
+	// publisher published them, until ctx ends; the channel is then closed. Every subscriber
+	// receives every update it keeps up with.
+	Subscribe(ctx context.Context) (<-chan JobUpdate, error)
+}

@@ -147,3 +147,18 @@ type Error struct {
 type ErrorBody struct {
 	Error Error `json:"error"`
 }
+
+// The events of GET /v1/jobs/{id}/events and GET /v1/events (text/event-stream).
+const (
+	// EventState carries a Job: the job as GET /v1/jobs/{id} returns it, sent when its state
+	// changes (and first on connecting).
+	EventState = "state"
+	// EventProgress carries a Progress: a converting job's progress rose.
+	EventProgress = "progress"
+)
+
+// Progress is the data of a progress event.
+type Progress struct {
+	ID       string `json:"id"` // the job's id
+	Progress int    `json:"progress"`
+}

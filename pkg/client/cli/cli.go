@@ -117,9 +117,10 @@ func execute(ctx context.Context, f *factory, root *cobra.Command, args []string
 	if !started {
 		err = &exitError{code: ExitUsage, err: err}
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && exitCode(err) != ExitInterrupted {
 		// Interrupted: whatever the command was doing failed because of it, and its error
-		// (a request cut off, a prompt abandoned) says nothing the user does not know.
+		// (a request cut off, a prompt abandoned) says nothing the user does not know, unless
+		// the command told what to do next itself (an interrupted wait).
 		err = &exitError{code: ExitInterrupted, err: errors.New("interrupted; an upload can be resumed by running the command again, and a job already uploaded goes on on the server")}
 	}
 	return f.report(err)

@@ -87,6 +87,7 @@ const (
 	partRoute     = "PUT /v1/uploads/{id}/parts/{n}"
 	completeRoute = "POST /v1/uploads/{id}/complete"
 	jobRoute      = "GET /v1/jobs/{id}"
+	eventsRoute   = "GET /v1/jobs/{id}/events"
 	fileRoute     = "GET /v1/files/{fid}"
 	revokeRoute   = "DELETE /v1/tokens/current"
 )
@@ -790,14 +791,14 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// TestWaitPrintsDoneJob: the job finishes while wait long-polls it.
+// TestWaitPrintsDoneJob: the job finishes while wait follows its events.
 func TestWaitPrintsDoneJob(t *testing.T) {
 	release := make(chan struct{})
 	s := testserver.New(t, testserver.Options{Convert: gatedConvert(release)})
 	e := newEnv(t, s)
 	e.login("a@example.com")
 	id := addJob(t, sdk(t, s, storedToken(t, s.URL)), "x.mp4", []byte("hold: a video"), false).ID
-	poll := s.Next(jobRoute)
+	poll := s.Next(eventsRoute)
 	go func() { <-poll; close(release) }()
 	r := e.run("", "wait", id)
 	e.want(r, 0)

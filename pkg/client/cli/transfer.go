@@ -129,35 +129,27 @@ func uploadFile(ctx context.Context, p progress, c *client.Client, path, configD
 	return job, nil
 }
 
-// waitJob waits for job id for at most timeout (0: no limit). A failed job is an error with
-// exit code 5, running out of time one with exit code 6.
+// waitJob waits for job id for at most timeout (0: no limit), following its events: on a
+// terminal a bar shows the conversion, otherwise a line tells each change of state. A failed
+// job is an error with exit code 5, running out of time one with exit code 6, an interrupt
+// one with exit code 130 that says how to wait again.
 func waitJob(ctx context.Context, p progress, c *client.Client, id string, timeout time.Duration) (*client.Job, error) {
+	parent := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	p.say("waiting for job %s", id)
-	var bar *progressbar.ProgressBar
-	if p.bars {
-		bar = progressbar.NewOptions(100,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription("converting"),
-			progressbar.OptionSetWidth(20),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	j, err := c.Wait(ctx, id, func(j *client.Job) {
-		if bar != nil {
-			bar.Describe(j.State)
-			_ = bar.Set(j.Progress)
-		}
-	})
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	view := p.jobView(id)
+	j, err := c.Watch(ctx, id, view.show)
+	view.finish()
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		switch {
+		case parent.Err() != nil:
+			return j, &exitError{code: ExitInterrupted, job: j,
+				err: fmt.Errorf("interrupted; job %s goes on on the server: run 'v2m wait %s' to wait for it again", id, id)}
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 			state := "unknown state"
 			if j != nil {
 				state = fmt.Sprintf("%s, %d%%", j.State, j.Progress)
@@ -171,6 +163,47 @@ func waitJob(ctx context.Context, p progress, c *client.Client, id string, timeo
 	}
 	p.say("job %s done", id)
 	return j, nil
+}
+
+// jobView shows a job's changes as waitJob follows them.
+type jobView struct {
+	p     progress
+	id    string
+	bar   *progressbar.ProgressBar
+	state string // the last state told
+}
+
+func (p progress) jobView(id string) *jobView {
+	v := &jobView{p: p, id: id}
+	if p.bars {
+		v.bar = progressbar.NewOptions(100,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription("waiting"),
+			progressbar.OptionSetWidth(20),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	return v
+}
+
+// show draws j on the bar, or says its state when it changed (a final state is the caller's
+// to tell).
+func (v *jobView) show(j *client.Job) {
+	if v.bar != nil {
+		v.bar.Describe(j.State)
+		_ = v.bar.Set(j.Progress)
+		return
+	}
+	if j.State != v.state && !j.Final() {
+		v.p.say("job %s %s", v.id, j.State)
+	}
+	v.state = j.State
+}
+
+func (v *jobView) finish() {
+	if v.bar != nil {
+		_ = v.bar.Finish()
+	}
 }
 
 func jobFailed(j *client.Job) error {

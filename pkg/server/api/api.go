@@ -43,6 +43,12 @@ type Config struct {
 	Changes      *Signal       // optional: wakes long-polls when a job changes in this process
 	Limits       Limits        // connection limits; the same as the http.Server's (NewHTTPServer)
 
+	// Updates, when set, brings job changes to the event streams (GET /v1/events and
+	// /v1/jobs/{id}/events) as they happen; they read the store every EventsPoll besides.
+	Updates    server.JobUpdates
+	EventsPoll time.Duration // DefaultEventsPoll with Updates, PollInterval without, when zero
+	KeepAlive  time.Duration // how often an idle event stream sends a comment; DefaultKeepAlive when zero
+
 	// Throttling of logins and registrations, by email then client IP (nil: unlimited).
 	LoginLimit, RegisterLimit *throttle.Policy
 	// TrustedProxies are the peers whose X-Forwarded-For gives the client IP; none when empty.
@@ -65,8 +71,8 @@ type Server struct {
 	drainOnce sync.Once
 }
 
-// Drain makes long-polls answer at once with the job's current state, so that a graceful
-// shutdown does not wait for them.
+// Drain makes long-polls answer at once with the job's current state, and ends event streams,
+// so that a graceful shutdown does not wait for them.
 func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // New builds a Server and its routes.
@@ -77,6 +83,15 @@ func New(cfg Config) *Server {
 	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.EventsPoll <= 0 {
+		cfg.EventsPoll = cfg.PollInterval
+		if cfg.Updates != nil {
+			cfg.EventsPoll = DefaultEventsPoll
+		}
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = DefaultKeepAlive
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -144,6 +159,8 @@ func (s *Server) routes() {
 	authed.GET("/jobs", s.listJobs)
 	authed.GET("/jobs/:id", s.getJob)
 	authed.GET("/jobs/:id/archive", s.archive)
+	authed.GET("/jobs/:id/events", s.jobEvents)
+	authed.GET("/events", s.allEvents)
 	authed.GET("/files/:fid", s.download)
 	authed.HEAD("/files/:fid", s.download)
 	e.POST("/upload", s.authenticate, s.tutorialUpload)

@@ -15,6 +15,7 @@ import (
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/api"
 	"github.com/v2m/v2m/pkg/server/auth"
+	"github.com/v2m/v2m/pkg/server/inproc"
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/mongo"
@@ -281,12 +282,15 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	revocations := &auth.RemoteRevocations{URL: authURL + "/v1/revocations", Interval: s.dur("revocations-refresh"), Logger: log}
 	verifier.Revocations = revocations
 	accounts := &auth.Remote{BaseURL: authURL, Client: &http.Client{Timeout: 30 * time.Second}, Revocations: revocations}
+	// Job changes come from every converter on the broker; this gateway's event streams share
+	// one subscription, relayed into local.
+	updates, local := q.Updates(""), inproc.New()
 	// Publish failures and redeliveries are counted here, once.
-	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: m.CountQueue(q),
+	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: m.CountQueue(q), Updates: updates,
 		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
-		Service: svc, Limits: limits,
+		Service: svc, Limits: limits, Updates: local,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Ready: func(ctx context.Context) error {
 			var keysErr error
@@ -311,7 +315,27 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	g.Go("http", func() error { return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits) })
 	g.Go("sweeper", func() error { sweeper.Run(ctx); return nil })
 	g.Go("revocations", func() error { revocations.Run(ctx); return nil })
+	g.Go("job updates", func() error { relayUpdates(ctx, log, updates, local); return nil })
 	return g.Wait()
+}
+
+// relayUpdates relays from into to until ctx ends. While from cannot be subscribed to, the
+// event streams still see every change, from the store, only later.
+func relayUpdates(ctx context.Context, log *slog.Logger, from, to server.JobUpdates) {
+	for {
+		err := inproc.Relay(ctx, from, to)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("no job updates from the broker; event streams read the store until they come back", "err", err)
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // ----------------------------------------------------------------- convert
@@ -350,7 +374,7 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	defer q.Close()
 	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: m.CountQueue(q), Converter: conv, TmpDir: s.str("tmp-dir"),
-		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m}
+		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m, Updates: q.Updates("")}
 	if _, err := w.CleanWorkDirs(ctx); err != nil {
 		return err
 	}

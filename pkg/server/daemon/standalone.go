@@ -18,6 +18,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/auth"
 	"github.com/v2m/v2m/pkg/server/disk"
 	"github.com/v2m/v2m/pkg/server/ffmpeg"
+	"github.com/v2m/v2m/pkg/server/inproc"
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/mail"
 	"github.com/v2m/v2m/pkg/server/metrics"
@@ -140,7 +141,8 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	// Mails keep trying for about an hour before they give up, as notify's do.
 	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log})
 	videoQ := m.CountQueue(q) // publish failures and redeliveries are counted here, once
-	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: videoQ,
+	updates := inproc.New()   // job changes, from the converter to the event streams
+	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: videoQ, Updates: updates,
 		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
 	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
 		return err
@@ -157,6 +159,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	handler := api.New(api.Config{
 		Changes:  changes,
+		Updates:  updates,
 		Accounts: accounts,
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
 		Service:  svc,
@@ -168,7 +171,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: videoQ, Converter: conv, TmpDir: s.str("tmp-dir"),
-		Logger: log, Metrics: m, Changed: changes.Notify}
+		Logger: log, Metrics: m, Changed: changes.Notify, Updates: updates}
 	if _, err := converter.CleanWorkDirs(ctx); err != nil {
 		return err
 	}

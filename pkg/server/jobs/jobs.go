@@ -43,6 +43,9 @@ type Service struct {
 	Uploads server.UploadStore
 	Blobs   server.BlobStore
 	Queue   server.Queue
+	// Updates, when set, hears of the jobs this service queues (and queues again), for live
+	// event streams.
+	Updates server.JobUpdates
 
 	PartSize      int64 // DefaultPartSize when zero
 	MaxUploadSize int64 // DefaultMaxUploadSize when zero
@@ -291,6 +294,7 @@ func (s *Service) enqueue(ctx context.Context, j *server.Job) (*server.Job, erro
 		return s.Jobs.Job(ctx, j.ID)
 	}
 	s.Metrics.Job(string(server.JobQueued))
+	s.queued(ctx, j)
 	if err := s.publish(ctx, j); err != nil {
 		s.log().Warn("publish failed; the sweeper will publish the job again", "job_id", j.ID, "err", err)
 	}
@@ -321,10 +325,26 @@ func (s *Service) Republish(ctx context.Context, j *server.Job) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("update job %s: %w", j.ID, err)
 	}
+	if j.State == server.JobConverting {
+		s.queued(ctx, j)
+	}
 	if err := s.publish(ctx, j); err != nil {
 		return false, fmt.Errorf("publish job %s: %w", j.ID, err)
 	}
 	return true, nil
+}
+
+// queued announces on Updates that j is queued (anew); a failure is only logged.
+func (s *Service) queued(ctx context.Context, j *server.Job) {
+	if s.Updates == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	u := server.JobUpdate{Kind: server.UpdateState, JobID: j.ID, Owner: j.Owner, State: server.JobQueued, At: s.now()}
+	if err := s.Updates.Publish(ctx, u); err != nil {
+		s.log().Debug("job update not published", "job_id", j.ID, "err", err)
+	}
 }
 
 func (s *Service) publish(ctx context.Context, j *server.Job) error {

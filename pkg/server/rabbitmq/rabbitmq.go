@@ -21,6 +21,15 @@
 // waits at least as long as the one in front of it. Backoffs are capped (one minute by
 // default), which bounds that wait.
 //
+// # Job updates
+//
+// Queue.Updates gives the server.JobUpdates of a fanout exchange (v2m.job-updates, not
+// durable): converters publish every change of a job's state and progress there, without
+// confirms and not persisted, and each gateway binds an exclusive, auto-delete queue of its
+// own (at most 10 000 messages, the oldest dropped first). No queue exists while no gateway
+// listens, so nothing piles up; an update published then is lost, and gateways read the job
+// store besides.
+//
 // # Connection recovery
 //
 // A Queue owns one connection with heartbeats and re-dials it with backoff whenever it

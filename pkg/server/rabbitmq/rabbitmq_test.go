@@ -36,20 +36,28 @@ func topic(t *testing.T, url string) string {
 	t.Helper()
 	name := "test-" + server.NewID()
 	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			return
-		}
-		for _, q := range []string{name, name + rabbitmq.RetrySuffix, name + rabbitmq.DLQSuffix} {
-			_, _ = ch.QueueDelete(q, false, false, false)
-		}
+		onChannel(url, func(ch *amqp.Channel) {
+			for _, q := range []string{name, name + rabbitmq.RetrySuffix, name + rabbitmq.DLQSuffix} {
+				_, _ = ch.QueueDelete(q, false, false, false)
+			}
+		})
 	})
 	return name
+}
+
+// onChannel runs f on a channel of a connection of its own, for cleaning up; nothing when the
+// broker cannot be reached.
+func onChannel(url string, f func(*amqp.Channel)) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	f(ch)
 }
 
 func dial(t *testing.T, cfg rabbitmq.Config) *rabbitmq.Queue {

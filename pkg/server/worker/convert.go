@@ -42,6 +42,9 @@ type Converter struct {
 	// Changed, when set, is called after each change of a job's state or progress (standalone
 	// uses it to answer long-polls at once).
 	Changed func()
+	// Updates, when set, receives every change of a job's state and progress, for live event
+	// streams; a failed publish is logged and the work goes on.
+	Updates server.JobUpdates
 	// IOTimeout bounds copying a video in and storing its MP3, so that a hung store cannot
 	// hold a job forever while its heartbeat goes on; DefaultIOTimeout when zero.
 	IOTimeout time.Duration
@@ -81,6 +84,37 @@ func (w *Converter) changed() {
 	if w.Changed != nil {
 		w.Changed()
 	}
+}
+
+// updateTimeout bounds one publish of a job update: a bus in trouble must not hold up work.
+const updateTimeout = 2 * time.Second
+
+// update publishes a change of job id of owner's on Updates, when set.
+func (w *Converter) update(ctx context.Context, kind server.UpdateKind, id, owner string, state server.JobState, pct int) {
+	if w.Updates == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), updateTimeout)
+	defer cancel()
+	u := server.JobUpdate{Kind: kind, JobID: id, Owner: owner, State: state, Progress: pct, At: time.Now().UTC()}
+	if err := w.Updates.Publish(ctx, u); err != nil {
+		w.log().Debug("job update not published", "job_id", id, "kind", kind, "err", err)
+	}
+}
+
+// stateChanged publishes j's current state.
+func (w *Converter) stateChanged(ctx context.Context, j *server.Job) {
+	w.update(ctx, server.UpdateState, j.ID, j.Owner, j.State, j.Progress)
+}
+
+// requeue gives the job back to the queue (see JobStore.RequeueJob) and announces it.
+func (w *Converter) requeue(ctx context.Context, log *slog.Logger, j *server.Job) {
+	if err := w.Jobs.RequeueJob(ctx, j.ID, j.Attempts, true); err != nil {
+		log.Error("requeue job", "err", err)
+		return
+	}
+	w.changed()
+	w.update(ctx, server.UpdateState, j.ID, j.Owner, server.JobQueued, 0)
 }
 
 func (w *Converter) log() *slog.Logger {
@@ -123,6 +157,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	}
 	w.Metrics.Job(string(server.JobConverting))
 	w.changed()
+	w.stateChanged(ctx, j)
 	if limit := d.MaxAttempts; limit > 0 && j.Attempts > limit {
 		// The job's messages keep coming back (a crash on every try, republished by a sweeper).
 		log.Error("job claimed too many times; giving up", "claims", j.Attempts)
@@ -132,7 +167,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	start := time.Now()
 	// The heartbeat runs from the claim until the outcome is recorded, fetch and store included,
 	// so that no other worker takes over a job that is alive.
-	hb := w.startHeartbeat(ctx, j.ID)
+	hb := w.startHeartbeat(ctx, j)
 	files, err := w.convert(ctx, j, hb.progress)
 	hb.stop()
 	w.Metrics.Conversion(time.Since(start))
@@ -153,9 +188,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	case ctx.Err() != nil:
 		// Shutting down: give the job back, and the queue hands the message back too.
 		log.Info("conversion interrupted; job requeued")
-		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts, true); rerr != nil {
-			log.Error("requeue job", "err", rerr)
-		}
+		w.requeue(bg, log, j)
 		return fmt.Errorf("job %s interrupted: %w", j.ID, ctx.Err())
 	case server.IsPermanent(err):
 		log.Info("conversion failed", "reason", reason(err))
@@ -168,9 +201,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 		return err // dead-letter the message; the job is settled
 	default:
 		log.Warn("conversion failed; will retry", "err", err)
-		if rerr := w.Jobs.RequeueJob(bg, j.ID, j.Attempts, true); rerr != nil {
-			log.Error("requeue job", "err", rerr)
-		}
+		w.requeue(bg, log, j)
 		return err
 	}
 }
@@ -303,6 +334,7 @@ func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job,
 	}
 	w.Metrics.Job(string(server.JobDone))
 	w.changed()
+	w.stateChanged(ctx, done)
 	log.Info("conversion done", "mp3_fid", done.MP3FID)
 	return w.announce(ctx, done)
 }
@@ -317,6 +349,7 @@ func (w *Converter) fail(ctx context.Context, log *slog.Logger, id, why string) 
 	}
 	w.Metrics.Job(string(server.JobFailed))
 	w.changed()
+	w.stateChanged(ctx, j)
 	return w.announce(ctx, j)
 }
 
@@ -356,17 +389,21 @@ type heartbeat struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	set    func(pct int)
+	// announce publishes a new percentage as a job update, after set has stored it.
+	announce func(pct int)
 }
 
-func (w *Converter) startHeartbeat(ctx context.Context, id string) *heartbeat {
+func (w *Converter) startHeartbeat(ctx context.Context, j *server.Job) *heartbeat {
 	hbCtx, cancel := context.WithCancel(ctx)
 	h := &heartbeat{cancel: cancel, done: make(chan struct{})}
+	id := j.ID
 	h.set = func(p int) {
 		if err := w.Jobs.SetProgress(hbCtx, id, p); err != nil && hbCtx.Err() == nil {
 			w.log().Warn("heartbeat failed", "job_id", id, "err", err)
 		}
 		w.changed()
 	}
+	h.announce = func(p int) { w.update(hbCtx, server.UpdateProgress, id, j.Owner, server.JobConverting, p) }
 	go func() {
 		defer close(h.done)
 		t := time.NewTicker(w.heartbeat())
@@ -387,6 +424,7 @@ func (w *Converter) startHeartbeat(ctx context.Context, id string) *heartbeat {
 func (h *heartbeat) progress(p int) {
 	if int32(p) != h.pct.Swap(int32(p)) {
 		h.set(p)
+		h.announce(p)
 	}
 }
 
