@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -676,6 +677,12 @@ func TestSplitChaptersIntoDirectory(t *testing.T) {
 		t.Errorf("download of a split job printed %q, want its directory", r.stdout)
 	}
 	check(filepath.Join(dir, "talk"))
+	// -o - writes the zip of its MP3s.
+	r = e.run("", "download", res.Job.ID, "-o", "-")
+	e.want(r, 0)
+	if zr, err := zip.NewReader(strings.NewReader(r.stdout), int64(len(r.stdout))); err != nil || len(zr.File) != 2 || zr.File[1].Name != names[1] {
+		t.Errorf("download -o - of a split job: %v, want the zip of its two MP3s", err)
+	}
 	// A single file of the job, by its fid.
 	r = e.run("", "download", res.Job.Files[1].FID, "-o", "two.mp3")
 	e.want(r, 0)

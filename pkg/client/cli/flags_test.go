@@ -22,9 +22,10 @@ import (
 // testEnv is the outside world of one parse: environment variables and whether stdin is a
 // terminal.
 type testEnv struct {
-	vars map[string]string
-	tty  bool
-	deps Deps // NewClient and TokenStore, when a test needs them
+	vars   map[string]string
+	tty    bool
+	ttyOut bool // stdout is a terminal
+	deps   Deps // NewClient and TokenStore, when a test needs them
 }
 
 type parsed[O any] struct {
@@ -48,7 +49,7 @@ func parse[O any](t *testing.T, env testEnv, newCmd func(*factory, func(*O) erro
 	d := env.deps
 	d.Stdout, d.Stderr, d.Stdin = &stdout, &stderr, strings.NewReader("")
 	d.Getenv = func(k string) string { return vars[k] }
-	d.StdinIsTTY = env.tty
+	d.StdinIsTTY, d.StdoutIsTTY = env.tty, env.ttyOut
 	d.ReadPassword = func(context.Context) ([]byte, error) { return nil, errors.New("no password in this test") }
 	f := newFactory(d)
 	userDir := t.TempDir()
@@ -262,6 +263,11 @@ func TestUsageErrors(t *testing.T) {
 			wantUsage(t, commands[tc.cmd](t, testEnv{vars: tc.vars}, tc.args...), tc.msg)
 		})
 	}
+	t.Run("an MP3 onto the terminal", func(t *testing.T) {
+		for _, cmd := range []string{"download", "convert"} {
+			wantUsage(t, commands[cmd](t, testEnv{ttyOut: true}, cmd, "x.mp4", "-o", "-"), "stdout is a terminal: redirect it")
+		}
+	})
 }
 
 // TestCredentialFlags: register and login share --email and --password-stdin, and check them
