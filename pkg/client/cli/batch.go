@@ -50,7 +50,7 @@ type batchOptions struct {
 
 func addBatchFlags(cmd *cobra.Command, o *batchOptions) {
 	addSendFlags(cmd, &o.Send)
-	cmd.Flags().IntVar(&o.Jobs, "jobs", DefaultJobs, "files sent at once")
+	cmd.Flags().IntVar(&o.Jobs, "jobs", DefaultJobs, "send `N` files at once")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", DefaultWaitTimeout, "how long to wait for each conversion (0: no limit)")
 	cmd.Flags().BoolVar(&o.Output.Clobber, "clobber", false, "overwrite files that exist")
 }

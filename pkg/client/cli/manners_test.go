@@ -229,7 +229,11 @@ func TestDownloadOutputs(t *testing.T) {
 
 	// A cut keeps one part file, beside the target, for the next run to resume.
 	s.Faults.CutResponse(fileRoute, 1000, 1)
-	e.want(e.run("", "download", j.ID, "-o", "into/cut.mp3"), 1)
+	r = e.run("", "download", j.ID, "-o", "into/cut.mp3")
+	e.want(r, 1)
+	if want := "1000 B of it are saved: run `v2m download " + j.MP3FID + " -o into/cut.mp3` to resume the download\n"; !strings.HasSuffix(r.stderr, want) {
+		t.Fatalf("stderr %q, want it to end with %q", r.stderr, want)
+	}
 	if names := dirNames(t, into); len(names) != 3 || !slices.Contains(names, "cut.mp3.part") {
 		t.Fatalf("after a cut %s holds %v", into, names)
 	}

@@ -106,6 +106,10 @@ func downloadTo(ctx context.Context, p progress, c *client.Client, fid, path str
 	if err != nil && created {
 		_ = os.Remove(dir) // only when empty: a part file to resume stays
 	}
+	if fi, perr := os.Stat(path + ".part"); err != nil && perr == nil {
+		return 0, &stoppedError{err: err, hint: fmt.Sprintf("%s of it are saved: run `v2m download %s -o %s` to resume the download",
+			humanBytes(fi.Size()), shellQuote(fid), shellQuote(path))}
+	}
 	if errors.Is(err, fs.ErrExist) {
 		return 0, usageError("%s exists: pass --clobber to overwrite it", path)
 	}
