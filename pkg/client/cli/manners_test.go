@@ -462,3 +462,22 @@ func TestInterruptedConvertOfSeveral(t *testing.T) {
 		t.Fatalf("the output directory was made for nothing: %v", err)
 	}
 }
+
+// TestInterruptedWaitSaysTheJobGoesOn: Ctrl-C while convert waits for its job exits 130 and
+// says that the job goes on, and how to get its MP3.
+func TestInterruptedWaitSaysTheJobGoesOn(t *testing.T) {
+	s := testserver.New(t, testserver.Options{Convert: gatedConvert(nil)})
+	e := newEnv(t, s)
+	e.login("a@example.com")
+	path := writeTo(t, filepath.Join(t.TempDir(), "talk.mp4"), []byte("hold: a video"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	polled := s.Next(jobRoute)
+	go func() { <-polled; cancel() }()
+	r := e.runCtx(ctx, "", "convert", path, "-o", filepath.Join(t.TempDir(), "talk.mp3"))
+	e.want(r, 130)
+	id := s.Requests(completeRoute)[0].Path[len("/v1/uploads/") : len("/v1/uploads/")+24]
+	if want := "\nv2m: interrupted; job " + id + " goes on on the server: run 'v2m download " + id + "' once it is done\n"; !strings.HasSuffix(r.stderr, want) {
+		t.Fatalf("stderr %q, want it to end with %q", r.stderr, want)
+	}
+}
