@@ -191,6 +191,8 @@ func (o *batchOptions) connect() (*config, *client.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// One state for all the uploads of the run: it serialises their changes to the file.
+	o.Send.State = client.NewFileState(filepath.Join(cfg.Dir, "uploads.json"))
 	return cfg, c, nil
 }
 
@@ -203,7 +205,8 @@ func (o *batchOptions) single(ctx context.Context, uploaded func(*client.Job)) (
 	}
 	p := newProgress(o.IO, o.JSON)
 	r := o.process(ctx, p, p, c, cfg.Dir, 0, uploaded)
-	if r.Err != nil && ctx.Err() != nil && r.Job != nil && !r.Job.Final() {
+	if ee := (*exitError)(nil); r.Err != nil && ctx.Err() != nil && r.Job != nil && !r.Job.Final() &&
+		!(errors.As(r.Err, &ee) && ee.code == ExitInterrupted) { // else the wait said what comes next
 		return r, &stoppedError{err: r.Err, hint: fmt.Sprintf("job %s goes on on the server: run 'v2m download %s' once it is done", r.Job.ID, r.Job.ID)}
 	}
 	return r, r.Err

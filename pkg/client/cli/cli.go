@@ -207,20 +207,29 @@ func execute(ctx context.Context, f *factory, root *cobra.Command, args []string
 		err = &exitError{code: ExitUsage, err: err}
 	}
 	if ctx.Err() != nil {
-		// Interrupted: whatever the command was doing failed because of it, and its error
-		// (a request cut off, a prompt abandoned) says nothing the user does not know, but
-		// what is left to do does.
-		msg := "interrupted"
-		if se := (*stoppedError)(nil); errors.As(err, &se) {
-			msg += "; " + se.hint
-		}
-		printed := false
-		if ee := (*exitError)(nil); errors.As(err, &ee) {
-			printed = ee.printed
-		}
-		err = &exitError{code: ExitInterrupted, err: errors.New(msg), printed: printed}
+		err = interrupted(err)
 	}
 	return f.report(err)
+}
+
+// interrupted is the error of a command that failed because it was interrupted: whatever it
+// was doing failed because of it, and its error (a request cut off, a prompt abandoned) says
+// nothing the user does not know, but what is left to do does: the hint of a *stoppedError,
+// or the message of an error with exit code 130 that the command made itself.
+func interrupted(err error) error {
+	printed := false
+	if ee := (*exitError)(nil); errors.As(err, &ee) {
+		printed = ee.printed
+	}
+	var se *stoppedError
+	var ee *exitError
+	switch {
+	case errors.As(err, &se):
+		return &exitError{code: ExitInterrupted, err: errors.New("interrupted; " + se.hint), printed: printed}
+	case errors.As(err, &ee) && ee.code == ExitInterrupted:
+		return err
+	}
+	return &exitError{code: ExitInterrupted, err: errors.New("interrupted"), printed: printed}
 }
 
 // stoppedError is a command that stopped before the end with something left that a rerun

@@ -378,6 +378,11 @@ func TestUploadManyResumeHint(t *testing.T) {
 		!strings.HasPrefix(lines[0], a+"\t") || !strings.HasPrefix(lines[1], b+"\t") || !strings.HasSuffix(lines[0], "\tqueued\t") {
 		t.Fatalf("summary:\n%s", r.stdout)
 	}
+	// Both were forgotten once done, though they ran at once: a rerun starts over.
+	var state struct{ Uploads map[string]any }
+	if b, err := os.ReadFile(filepath.Join(e.configDir, "uploads.json")); err != nil || json.Unmarshal(b, &state) != nil || len(state.Uploads) != 0 {
+		t.Fatalf("uploads remembered after they were done: %v %v", err, state.Uploads)
+	}
 
 	// Only b has a part 6, and it never gets through.
 	s.Faults.CutRequestBody("PUT /v1/uploads/{id}/parts/6", 10, 100)

@@ -64,6 +64,9 @@ type sendSettings struct {
 	// Resume is the command line that resumes the upload of files (the command as it was
 	// run, for those files only); nil in tests that parse only.
 	Resume func(files ...string) string
+	// State remembers the uploads; nil for <configDir>/uploads.json. Uploads that run at
+	// once must share one.
+	State client.StateStore
 }
 
 func addSendFlags(cmd *cobra.Command, s *sendSettings) {
@@ -79,6 +82,10 @@ func uploadFile(ctx context.Context, p progress, c *client.Client, path, configD
 	if err := checkInput(path); err != nil {
 		return nil, err
 	}
+	state := s.State
+	if state == nil {
+		state = client.NewFileState(filepath.Join(configDir, "uploads.json"))
+	}
 	update, finish := p.bytesBar("uploading")
 	var sent sentCounter
 	job, err := c.Upload(ctx, path, client.UploadOptions{
@@ -90,7 +97,7 @@ func uploadFile(ctx context.Context, p progress, c *client.Client, path, configD
 				update(done, total)
 			}
 		},
-		State:   client.NewFileState(filepath.Join(configDir, "uploads.json")),
+		State:   state,
 		Options: s.Options,
 		Prepared: func(send, size int64) {
 			if send < size {

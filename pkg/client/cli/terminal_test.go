@@ -20,9 +20,9 @@ import (
 	"github.com/v2m/v2m/internal/testserver"
 )
 
-// terminal is v2m running in a pseudo-terminal of its own, as in a user's shell: stdin,
+// ttySession is v2m running in a pseudo-terminal of its own, as in a user's shell: stdin,
 // stdout and stderr are the terminal, whose line discipline turns Ctrl-C into SIGINT.
-type terminal struct {
+type ttySession struct {
 	t        *testing.T
 	ptmx     *os.File // the side the user types on and reads
 	tty      *os.File // v2m's side, kept open to look at its settings after v2m exits
@@ -33,11 +33,11 @@ type terminal struct {
 	exitCode int
 }
 
-// patience bounds how long a test waits for v2m to show something or to exit; it is a limit
+// ttyPatience bounds how long a test waits for v2m to show something or to exit; it is a limit
 // for a test that fails, not a synchronisation.
-const patience = 30 * time.Second
+const ttyPatience = 30 * time.Second
 
-func startTerminal(t *testing.T, env map[string]string, args ...string) *terminal {
+func startTTY(t *testing.T, env map[string]string, args ...string) *ttySession {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -56,7 +56,7 @@ func startTerminal(t *testing.T, env map[string]string, args ...string) *termina
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	term := &terminal{t: t, ptmx: ptmx, tty: tty, changed: make(chan struct{}, 1), exited: make(chan struct{})}
+	term := &ttySession{t: t, ptmx: ptmx, tty: tty, changed: make(chan struct{}, 1), exited: make(chan struct{})}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -92,16 +92,16 @@ func startTerminal(t *testing.T, env map[string]string, args ...string) *termina
 }
 
 // screen is everything v2m wrote so far.
-func (term *terminal) screen() string {
+func (term *ttySession) screen() string {
 	term.mu.Lock()
 	defer term.mu.Unlock()
 	return term.out.String()
 }
 
 // waitFor waits until the terminal shows s.
-func (term *terminal) waitFor(s string) {
+func (term *ttySession) waitFor(s string) {
 	term.t.Helper()
-	deadline := time.After(patience)
+	deadline := time.After(ttyPatience)
 	for !strings.Contains(term.screen(), s) {
 		select {
 		case <-term.changed:
@@ -112,10 +112,10 @@ func (term *terminal) waitFor(s string) {
 }
 
 // waitForMatch waits until the terminal shows a match of the regular expression re.
-func (term *terminal) waitForMatch(re string) {
+func (term *ttySession) waitForMatch(re string) {
 	term.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.After(patience)
+	deadline := time.After(ttyPatience)
 	for !rx.MatchString(term.screen()) {
 		select {
 		case <-term.changed:
@@ -126,19 +126,19 @@ func (term *terminal) waitForMatch(re string) {
 }
 
 // wait waits for v2m to exit and returns its exit code.
-func (term *terminal) wait() int {
+func (term *ttySession) wait() int {
 	term.t.Helper()
 	select {
 	case <-term.exited:
 		return term.exitCode
-	case <-time.After(patience):
+	case <-time.After(ttyPatience):
 		term.t.Fatalf("v2m did not exit; the terminal shows %q", term.screen())
 		return -1
 	}
 }
 
 // echoes reports whether the terminal echoes what is typed.
-func (term *terminal) echoes() bool {
+func (term *ttySession) echoes() bool {
 	term.t.Helper()
 	tio, err := unix.IoctlGetTermios(int(term.tty.Fd()), unix.TCGETS)
 	if err != nil {
@@ -160,7 +160,7 @@ func TestCtrlCAtThePrompts(t *testing.T) {
 		{"email", "Email: ", []string{"login"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			term := startTerminal(t, env, tc.args...)
+			term := startTTY(t, env, tc.args...)
 			term.waitFor(tc.prompt)
 			if _, err := term.ptmx.Write([]byte("secr\x03")); err != nil {
 				t.Fatal(err)
@@ -192,7 +192,7 @@ func TestBarsAndTablesOnATerminal(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "mp3s") + "/"
 	env := map[string]string{"V2M_SERVER": s.URL, "V2M_CONFIG_DIR": t.TempDir(), "V2M_TOKEN": token}
-	term := startTerminal(t, env, append([]string{"convert", "-o", out}, files...)...)
+	term := startTTY(t, env, append([]string{"convert", "-o", out}, files...)...)
 	// Both jobs are held by the converter until both lines are on the screen.
 	term.waitForMatch(`first\.mp4 +converting`)
 	term.waitForMatch(`second-video\.mp4 +converting`)
@@ -208,7 +208,7 @@ func TestBarsAndTablesOnATerminal(t *testing.T) {
 		t.Errorf("step lines or tabs among the bars: %q", screen)
 	}
 
-	term = startTerminal(t, env, "jobs")
+	term = startTTY(t, env, "jobs")
 	if code := term.wait(); code != 0 {
 		t.Fatalf("jobs: exit %d; %q", code, term.screen())
 	}
