@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/v2m/v2m/pkg/wire"
@@ -126,6 +128,53 @@ func IsUnreachable(err error) bool {
 	return false
 }
 
+// ConnError is a request that got no answer: the server could not be reached, or the
+// connection broke. Its message is the reason in a few words ("connection refused", "no such
+// host v2m.example.com", "timed out"), without the transport's details; Err, which it
+// unwraps to, has them.
+type ConnError struct {
+	Err error
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+func (e *ConnError) Error() string {
+	err := e.Err
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the server closed the connection"
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "no such host " + dns.Name
+	case errors.As(err, &dns):
+		return "cannot resolve " + dns.Name
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		err = op.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) && se.Err != nil {
+		err = se.Err
+	}
+	return err.Error()
+}
+
 // transient reports whether a request that failed with err is worth retrying: network
 // errors (other than the context ending) and 5xx answers.
 func transient(ctx context.Context, err error) bool {
@@ -173,7 +222,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 func (c *Client) send(req *http.Request) (*http.Response, error) {
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, &ConnError{Err: err}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp, nil

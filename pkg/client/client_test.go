@@ -610,6 +610,11 @@ func TestUnreachable(t *testing.T) {
 	if _, err = c.Jobs(context.Background()); !client.IsUnreachable(err) {
 		t.Fatalf("IsUnreachable(%v) = false", err)
 	}
+	// The message says why in a few words, not with the transport's details.
+	var ce *client.ConnError
+	if !errors.As(err, &ce) || ce.Error() != "connection refused" || err.Error() != "list jobs: connection refused" {
+		t.Fatalf("%v (%T), want a ConnError saying \"connection refused\"", err, err)
+	}
 	if client.IsUnreachable(&client.APIError{Status: 503}) {
 		t.Fatal("an API error counted as unreachable")
 	}

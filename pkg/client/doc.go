@@ -15,8 +15,9 @@
 //
 // An error answered by the server is an *APIError carrying the HTTP status and the documented
 // code ("not_found", "unauthorized", ...); StatusOf, IsNotFound and IsUnauthorized look through
-// wrapping. IsUnreachable tells a server that cannot be reached at all (refused, unresolvable)
-// apart from one that answered.
+// wrapping. A request that got no answer is a *ConnError, whose message is the reason in a few
+// words ("connection refused") and which unwraps to the transport's error. IsUnreachable tells
+// a server that cannot be reached at all (refused, unresolvable) apart from one that answered.
 //
 // # Uploads
 //
@@ -35,6 +36,9 @@
 // Wait long-polls a job (?wait=30s) until it is done or failed, or the context ends. Download
 // writes into dst+".part" and resumes an interrupted download with Range and If-Range, so a
 // file that changed meanwhile is fetched whole; the part file is renamed to dst at the end.
+// Only a download cut off on the way keeps its part file; any other failure leaves nothing.
+// DownloadFile does the same with options (NoClobber refuses to replace dst), and
+// DownloadStream writes a file to an io.Writer, such as stdout.
 //
 // # Tokens
 //

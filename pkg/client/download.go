@@ -13,18 +13,106 @@ import (
 	"strings"
 )
 
-// Download saves file fid to dst. It writes into dst+".part" and keeps the file's ETag in
-// dst+".part.etag"; a later call finds them and asks only for the rest (Range with If-Range,
-// so a changed file is fetched whole). On completion the part file is renamed to dst.
-// progress, when not nil, is called with the bytes on disk and the total (-1 when unknown).
+// Download saves file fid to dst, replacing it if it exists. It writes into dst+".part" and
+// keeps the file's ETag in dst+".part.etag", both next to dst; a later call finds them and
+// asks only for the rest (Range with If-Range, so a changed file is fetched whole). On
+// completion the part file is renamed to dst. progress, when not nil, is called with the bytes
+// on disk and the total (-1 when unknown).
 func (c *Client) Download(ctx context.Context, fid, dst string, progress func(done, total int64)) error {
-	if err := c.download(ctx, fid, dst, progress, true); err != nil {
+	return c.DownloadFile(ctx, fid, dst, DownloadOptions{Progress: progress})
+}
+
+// DownloadOptions tune DownloadFile.
+type DownloadOptions struct {
+	// Progress, when not nil, is called with the bytes on disk and the total (-1 when unknown).
+	Progress func(done, total int64)
+	// NoClobber refuses to replace a file at dst: DownloadFile then fails, before anything is
+	// fetched, with an error that wraps fs.ErrExist. A file that appears at dst during the
+	// download is not replaced either.
+	NoClobber bool
+}
+
+// DownloadFile saves file fid to dst as Download does. Only a download cut off on the way (the
+// connection broke, ctx ended) keeps its part file, for the next call to resume; any other
+// failure leaves nothing behind. dst must not be a directory.
+func (c *Client) DownloadFile(ctx context.Context, fid, dst string, opts DownloadOptions) error {
+	if fi, err := os.Stat(dst); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("download %s: %s is a directory", fid, dst)
+		}
+		if opts.NoClobber {
+			return fmt.Errorf("download %s: %s: %w", fid, dst, fs.ErrExist)
+		}
+	}
+	if err := c.download(ctx, fid, dst, opts, true); err != nil {
 		return fmt.Errorf("download %s: %w", fid, err)
 	}
 	return nil
 }
 
-func (c *Client) download(ctx context.Context, fid, dst string, progress func(done, total int64), mayResume bool) error {
+// DownloadStream writes file fid to w, whole (a stream cannot be resumed), and returns the
+// bytes written. progress is as for Download.
+func (c *Client) DownloadStream(ctx context.Context, fid string, w io.Writer, progress func(done, total int64)) (int64, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/files/"+url.PathEscape(fid), nil)
+	if err != nil {
+		return 0, fmt.Errorf("download %s: %w", fid, err)
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return 0, fmt.Errorf("download %s: %w", fid, err)
+	}
+	defer resp.Body.Close()
+	total := resp.ContentLength
+	n, err := copyProgress(w, resp.Body, 0, total, progress)
+	if err == nil && total >= 0 && n != total {
+		err = fmt.Errorf("got %d of %d bytes", n, total)
+	}
+	if err != nil {
+		return n, fmt.Errorf("download %s: %w", fid, err)
+	}
+	return n, nil
+}
+
+// readError is a failure to read the answer's body: the connection broke, and what came so
+// far may be resumed.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// copyProgress copies src to dst, calling progress (when not nil) with off plus the bytes
+// copied, and returns the bytes copied. A failure to read src is a *readError.
+func copyProgress(dst io.Writer, src io.Reader, off, total int64, progress func(done, total int64)) (int64, error) {
+	if progress != nil {
+		progress(off, total)
+	}
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		m, rerr := src.Read(buf)
+		if m > 0 {
+			w, werr := dst.Write(buf[:m])
+			n += int64(w)
+			if werr != nil {
+				return n, werr
+			}
+			if w < m {
+				return n, io.ErrShortWrite
+			}
+			if progress != nil {
+				progress(off+n, total)
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, &readError{fmt.Errorf("after %d bytes: %w", off+n, &ConnError{Err: rerr})}
+		}
+	}
+}
+
+func (c *Client) download(ctx context.Context, fid, dst string, opts DownloadOptions, mayResume bool) (err error) {
 	part, etagPath := dst+".part", dst+".part.etag"
 	var off int64
 	if fi, err := os.Stat(part); err == nil {
@@ -52,19 +140,26 @@ func (c *Client) download(ctx context.Context, fid, dst string, progress func(do
 	}
 	resp, err := c.send(req)
 	if StatusOf(err) == http.StatusRequestedRangeNotSatisfiable && mayResume {
-		return c.download(ctx, fid, dst, progress, false)
+		return c.download(ctx, fid, dst, opts, false)
 	}
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	// The part file is created only once the server has the file: a failed download leaves
-	// nothing behind.
+	// The part file is created only once the server has the file, and it stays only when the
+	// answer was cut off and can be resumed: any other failure leaves nothing behind.
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() {
+		f.Close()
+		var re *readError
+		if err != nil && !(errors.As(err, &re) && resp.Header.Get("ETag") != "") {
+			_ = os.Remove(part)
+			_ = os.Remove(etagPath)
+		}
+	}()
 
 	total := int64(-1)
 	switch resp.StatusCode {
@@ -91,25 +186,12 @@ func (c *Client) download(ctx context.Context, fid, dst string, progress func(do
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return err
 	}
-	if progress != nil {
-		progress(off, total)
-	}
-	var w io.Writer = f
-	if progress != nil {
-		done := off
-		w = writerFunc(func(p []byte) (int, error) {
-			n, err := f.Write(p)
-			done += int64(n)
-			progress(done, total)
-			return n, err
-		})
-	}
-	n, err := io.Copy(w, resp.Body)
+	n, err := copyProgress(f, resp.Body, off, total, opts.Progress)
 	if err != nil {
-		return fmt.Errorf("after %d bytes: %w", off+n, err)
+		return err
 	}
 	if total >= 0 && off+n != total {
-		return fmt.Errorf("got %d of %d bytes", off+n, total)
+		return &readError{fmt.Errorf("got %d of %d bytes", off+n, total)}
 	}
 	if err := f.Sync(); err != nil {
 		return err
@@ -117,11 +199,31 @@ func (c *Client) download(ctx context.Context, fid, dst string, progress func(do
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(part, dst); err != nil {
+	if err := place(part, dst, opts.NoClobber); err != nil {
 		return err
 	}
 	_ = os.Remove(etagPath)
 	return nil
+}
+
+// place renames the finished part file to dst; with noClobber it does not replace a file at
+// dst, failing with an error that wraps fs.ErrExist.
+func place(part, dst string, noClobber bool) error {
+	if !noClobber {
+		return os.Rename(part, dst)
+	}
+	// A hard link fails if dst exists, atomically; where links cannot be made, check first.
+	err := os.Link(part, dst)
+	switch {
+	case err == nil:
+		return os.Remove(part)
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("%s: %w", dst, fs.ErrExist)
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("%s: %w", dst, fs.ErrExist)
+	}
+	return os.Rename(part, dst)
 }
 
 // parseContentRange parses "bytes START-END/TOTAL" (TOTAL may be "*", giving -1).
@@ -161,7 +263,3 @@ func writeSmallFile(path, s string) error {
 	}
 	return os.WriteFile(path, []byte(s+"\n"), 0o644)
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (w writerFunc) Write(p []byte) (int, error) { return w(p) }

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -36,6 +37,7 @@ type env struct {
 	vars      map[string]string
 	configDir string
 	tty       bool
+	ttyOut    bool     // stdout is a terminal
 	passwords []string // what ReadPassword answers, in turn
 	prompted  int      // how often ReadPassword was called
 }
@@ -53,15 +55,22 @@ func newEnv(t *testing.T, s *testserver.Server) *env {
 
 func (e *env) run(stdin string, args ...string) result {
 	e.t.Helper()
+	return e.runCtx(context.Background(), stdin, args...)
+}
+
+// runCtx runs the command line args with ctx, whose end is what Ctrl-C does.
+func (e *env) runCtx(ctx context.Context, stdin string, args ...string) result {
+	e.t.Helper()
 	var out, errb bytes.Buffer
-	code := cli.Run(context.Background(), args, cli.Deps{
+	code := cli.Run(ctx, args, cli.Deps{
 		Stdin:       strings.NewReader(stdin),
 		Stdout:      &out,
 		Stderr:      &errb,
 		Getenv:      func(k string) string { return e.vars[k] },
 		StdinIsTTY:  e.tty,
+		StdoutIsTTY: e.ttyOut,
 		StderrIsTTY: false,
-		ReadPassword: func() ([]byte, error) {
+		ReadPassword: func(context.Context) ([]byte, error) {
 			e.prompted++
 			if len(e.passwords) == 0 {
 				return nil, errors.New("no more passwords")
@@ -192,7 +201,7 @@ func TestInterruptExits130(t *testing.T) {
 		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Getenv:     func(k string) string { return e.vars[k] },
 		StdinIsTTY: true,
-		ReadPassword: func() ([]byte, error) {
+		ReadPassword: func(context.Context) ([]byte, error) {
 			cancel() // SIGINT while the prompt waits
 			return []byte(""), nil
 		},
@@ -467,8 +476,11 @@ func interruptAndResume(t *testing.T, s *testserver.Server, e *env, path string)
 	s.Faults.CutRequestBody("PUT /v1/uploads/{id}/parts/2", 10, 100)
 	r := e.run("", "upload", path, "--parallel", "1")
 	e.want(r, 1) // the server answers, but not to part 2: an error, not an unreachable server
-	if !strings.Contains(r.stderr, "part 2") {
-		t.Fatalf("stderr %q", r.stderr)
+	if !strings.Contains(r.stderr, "part 2") || !strings.Contains(r.stderr, "run `v2m upload --parallel=1 "+path+"` to resume the upload") {
+		t.Fatalf("stderr %q, want part 2 named and the command that resumes the upload", r.stderr)
+	}
+	if strings.Contains(r.stderr, "Put ") || strings.Contains(r.stderr, "tcp") {
+		t.Fatalf("stderr %q shows the transport's internals", r.stderr)
 	}
 	reqs := s.Requests(partRoute)
 	if len(reqs) == 0 {
@@ -656,11 +668,22 @@ func TestSplitChaptersIntoDirectory(t *testing.T) {
 	check(filepath.Join(dir, "talk"))
 
 	r = e.run("", "download", res.Job.ID)
+	e.want(r, 2) // its MP3s are there: not replaced without --clobber
+	if !strings.Contains(r.stderr, "--clobber") {
+		t.Errorf("stderr %q, want --clobber named", r.stderr)
+	}
+	r = e.run("", "download", res.Job.ID, "--clobber")
 	e.want(r, 0)
 	if r.stdout != "talk\n" {
 		t.Errorf("download of a split job printed %q, want its directory", r.stdout)
 	}
 	check(filepath.Join(dir, "talk"))
+	// -o - writes the zip of its MP3s.
+	r = e.run("", "download", res.Job.ID, "-o", "-")
+	e.want(r, 0)
+	if zr, err := zip.NewReader(strings.NewReader(r.stdout), int64(len(r.stdout))); err != nil || len(zr.File) != 2 || zr.File[1].Name != names[1] {
+		t.Errorf("download -o - of a split job: %v, want the zip of its two MP3s", err)
+	}
 	// A single file of the job, by its fid.
 	r = e.run("", "download", res.Job.Files[1].FID, "-o", "two.mp3")
 	e.want(r, 0)
@@ -679,6 +702,7 @@ func TestJobsAndStatusOutput(t *testing.T) {
 	c := sdk(t, s, storedToken(t, s.URL))
 	failed := addJob(t, c, "bad.mp4", []byte("fail: not a video"), true).ID
 	done := addJob(t, c, "good.mp4", []byte("a video"), true).ID
+	e.ttyOut = true // the table; TestJobsForScriptsAndPeople has the lines for scripts
 	r = e.run("", "jobs")
 	e.want(r, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -723,7 +747,7 @@ func TestExitCodes(t *testing.T) {
 
 	r := e.run("", "status", theirs)
 	e.want(r, 4)
-	if r.stderr != "v2m: get job "+theirs+": job "+theirs+" not found (not_found)\n" {
+	if r.stderr != "v2m: job "+theirs+" not found\n" {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	e.want(e.run("", "download", "nosuchfile"), 4)
@@ -786,7 +810,7 @@ func TestExitCodes(t *testing.T) {
 	e.vars["V2M_SERVER"] = url
 	r = e.run("", "jobs")
 	e.want(r, 7)
-	if !strings.HasPrefix(r.stderr, "v2m: cannot reach the server "+url) {
+	if r.stderr != "v2m: cannot reach the server at "+url+": connection refused — is v2md running?\n" {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,8 +42,8 @@ func (o *credentialOptions) validate(s *iostreams) error {
 const maxPassword = 4096
 
 // read returns the email and the password: the password from stdin with --password-stdin,
-// else what the user types at the prompts.
-func (o *credentialOptions) read(s *iostreams) (email, password string, err error) {
+// else what the user types at the prompts. Ctrl-C at a prompt (ctx ending) returns at once.
+func (o *credentialOptions) read(ctx context.Context, s *iostreams) (email, password string, err error) {
 	email = o.Email
 	if o.PasswordStdin {
 		b, err := io.ReadAll(io.LimitReader(s.in, maxPassword+1))
@@ -65,7 +66,11 @@ func (o *credentialOptions) read(s *iostreams) (email, password string, err erro
 	}
 	if email == "" {
 		fmt.Fprint(s.errOut, "Email: ")
-		line, err := bufio.NewReader(s.in).ReadString('\n')
+		line, err := interruptible(ctx, func() (string, error) { return bufio.NewReader(s.in).ReadString('\n') })
+		if ctx.Err() != nil {
+			fmt.Fprintln(s.errOut)
+			return "", "", ctx.Err()
+		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return "", "", fmt.Errorf("read email: %w", err)
 		}
@@ -74,8 +79,11 @@ func (o *credentialOptions) read(s *iostreams) (email, password string, err erro
 		}
 	}
 	fmt.Fprint(s.errOut, "Password: ")
-	b, err := s.readPassword()
+	b, err := s.readPassword(ctx)
 	fmt.Fprintln(s.errOut)
+	if ee := (*exitError)(nil); errors.As(err, &ee) {
+		return "", "", err // Ctrl-C
+	}
 	if err != nil {
 		return "", "", fmt.Errorf("read password: %w", err)
 	}

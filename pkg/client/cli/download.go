@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 
@@ -16,25 +15,31 @@ type downloadOptions struct {
 	JSON   bool
 
 	ID     string // a job id or a file id
-	Output string // "" for the job's file name with .mp3 (a directory for a split job), or ID.mp3
+	Output output // Path "" for the job's file name with .mp3 (a directory for a split job), or ID.mp3
 }
 
 func newCmdDownload(f *factory, runF func(*downloadOptions) error) *cobra.Command {
 	opts := &downloadOptions{IO: f.io, Client: f.authClient}
 	cmd := &cobra.Command{
-		Use:   "download FID|JOB",
-		Short: "Download an MP3 by file id, or the MP3 of a finished job",
-		Args:  cobra.ExactArgs(1),
+		Use:               "download FID|JOB",
+		Short:             "Download an MP3 by file id, or the MP3 of a finished job",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeIDs(f, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.JSON = f.flags.json
 			opts.ID = args[0]
+			opts.Output.Stdout = opts.IO.out
+			if err := checkStdout(opts.IO, opts.Output.Path, opts.JSON); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
 			return downloadRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file, or directory for a job split by chapters (default: the job's file name with .mp3, or without an extension for a split job, or FID.mp3)")
+	addOutputFlags(cmd, &opts.Output, "output file, directory to save it into, or - for stdout; the directory of the MP3s of a job split "+
+		"by chapters (default: the job's file name with .mp3, or without an extension for a split job, or FID.mp3)")
 	return cmd
 }
 
@@ -57,8 +62,14 @@ func downloadRun(ctx context.Context, opts *downloadOptions) error {
 	case err == nil:
 		return fmt.Errorf("job %s is not done yet (%s, %d%%); run 'v2m wait %s'", id, j.State, j.Progress, id)
 	case client.IsNotFound(err): // not a job: a file id
-		res = downloadJSON{FID: id, Path: cmp.Or(opts.Output, mp3Name(id, "download"))}
-		res.Size, err = downloadTo(ctx, p, c, id, res.Path)
+		res = downloadJSON{FID: id, Path: opts.Output.Path}
+		if !opts.Output.stdout() {
+			res.Path = opts.Output.file(mp3Name(id, "download"))
+			if err := checkClobber(res.Path, opts.Output.Clobber); err != nil {
+				return err
+			}
+		}
+		res.Size, err = downloadTo(ctx, p, c, id, res.Path, opts.Output.Clobber, opts.Output.Stdout)
 	}
 	if err != nil {
 		return err
@@ -66,6 +77,8 @@ func downloadRun(ctx context.Context, opts *downloadOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.out, res)
 	}
-	fmt.Fprintln(opts.IO.out, res.Path)
+	if !opts.Output.stdout() {
+		fmt.Fprintln(opts.IO.out, res.Path)
+	}
 	return nil
 }

@@ -13,6 +13,9 @@ type exitError struct {
 	code int
 	err  error
 	job  *client.Job
+	// printed: the command printed its --json document already (one with the errors in it),
+	// so no errorJSON follows it.
+	printed bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -32,6 +35,8 @@ func exitCode(err error) int {
 		return ExitAuth
 	case client.IsNotFound(err):
 		return ExitNotFound
+	case errors.Is(err, context.Canceled): // only Ctrl-C cancels
+		return ExitInterrupted
 	case errors.Is(err, context.DeadlineExceeded):
 		return ExitTimeout
 	case client.IsUnreachable(err):
@@ -46,29 +51,55 @@ var codeNames = map[int]string{
 	ExitInterrupted: "interrupted",
 }
 
-// report prints err on stderr (and with --json as an errorJSON on stdout) and returns its exit
-// code.
-func (f *factory) report(err error) int {
-	code := exitCode(err)
-	msg := err.Error()
+// errorCode is the code --json gives err, whose exit code is code: the API's when the server
+// answered one, else the exit code's name.
+func errorCode(code int, err error) string {
+	if ae := (*client.APIError)(nil); errors.As(err, &ae) && ae.Code != "" {
+		return ae.Code
+	}
+	return codeNames[code]
+}
+
+// message is what the user reads of err, whose exit code is code: the server's own words for
+// what it did not find, and the reason in a few words when it could not be reached.
+func (f *factory) message(code int, err error) string {
 	switch code {
-	case ExitAuth:
-		msg += " (run 'v2m login')"
+	case ExitNotFound:
+		if ae := (*client.APIError)(nil); errors.As(err, &ae) && ae.Message != "" {
+			return ae.Message
+		}
 	case ExitUnreachable:
 		server := ""
 		if cfg, cerr := f.config(); cerr == nil {
 			server = cfg.Server
 		}
-		msg = fmt.Sprintf("cannot reach the server %s: %v", server, err)
+		reason := err.Error()
+		if ce := (*client.ConnError)(nil); errors.As(err, &ce) {
+			reason = ce.Error()
+		}
+		return fmt.Sprintf("cannot reach the server at %s: %s — is v2md running?", server, reason)
+	}
+	return err.Error()
+}
+
+// report prints err on stderr (and with --json as an errorJSON on stdout, unless the command
+// printed its own document) and returns its exit code.
+func (f *factory) report(err error) int {
+	code := exitCode(err)
+	text := f.message(code, err)
+	msg := text
+	switch code {
+	case ExitAuth:
+		msg += " (run 'v2m login')"
 	case ExitUsage:
 		msg += " (see 'v2m --help')"
 	}
 	fmt.Fprintf(f.io.errOut, "v2m: %s\n", msg)
+	if ee := (*exitError)(nil); errors.As(err, &ee) && ee.printed {
+		return code
+	}
 	if f.flags.json {
-		out := errorJSON{Error: errorBody{Code: codeNames[code], Exit: code, Message: err.Error()}}
-		if ae := (*client.APIError)(nil); errors.As(err, &ae) && ae.Code != "" {
-			out.Error.Code = ae.Code
-		}
+		out := errorJSON{Error: errorBody{Code: errorCode(code, err), Exit: code, Message: text}}
 		if ee := (*exitError)(nil); errors.As(err, &ee) && ee.job != nil {
 			out.Job = newJobJSON(ee.job)
 		}

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +21,12 @@ import (
 type iostreams struct {
 	in          io.Reader
 	out, errOut io.Writer
-	// stdinTTY enables prompts, stderrTTY progress bars.
-	stdinTTY, stderrTTY bool
-	// readPassword reads a line from the terminal without echo; nil when there is none.
-	readPassword func() ([]byte, error)
+	// stdinTTY enables prompts, stderrTTY progress bars; stdoutTTY makes tables for people
+	// rather than for scripts.
+	stdinTTY, stdoutTTY, stderrTTY bool
+	// readPassword reads a line from the terminal without echo, returning when ctx ends; nil
+	// when there is none.
+	readPassword func(ctx context.Context) ([]byte, error)
 }
 
 // canPrompt reports whether the user can be asked for an email and a password.
@@ -76,7 +80,7 @@ func newFactory(d Deps) *factory {
 	f := &factory{
 		io: &iostreams{
 			in: d.Stdin, out: d.Stdout, errOut: d.Stderr,
-			stdinTTY: d.StdinIsTTY, stderrTTY: d.StderrIsTTY,
+			stdinTTY: d.StdinIsTTY, stdoutTTY: d.StdoutIsTTY, stderrTTY: d.StderrIsTTY,
 			readPassword: d.ReadPassword,
 		},
 		getenv:         d.Getenv,
@@ -120,11 +124,32 @@ func resolveConfig(g globalFlags, getenv func(string) string, userConfigDir func
 	if g.serverChanged {
 		v.Set("server", g.server)
 	}
-	server := client.NormalizeServer(v.GetString("server"))
-	if _, err := client.New(server); err != nil {
-		return nil, usageError("%v", err)
+	server, err := serverURL(v.GetString("server"))
+	if err != nil {
+		return nil, err
 	}
 	return &config{Server: server, Dir: dir}, nil
+}
+
+// serverURL returns the canonical form of the server the user named: with http:// when it
+// has no scheme (127.0.0.1:8080 is http://127.0.0.1:8080), without a trailing slash. Anything
+// that is not an http(s) URL of a host is a usage error.
+func serverURL(s string) (string, error) {
+	server := strings.TrimSpace(s)
+	if server == "" {
+		return "", usageError("the server URL is empty: set --server, V2M_SERVER or server in config.yaml")
+	}
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	server = client.NormalizeServer(server)
+	if u, err := url.Parse(server); err != nil || u.Hostname() == "" || u.User != nil {
+		return "", usageError("server URL %q is not a URL such as http://127.0.0.1:8080", s)
+	}
+	if _, err := client.New(server); err != nil {
+		return "", usageError("%v", err)
+	}
+	return server, nil
 }
 
 // tokenStore returns the token store of the configured server.

@@ -22,9 +22,10 @@ import (
 // testEnv is the outside world of one parse: environment variables and whether stdin is a
 // terminal.
 type testEnv struct {
-	vars map[string]string
-	tty  bool
-	deps Deps // NewClient and TokenStore, when a test needs them
+	vars   map[string]string
+	tty    bool
+	ttyOut bool // stdout is a terminal
+	deps   Deps // NewClient and TokenStore, when a test needs them
 }
 
 type parsed[O any] struct {
@@ -48,8 +49,8 @@ func parse[O any](t *testing.T, env testEnv, newCmd func(*factory, func(*O) erro
 	d := env.deps
 	d.Stdout, d.Stderr, d.Stdin = &stdout, &stderr, strings.NewReader("")
 	d.Getenv = func(k string) string { return vars[k] }
-	d.StdinIsTTY = env.tty
-	d.ReadPassword = func() ([]byte, error) { return nil, errors.New("no password in this test") }
+	d.StdinIsTTY, d.StdoutIsTTY = env.tty, env.ttyOut
+	d.ReadPassword = func(context.Context) ([]byte, error) { return nil, errors.New("no password in this test") }
 	f := newFactory(d)
 	userDir := t.TempDir()
 	f.userConfigDir = func() (string, error) { return userDir, nil }
@@ -111,7 +112,7 @@ func TestUploadFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := wantOK(t, parse(t, testEnv{}, newCmdUpload, strings.Fields(tc.args)...))
-			got := want{File: o.File, Wait: o.Wait, Output: o.Output, Parallel: o.Send.Parallel, Timeout: o.Timeout, JSON: o.JSON}
+			got := want{File: strings.Join(o.Files, " "), Wait: o.Wait, Output: o.Output.Path, Parallel: o.Send.Parallel, Timeout: o.Timeout, JSON: o.JSON}
 			if got != tc.want {
 				t.Fatalf("%q parsed as %+v, want %+v", tc.args, got, tc.want)
 			}
@@ -132,11 +133,12 @@ func TestConvertFlags(t *testing.T) {
 	}{
 		{"default output in the working directory", "convert /videos/talk.mp4", want{"/videos/talk.mp4", "talk.mp3", 4, DefaultWaitTimeout}},
 		{"no extension", "convert talk", want{"talk", "talk.mp3", 4, DefaultWaitTimeout}},
-		{"output", "convert talk.mp4 -o /tmp/x.mp3 --parallel 2 --timeout 1h", want{"talk.mp4", "/tmp/x.mp3", 2, time.Hour}},
+		{"output", "convert talk.mp4 -o /no-such-dir/x.mp3 --parallel 2 --timeout 1h", want{"talk.mp4", "/no-such-dir/x.mp3", 2, time.Hour}},
+		{"several", "convert a.mp4 /videos/b.mkv -o /no-such-dir/", want{"a.mp4 /videos/b.mkv", "/no-such-dir/a.mp3 /no-such-dir/b.mp3", 4, DefaultWaitTimeout}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := wantOK(t, parse(t, testEnv{}, newCmdConvert, strings.Fields(tc.args)...))
-			if got := (want{o.File, o.Output, o.Send.Parallel, o.Timeout}); got != tc.want {
+			if got := (want{strings.Join(o.Files, " "), strings.Join(o.Targets, " "), o.Send.Parallel, o.Timeout}); got != tc.want {
 				t.Fatalf("%q parsed as %+v, want %+v", tc.args, got, tc.want)
 			}
 		})
@@ -162,11 +164,11 @@ func TestWaitStatusDownloadFlags(t *testing.T) {
 	})
 	t.Run("download", func(t *testing.T) {
 		o := wantOK(t, parse(t, testEnv{}, newCmdDownload, "download", "F1"))
-		if o.ID != "F1" || o.Output != "" {
+		if o.ID != "F1" || o.Output.Path != "" {
 			t.Fatalf("%+v", *o)
 		}
 		o = wantOK(t, parse(t, testEnv{}, newCmdDownload, "download", "-o", "x.mp3", "F1", "--json"))
-		if o.ID != "F1" || o.Output != "x.mp3" || !o.JSON {
+		if o.ID != "F1" || o.Output.Path != "x.mp3" || !o.JSON {
 			t.Fatalf("%+v", *o)
 		}
 	})
@@ -210,6 +212,11 @@ var commands = map[string]func(*testing.T, testEnv, ...string) parsed[struct{}]{
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	song := filepath.Join(dir, "song.mp3")
+	for _, name := range []string{song + "x", filepath.Join(dir, "old.mp3")} {
+		if err := os.WriteFile(name, []byte("an MP3 already"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name  string
 		cmd   string // the command built; args may name another
@@ -218,8 +225,15 @@ func TestUsageErrors(t *testing.T) {
 		chdir string
 		msg   string
 	}{
-		{"upload without a file", "upload", []string{"upload"}, nil, "", "accepts 1 arg(s), received 0"},
-		{"upload with two files", "upload", []string{"upload", "a", "b"}, nil, "", "accepts 1 arg(s), received 2"},
+		{"upload without a file", "upload", []string{"upload"}, nil, "", "requires at least 1 arg(s), only received 0"},
+		{"upload with two files into one", "upload", []string{"upload", "a", "b", "-o", "x.mp3"}, nil, "", "with several files, -o must be a directory"},
+		{"upload to stdout", "upload", []string{"upload", "a", "-o", "-"}, nil, "", "upload prints job ids on stdout"},
+		{"upload --jobs 0", "upload", []string{"upload", "a", "b", "--jobs", "0"}, nil, "", "--jobs must be between 1 and 16"},
+		{"convert two files to stdout", "convert", []string{"convert", "a.mp4", "b.mp4", "-o", "-"}, nil, "", "with several files, -o must be a directory"},
+		{"convert two files onto one name", "convert", []string{"convert", "a/talk.mp4", "b/talk.mp4"}, nil, "", "a/talk.mp4 and b/talk.mp4 would both be saved as talk.mp3"},
+		{"convert to stdout with --json", "convert", []string{"convert", "a.mp4", "-o", "-", "--json"}, nil, "", "-o - and --json both write to stdout"},
+		{"convert onto a file that exists", "convert", []string{"convert", "x.mp4", "-o", song + "x"}, nil, "", "exists: pass --clobber to overwrite it"},
+		{"a server URL that is not one", "whoami", []string{"whoami", "--server", "127.0.0.1:port"}, nil, "", `server URL "127.0.0.1:port" is not a URL such as http://127.0.0.1:8080`},
 		{"upload --parallel 0", "upload", []string{"upload", "a", "--parallel", "0"}, nil, "", "--parallel must be between 1 and 64"},
 		{"upload --parallel 65", "upload", []string{"upload", "a", "--parallel", "65"}, nil, "", "--parallel must be between 1 and 64"},
 		{"upload --parallel not a number", "upload", []string{"upload", "a", "--parallel", "four"}, nil, "", `invalid argument "four" for "--parallel"`},
@@ -227,8 +241,9 @@ func TestUsageErrors(t *testing.T) {
 		{"upload -o without a value", "upload", []string{"upload", "a", "-o"}, nil, "", "flag needs an argument"},
 		{"convert onto its input", "convert", []string{"convert", song, "-o", song}, nil, "", "would overwrite the input"},
 		{"convert by default onto its input", "convert", []string{"convert", "song.mp3"}, nil, dir, "the output song.mp3 would overwrite the input"},
+		{"convert by default onto a file that exists", "convert", []string{"convert", "/videos/old.mp4"}, nil, dir, "old.mp3 exists: pass --clobber to overwrite it"},
 		{"convert --parallel 0", "convert", []string{"convert", "a.mp4", "--parallel", "0"}, nil, "", "--parallel must be between 1 and 64"},
-		{"convert without a file", "convert", []string{"convert"}, nil, "", "accepts 1 arg(s), received 0"},
+		{"convert without a file", "convert", []string{"convert"}, nil, "", "requires at least 1 arg(s), only received 0"},
 		{"wait without a job", "wait", []string{"wait"}, nil, "", "accepts 1 arg(s), received 0"},
 		{"wait --timeout bad", "wait", []string{"wait", "J", "--timeout", "soon"}, nil, "", `invalid argument "soon" for "--timeout"`},
 		{"status with two jobs", "status", []string{"status", "a", "b"}, nil, "", "accepts 1 arg(s), received 2"},
@@ -248,6 +263,11 @@ func TestUsageErrors(t *testing.T) {
 			wantUsage(t, commands[tc.cmd](t, testEnv{vars: tc.vars}, tc.args...), tc.msg)
 		})
 	}
+	t.Run("an MP3 onto the terminal", func(t *testing.T) {
+		for _, cmd := range []string{"download", "convert"} {
+			wantUsage(t, commands[cmd](t, testEnv{ttyOut: true}, cmd, "x.mp4", "-o", "-"), "stdout is a terminal: redirect it")
+		}
+	})
 }
 
 // TestCredentialFlags: register and login share --email and --password-stdin, and check them

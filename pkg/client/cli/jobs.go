@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,10 +50,29 @@ func jobsRun(ctx context.Context, opts *jobsOptions) error {
 		}
 		return printJSON(opts.IO.out, out)
 	}
+	if !opts.IO.stdoutTTY {
+		// For scripts, as gh does: tab-separated, no header, no padding, times in RFC 3339.
+		for _, j := range jobs {
+			fmt.Fprintf(opts.IO.out, "%s\t%s\t%d\t%s\t%s\n", j.ID, j.State, j.Progress, tsvField(j.Filename),
+				j.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
 	tw := tabwriter.NewWriter(opts.IO.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tFILE\tCREATED")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d%%\t%s\t%s\n", j.ID, j.State, j.Progress, j.Filename, j.CreatedAt.Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(tw, "%s\t%s\t%d%%\t%s\t%s\n", j.ID, j.State, j.Progress, tsvField(j.Filename), j.CreatedAt.Local().Format("2006-01-02 15:04"))
 	}
 	return tw.Flush()
+}
+
+// tsvField is s as one field of a tab-separated line: tabs and line breaks, which would break
+// the line into more fields or lines, become spaces.
+func tsvField(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
 }

@@ -106,6 +106,8 @@ type logoutJSON struct {
 	Revoked    bool      `json:"revoked"`
 	Server     string    `json:"server"`
 	ValidUntil time.Time `json:"valid_until,omitzero"`
+	// NotLoggedIn is there, true, when there was no token to forget.
+	NotLoggedIn bool `json:"not_logged_in,omitempty"`
 }
 
 // whoamiJSON is printed by whoami: the token's account, as GET /v1/me returns it.
@@ -130,6 +132,22 @@ type convertJSON struct {
 	Job   *jobJSON       `json:"job"`
 	Path  string         `json:"path"`
 	Files []downloadJSON `json:"files,omitempty"`
+}
+
+// resultsJSON is printed by upload and convert given several files: one result per file, in
+// the order of the command line.
+type resultsJSON struct {
+	Results []resultJSON `json:"results"`
+}
+
+// resultJSON is what became of one file: its job (null when none was made), where what the job
+// made was saved (Path, and Files for a job split by chapters), and the error when it failed.
+type resultJSON struct {
+	File  string         `json:"file"`
+	Job   *jobJSON       `json:"job"`
+	Path  string         `json:"path,omitempty"`
+	Files []downloadJSON `json:"files,omitempty"`
+	Error *errorBody     `json:"error,omitempty"`
 }
 
 // errorJSON is printed by every command that fails, with --json. Job is there when the error

@@ -43,7 +43,7 @@ func newCmdLogin(f *factory, runF func(*loginOptions) error) *cobra.Command {
 }
 
 func loginRun(ctx context.Context, opts *loginOptions) error {
-	email, pw, err := opts.read(opts.IO)
+	email, pw, err := opts.read(ctx, opts.IO)
 	if err != nil {
 		return err
 	}

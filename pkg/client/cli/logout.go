@@ -33,7 +33,8 @@ func newCmdLogout(f *factory, runF func(*logoutOptions) error) *cobra.Command {
 		Short: "Revoke the stored token on the server and forget it",
 		Long: "logout asks the server to revoke the token (it is refused from then on) and forgets it. When the\n" +
 			"server cannot revoke it (unreachable, or too old to know how) the token is forgotten all the same,\n" +
-			"and v2m says that it stays valid until it expires.",
+			"and v2m says that it stays valid until it expires. Without a token it says \"not logged in\" and\n" +
+			"exits 0: there is nothing left to log out of.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.JSON = f.flags.json
@@ -61,11 +62,16 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 	if err != nil && !errors.Is(err, client.ErrNoToken) {
 		return fmt.Errorf("read token: %w", err)
 	}
-	revoked, revokeErr := false, error(nil)
-	if tok != "" {
-		revokeErr = revoke(ctx, opts, tok)
-		revoked = revokeErr == nil
+	if tok == "" {
+		// Nothing to do, which is what the user wanted: not an error, but said.
+		if opts.JSON {
+			return printJSON(opts.IO.out, logoutJSON{LoggedOut: true, Server: cfg.Server, NotLoggedIn: true})
+		}
+		fmt.Fprintf(opts.IO.out, "not logged in to %s\n", cfg.Server)
+		return nil
 	}
+	revokeErr := revoke(ctx, opts, tok)
+	revoked := revokeErr == nil
 	if err := store.Delete(); err != nil {
 		return fmt.Errorf("log out: %w", err)
 	}

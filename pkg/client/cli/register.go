@@ -39,7 +39,7 @@ func newCmdRegister(f *factory, runF func(*registerOptions) error) *cobra.Comman
 }
 
 func registerRun(ctx context.Context, opts *registerOptions) error {
-	email, pw, err := opts.read(opts.IO)
+	email, pw, err := opts.read(ctx, opts.IO)
 	if err != nil {
 		return err
 	}

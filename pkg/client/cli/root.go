@@ -26,6 +26,9 @@ func rootWith(f *factory, cmds ...*cobra.Command) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Name() == cobra.ShellCompRequestCmd || cmd.Name() == cobra.ShellCompNoDescRequestCmd {
+				return nil // a completion resolves what it needs itself, and says nothing
+			}
 			f.flags.serverChanged = cmd.Flags().Changed("server")
 			_, err := f.config()
 			return err

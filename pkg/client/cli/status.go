@@ -22,9 +22,10 @@ type statusOptions struct {
 func newCmdStatus(f *factory, runF func(*statusOptions) error) *cobra.Command {
 	opts := &statusOptions{IO: f.io, Client: f.authClient}
 	return &cobra.Command{
-		Use:   "status JOB",
-		Short: "Show a job",
-		Args:  cobra.ExactArgs(1),
+		Use:               "status JOB",
+		Short:             "Show a job",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeIDs(f, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.JSON = f.flags.json
 			opts.JobID = args[0]

@@ -39,6 +39,9 @@ type progress struct {
 	w     io.Writer
 	quiet bool
 	bars  bool
+	// line, when not nil, is the file's own line among the bars of several files: bytesBar
+	// draws there, whatever bars says.
+	line *fileLine
 }
 
 func newProgress(s *iostreams, json bool) progress {
@@ -52,42 +55,18 @@ func (p progress) say(format string, args ...any) {
 	}
 }
 
-// bytesBar returns a progress callback drawing a bytes bar, or nil, and the function that
-// ends the bar.
-func (p progress) bytesBar(desc string) (func(done, total int64), func()) {
-	if !p.bars {
-		return nil, func() {}
-	}
-	var bar *progressbar.ProgressBar
-	update := func(done, total int64) {
-		if bar == nil {
-			bar = progressbar.NewOptions64(total,
-				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionSetDescription(desc),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowTotalBytes(true),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetWidth(20),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionClearOnFinish(),
-			)
-		}
-		_ = bar.Set64(done)
-	}
-	finish := func() {
-		if bar != nil {
-			_ = bar.Finish()
-		}
-	}
-	return update, finish
-}
-
 // sendSettings are how upload and convert send a file: their --parallel and --full, and the
 // job's MP3 options (nil for the defaults).
 type sendSettings struct {
 	Parallel int
 	Full     bool
 	Options  *client.JobOptions
+	// Resume is the command line that resumes the upload of files (the command as it was
+	// run, for those files only); nil in tests that parse only.
+	Resume func(files ...string) string
+	// State remembers the uploads; nil for <configDir>/uploads.json. Uploads that run at
+	// once must share one.
+	State client.StateStore
 }
 
 func addSendFlags(cmd *cobra.Command, s *sendSettings) {
@@ -97,22 +76,29 @@ func addSendFlags(cmd *cobra.Command, s *sendSettings) {
 
 // uploadFile uploads path for a job as s says, remembering the upload in
 // <configDir>/uploads.json so that a rerun (with the same options) resumes it, and returns the
-// queued job.
+// queued job. An upload cut off once it began is a *stoppedError saying how far it got and
+// which command resumes it.
 func uploadFile(ctx context.Context, p progress, c *client.Client, path, configDir string, s sendSettings) (*client.Job, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("upload: %w", err)
+	if err := checkInput(path); err != nil {
+		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, usageError("%s is not a regular file", path)
+	state := s.State
+	if state == nil {
+		state = client.NewFileState(filepath.Join(configDir, "uploads.json"))
 	}
 	update, finish := p.bytesBar("uploading")
+	var sent sentCounter
 	job, err := c.Upload(ctx, path, client.UploadOptions{
 		Parallel: s.Parallel,
 		Full:     s.Full,
-		Progress: update,
-		State:    client.NewFileState(filepath.Join(configDir, "uploads.json")),
-		Options:  s.Options,
+		Progress: func(done, total int64) {
+			sent.set(done, total)
+			if update != nil {
+				update(done, total)
+			}
+		},
+		State:   state,
+		Options: s.Options,
 		Prepared: func(send, size int64) {
 			if send < size {
 				p.say("uploading %s: its audio, %s of %s", filepath.Base(path), humanBytes(send), humanBytes(size))
@@ -123,10 +109,30 @@ func uploadFile(ctx context.Context, p progress, c *client.Client, path, configD
 	})
 	finish()
 	if err != nil {
+		if done, total, began := sent.get(); began && resumable(err) && s.Resume != nil {
+			return nil, &stoppedError{err: err, hint: fmt.Sprintf("%s of %s of %s are on the server: run `%s` to resume the upload",
+				humanBytes(done), humanBytes(total), filepath.Base(path), s.Resume(path))}
+		}
 		return nil, err
 	}
 	p.say("uploaded %s: job %s", filepath.Base(path), job.ID)
 	return job, nil
+}
+
+// checkInput checks that path is a file that can be uploaded: a missing file or a directory
+// is a usage error.
+func checkInput(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return usageError("%s: no such file", path)
+	}
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return usageError("%s is not a regular file", path)
+	}
+	return nil
 }
 
 // waitJob waits for job id for at most timeout (0: no limit), following its events: on a
@@ -212,53 +218,6 @@ func jobFailed(j *client.Job) error {
 		reason = "no reason given"
 	}
 	return &exitError{code: ExitJobFailed, err: fmt.Errorf("job %s failed: %s", j.ID, reason), job: j}
-}
-
-// downloadTo saves file fid to out and returns its size.
-func downloadTo(ctx context.Context, p progress, c *client.Client, fid, out string) (int64, error) {
-	p.say("downloading to %s", out)
-	update, finish := p.bytesBar("downloading")
-	err := c.Download(ctx, fid, out, update)
-	finish()
-	if err != nil {
-		return 0, err
-	}
-	fi, err := os.Stat(out)
-	if err != nil {
-		return 0, err
-	}
-	p.say("saved %s (%s)", out, humanBytes(fi.Size()))
-	return fi.Size(), nil
-}
-
-// saveJob downloads what done job j made: its MP3 to out, or, for a job split by chapters,
-// each of its MP3s into the directory out (created when missing), named by wire.TrackName.
-// out "" means the job's own name (wire.MP3Name or wire.AlbumName). It returns what it saved.
-func saveJob(ctx context.Context, p progress, c *client.Client, j *client.Job, out string) (downloadJSON, error) {
-	if len(j.Files) == 0 {
-		if out == "" {
-			out = mp3Name(j.Filename, j.MP3FID)
-		}
-		size, err := downloadTo(ctx, p, c, j.MP3FID, out)
-		return downloadJSON{FID: j.MP3FID, Path: out, Size: size}, err
-	}
-	if out == "" {
-		out = strings.TrimSuffix(mp3Name(j.Filename, j.ID), ".mp3")
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return downloadJSON{}, fmt.Errorf("create %s: %w", out, err)
-	}
-	res := downloadJSON{FID: j.MP3FID, Path: out}
-	for i, f := range j.Files {
-		path := filepath.Join(out, wire.TrackName(i, f.Title))
-		size, err := downloadTo(ctx, p, c, f.FID, path)
-		if err != nil {
-			return downloadJSON{}, err
-		}
-		res.Size += size
-		res.Files = append(res.Files, downloadJSON{FID: f.FID, Path: path, Size: size})
-	}
-	return res, nil
 }
 
 // mp3Name is the default output name for a job's MP3: wire.MP3Name, the server's own rule,

@@ -22,9 +22,10 @@ type waitOptions struct {
 func newCmdWait(f *factory, runF func(*waitOptions) error) *cobra.Command {
 	opts := &waitOptions{IO: f.io, Client: f.authClient}
 	cmd := &cobra.Command{
-		Use:   "wait JOB",
-		Short: "Wait until a job is done or failed",
-		Args:  cobra.ExactArgs(1),
+		Use:               "wait JOB",
+		Short:             "Wait until a job is done or failed",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeIDs(f, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.JSON = f.flags.json
 			opts.JobID = args[0]
