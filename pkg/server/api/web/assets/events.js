@@ -42,8 +42,10 @@ export class SSEParser {
     }
   }
 
-  // end handles the end of the stream: an event not followed by a blank line is dropped.
+  // end handles the end of the stream: a CR held back for a LF that never came ends its
+  // line; then an event not followed by a blank line is dropped.
   end() {
+    if (this.buf.endsWith("\r")) this.line(this.buf.slice(0, -1));
     this.buf = "";
     this.data = [];
     this.type = "";
