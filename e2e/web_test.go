@@ -227,11 +227,24 @@ new MutationObserver(() => {
 }).observe(document.getElementById("jobs"), {subtree: true, childList: true, characterData: true});
 true`
 
+// dropFiles drops two files on the page's drop zone: notes.mp4, which holds text, and
+// big.mp4, 2 MiB of zeros.
+const dropFiles = `(() => {
+  const dt = new DataTransfer();
+  dt.items.add(new File(["these are my notes, not a video\n"], "notes.mp4", {type: "video/mp4"}));
+  dt.items.add(new File([new Uint8Array(2 << 20)], "big.mp4", {type: "video/mp4"}));
+  const zone = document.getElementById("drop");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+  }
+  return true;
+})()`
+
 // TestWebPage is a user of the page in a real browser, on a phone-sized screen, against a
 // real standalone v2md: register, log out (the token is revoked), log in with the keyboard,
 // have an option refused with the server's message, convert a video with options while its
-// progress shows, download the MP3, and see a file that is not a video fail with its reason
-// and one too large refused with the server's message.
+// progress shows, download the MP3, and drop two files at once: one that is not a video
+// fails with its reason, one too large is refused with the server's message.
 func TestWebPage(t *testing.T) {
 	srv := startStandalone(t, t.TempDir(), "--part-size", "16KiB", "--max-upload-size", "1MiB")
 	sample := testmedia.Good[1] // faststart.mp4, 3 s
@@ -335,27 +348,17 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("the MP3 has %d channels at %d bit/s, want 1 at 128000", ch, rate)
 	}
 
-	// A text file named .mp4 fails its job, with the reason.
-	dir := t.TempDir()
-	notVideo := filepath.Join(dir, "notes.mp4")
-	if err := os.WriteFile(notVideo, []byte("these are my notes, not a video\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tb.do(time.Minute, chromedp.SetUploadFiles(chromedp.ID("files"), []string{notVideo}))
-	tb.do(2*time.Minute, chromedp.WaitVisible(chromedp.CSS(`#jobs .card[data-state="failed"] .error`)))
+	// Two files dropped at once on the drop zone (the browser's drag and drop events, with
+	// files made in the page): a text file named .mp4 fails its job, with the reason, and
+	// a file over the server's limit is refused with the server's 413 message.
+	eval[bool](tb, dropFiles)
+	tb.do(2*time.Minute,
+		chromedp.WaitVisible(chromedp.CSS(`#jobs .card[data-state="failed"] .error`)),
+		chromedp.WaitVisible(chromedp.CSS(`#jobs .card[data-state="refused"] .error`)),
+	)
 	if reason := tb.text(`#jobs .card[data-state="failed"] .error`); !strings.Contains(reason, "not a video") {
 		t.Errorf("the failed job shows %q", reason)
 	}
-
-	// A file over the server's limit is refused with the server's 413 message.
-	big := filepath.Join(dir, "big.mp4")
-	if err := os.WriteFile(big, make([]byte, 2<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tb.do(time.Minute,
-		chromedp.SetUploadFiles(chromedp.ID("files"), []string{big}),
-		chromedp.WaitVisible(chromedp.CSS(`#jobs .card[data-state="refused"] .error`)),
-	)
 	if m := tb.text(`#jobs .card[data-state="refused"] .error`); !strings.Contains(m, "the limit is 1048576") {
 		t.Errorf("the refused upload shows %q", m)
 	}
