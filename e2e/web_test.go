@@ -363,6 +363,17 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("the refused upload shows %q", m)
 	}
 
+	// Every field has a label, every button a name, and progress has a live region.
+	if bare := eval[[]string](tb, `[...document.querySelectorAll("input, select")]
+		.filter((e) => e.labels.length === 0 && !e.getAttribute("aria-label")).map((e) => e.id)`); len(bare) > 0 {
+		t.Errorf("fields without a label: %q", bare)
+	}
+	if bare := eval[int](tb, `[...document.querySelectorAll("button")].filter((b) => !b.textContent.trim() && !b.getAttribute("aria-label")).length`); bare > 0 {
+		t.Errorf("%d buttons without a name", bare)
+	}
+	if live := eval[string](tb, `document.getElementById("status").getAttribute("aria-live")`); live != "polite" {
+		t.Errorf("#status aria-live = %q", live)
+	}
 	if fits := eval[bool](tb, `document.documentElement.scrollWidth <= window.innerWidth`); !fits {
 		t.Error("the page is wider than a phone's screen")
 	}
