@@ -94,8 +94,9 @@ func newTab(t *testing.T, w, h int64) *tab {
 }
 
 // networkLog is the browser's own line for an answer that is not a success, which the
-// tests cause on purpose (a refused option, a file too large, a route not there yet).
-var networkLog = regexp.MustCompile(`^Failed to load resource: the server responded with a status of (400|401|404|413)\b`)
+// tests cause on purpose (a refused option, a file too large, a route not there yet, a
+// connection dropped).
+var networkLog = regexp.MustCompile(`^Failed to load resource: (the server responded with a status of (400|401|404|413)\b|net::ERR_EMPTY_RESPONSE)`)
 
 func (tb *tab) checkConsole() {
 	tb.mu.Lock()
@@ -582,6 +583,11 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	case r.URL.Path == "/v1/uploads":
+		// Network trouble: the connection drops without an answer.
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
 	case strings.HasPrefix(r.URL.Path, "/v1/files/"):
 		if !s.authorized(w, r) {
 			return
@@ -614,8 +620,8 @@ const (
 
 // TestWebLiveEvents drives the page's reading of the event stream (GET /v1/events, read with
 // fetch so that it carries the token): keep-alive comments, events cut across chunks and
-// across a CRLF, progress then state events, a split job's downloads, and a reconnection
-// that names the last event id it saw.
+// across a CRLF, progress then state events, a split job's downloads, a reconnection that
+// names the last event id it saw; and an upload whose connection drops.
 func TestWebLiveEvents(t *testing.T) {
 	site, err := web.New()
 	if err != nil {
@@ -683,6 +689,23 @@ func TestWebLiveEvents(t *testing.T) {
 	b, err := os.ReadFile(path)
 	if err != nil || string(b) != "ID3 the bytes of f1-01" || filepath.Base(path) != "01 - Opening.mp3" {
 		t.Errorf("downloaded %s: %q, %v", filepath.Base(path), b, err)
+	}
+
+	// Network trouble: the upload fails with a message that says so, and offers to try again.
+	dir := t.TempDir()
+	f := filepath.Join(dir, "talk.mp4")
+	if err := os.WriteFile(f, []byte("a video"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb.do(time.Minute,
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{f}),
+		chromedp.WaitVisible(chromedp.CSS(`#jobs .card[data-state="refused"] .error`)),
+	)
+	if m := tb.text(`#jobs .card[data-state="refused"] .error`); !strings.Contains(m, "Cannot reach the server") {
+		t.Errorf("the upload cut off by the network shows %q", m)
+	}
+	if b := tb.text(`#jobs .card[data-state="refused"] .actions button`); b != "Try again" {
+		t.Errorf("the upload cut off by the network offers %q, not Try again", b)
 	}
 	if v := eval[[]string](tb, `window.__csp`); len(v) > 0 {
 		t.Errorf("requests refused by the Content-Security-Policy: %q", v)
