@@ -619,8 +619,8 @@ const (
 )
 
 // TestWebLiveEvents drives the page's reading of the event stream (GET /v1/events, read with
-// fetch so that it carries the token): keep-alive comments, events cut across chunks and
-// across a CRLF, progress then state events, a split job's downloads, a reconnection that
+// fetch so that it carries the token): keep-alive comments, events written in pieces and
+// with CRLFs, progress then state events, a split job's downloads, a reconnection that
 // names the last event id it saw; and an upload whose connection drops.
 func TestWebLiveEvents(t *testing.T) {
 	site, err := web.New()
