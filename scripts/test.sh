@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test.sh - run every test of v2m against real servers: installs ffmpeg when missing, starts
-# MariaDB, RabbitMQ, FerretDB and Mailpit on loopback (scripts/services.sh), runs go vet and the
-# tests of both Go modules, then stops the servers it started.
+# test.sh - run every test of v2m against real servers: installs ffmpeg and chromium when
+# missing, starts MariaDB, RabbitMQ, FerretDB and Mailpit on loopback (scripts/services.sh), runs
+# go vet and the tests of both Go modules, then stops the servers it started.
 #
 # Environment: V2M_SERVICES_DIR (default .cache/services) holds the servers' data;
 # V2M_KEEP_SERVICES=1 leaves them running; GOTEST_FLAGS adds flags to go test (e.g. -run X).
@@ -11,12 +11,14 @@ root=$(pwd)
 
 log() { printf '[test %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
-# python3-mutagen's mutagen-inspect reads the MP3s' ID3 tags in the converter's tests.
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v mutagen-inspect >/dev/null; then
-	log "installing ffmpeg and python3-mutagen"
+# python3-mutagen's mutagen-inspect reads the MP3s' ID3 tags in the converter's tests;
+# chromium runs the web page's tests (e2e/web_test.go), headless.
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v mutagen-inspect >/dev/null ||
+	! command -v chromium >/dev/null; then
+	log "installing ffmpeg, python3-mutagen and chromium"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >/dev/null
-	apt-get install -y -qq --no-install-recommends ffmpeg python3-mutagen >/dev/null
+	apt-get install -y -qq --no-install-recommends ffmpeg python3-mutagen chromium >/dev/null
 fi
 
 svc_dir=${V2M_SERVICES_DIR:-$root/.cache/services}

@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/api/web"
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/throttle"
@@ -166,6 +167,26 @@ func (s *Server) routes() {
 	e.POST("/upload", s.authenticate, s.tutorialUpload)
 	e.GET("/download", s.authenticate, s.tutorialDownload)
 	e.HEAD("/download", s.authenticate, s.tutorialDownload)
+	s.page()
+}
+
+// page serves the web page at / and its files under /assets/ (package web), with the page's
+// own Content-Security-Policy instead of the API's.
+func (s *Server) page() {
+	site, err := web.New()
+	if err != nil {
+		s.log.Error("the web page is not served", "err", err)
+		return
+	}
+	serve := func(c *gin.Context) {
+		if !site.Serve(c.Writer, c.Request, c.Request.URL.Path) {
+			s.fail(c, server.Errorf(server.ENOTFOUND, "no such file %s", c.Request.URL.Path))
+		}
+	}
+	for _, p := range []string{"/", "/assets/*file"} {
+		s.eng.GET(p, serve)
+		s.eng.HEAD(p, serve)
+	}
 }
 
 func (s *Server) ready(c *gin.Context) {
