@@ -334,7 +334,12 @@ func TestClientBodyFaultsAre4xx(t *testing.T) {
 // (through a small receive buffer) takes longer than the write timeout of small requests
 // (1 s); the download's moving write deadline lets it finish, whole.
 func TestSlowDownloadOutlivesWriteTimeout(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Limits = testLimits })
+	// A window longer than testLimits', so that this slow but steady reader is not taken for
+	// a stalled one when a busy machine (CI runs many tests at once) holds it back for a few
+	// hundred milliseconds; the write timeout stays 1 s, which the download outlives.
+	limits := testLimits
+	limits.RateWindow = 1500 * time.Millisecond
+	e := newEnv(t, func(c *Config) { c.Limits = limits })
 	tok := e.user("ann@example.com")
 	fid, mp3 := e.downloadable(tok, 16<<20)
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
