@@ -387,6 +387,7 @@ func truncate(b []byte, n int) string {
 type heartbeat struct {
 	pct    atomic.Int32
 	cancel context.CancelFunc
+	halt   chan struct{} // closed by stop: no heartbeat after the one under way
 	done   chan struct{}
 	set    func(pct int)
 	// announce publishes a new percentage as a job update, after set has stored it.
@@ -395,10 +396,13 @@ type heartbeat struct {
 
 func (w *Converter) startHeartbeat(ctx context.Context, j *server.Job) *heartbeat {
 	hbCtx, cancel := context.WithCancel(ctx)
-	h := &heartbeat{cancel: cancel, done: make(chan struct{})}
+	h := &heartbeat{cancel: cancel, halt: make(chan struct{}), done: make(chan struct{})}
 	id := j.ID
 	h.set = func(p int) {
-		if err := w.Jobs.SetProgress(hbCtx, id, p); err != nil && hbCtx.Err() == nil {
+		// With the job's context, not the heartbeat's: stop must not cut off a write under
+		// way. The client would return at once, but a store without atomic updates (FerretDB)
+		// may still apply it after the job's final state, and undo that.
+		if err := w.Jobs.SetProgress(ctx, id, p); err != nil && ctx.Err() == nil {
 			w.log().Warn("heartbeat failed", "job_id", id, "err", err)
 		}
 		w.changed()
@@ -410,7 +414,9 @@ func (w *Converter) startHeartbeat(ctx context.Context, j *server.Job) *heartbea
 		defer t.Stop()
 		for {
 			select {
-			case <-hbCtx.Done():
+			case <-h.halt:
+				return
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				h.set(int(h.pct.Load()))
@@ -428,9 +434,11 @@ func (h *heartbeat) progress(p int) {
 	}
 }
 
-// stop ends the heartbeat and waits for it: a heartbeat still writing while the job is
-// finished could, on a store without atomic updates, overwrite the final state.
+// stop ends the heartbeat and waits for it, the write under way included: a heartbeat still
+// writing while the job is finished could, on a store without atomic updates, overwrite the
+// final state.
 func (h *heartbeat) stop() {
-	h.cancel()
+	close(h.halt)
 	<-h.done
+	h.cancel()
 }
