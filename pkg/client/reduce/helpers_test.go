@@ -2,8 +2,11 @@ package reduce
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,4 +34,33 @@ func run(t testing.TB, name string, args ...string) []byte {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.Bytes()
+}
+
+// openSource opens path for the test's duration and returns its size.
+func openSource(t testing.TB, path string) (*os.File, int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, st.Size()
+}
+
+// reduceFile reduces src with reduce and writes the reduced file next to it, as
+// NAME.reduced.EXT.
+func reduceFile(t testing.TB, src string, reduce func(context.Context, io.ReaderAt, int64) (*Layout, error)) (string, *Layout) {
+	t.Helper()
+	f, size := openSource(t, src)
+	l, err := reduce(context.Background(), f, size)
+	if err != nil {
+		t.Fatalf("reduce %s: %v", filepath.Base(src), err)
+	}
+	dst := strings.TrimSuffix(src, filepath.Ext(src)) + ".reduced" + filepath.Ext(src)
+	writeLayout(t, l, f, dst)
+	return dst, l
 }

@@ -38,41 +38,6 @@ func lavfiInputs(secs int, size string) []string {
 
 var x264 = []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"}
 
-// openSource opens path for the test's duration and returns its size.
-func openSource(t testing.TB, path string) (*os.File, int64) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, st.Size()
-}
-
-// reduceMKVFile reduces src and writes the reduced file next to it.
-func reduceMKVFile(t testing.TB, src string) (string, *Layout) {
-	t.Helper()
-	f, size := openSource(t, src)
-	l, err := ReduceMatroska(context.Background(), f, size)
-	if err != nil {
-		t.Fatalf("ReduceMatroska(%s): %v", filepath.Base(src), err)
-	}
-	dst := strings.TrimSuffix(src, filepath.Ext(src)) + ".reduced" + filepath.Ext(src)
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if n, err := io.Copy(out, io.NewSectionReader(l.Open(f), 0, l.Size())); err != nil || n != l.Size() {
-		t.Fatalf("write the reduced file: %d of %d bytes, %v", n, l.Size(), err)
-	}
-	return dst, l
-}
-
 type probeOut struct {
 	Streams []struct {
 		CodecType   string            `json:"codec_type"`
@@ -298,7 +263,7 @@ func TestReduceMatroskaCorpus(t *testing.T) {
 }
 
 func checkReduced(t *testing.T, c mkvCase, dir, src string) {
-	red, l := reduceMKVFile(t, src)
+	red, l := reduceFile(t, src, ReduceMatroska)
 	st, err := os.Stat(src)
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +274,7 @@ func checkReduced(t *testing.T, c mkvCase, dir, src string) {
 		t.Errorf("reduced to %.1f%% of the source, want under 30%%", 100*ratio)
 	}
 	first := sha(t, red)
-	if _, again := reduceMKVFile(t, src); !reflect.DeepEqual(again, l) || sha(t, red) != first {
+	if _, again := reduceFile(t, src, ReduceMatroska); !reflect.DeepEqual(again, l) || sha(t, red) != first {
 		t.Errorf("a second reduction differs")
 	}
 

@@ -89,34 +89,6 @@ func makeMP4(t testing.TB, dir string, c mp4Corpus) string {
 	return out
 }
 
-// openSized opens a file that the test closes at its end.
-func openSized(t testing.TB, name string) (*os.File, int64) {
-	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, st.Size()
-}
-
-// reduceMP4File reduces src and writes the reduced file next to it.
-func reduceMP4File(t testing.TB, src string) (string, *Layout) {
-	t.Helper()
-	f, size := openSized(t, src)
-	l, err := ReduceMP4(context.Background(), f, size)
-	if err != nil {
-		t.Fatalf("ReduceMP4(%s): %v", filepath.Base(src), err)
-	}
-	out := src + ".reduced" + filepath.Ext(src)
-	writeLayout(t, l, f, out)
-	return out, l
-}
-
 // writeLayout writes the file l describes over src to out.
 func writeLayout(t testing.TB, l *Layout, src io.ReaderAt, out string) {
 	t.Helper()
@@ -267,7 +239,7 @@ func TestReduceMP4Corpus(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			src := makeMP4(t, t.TempDir(), c)
-			out, l := reduceMP4File(t, src)
+			out, l := reduceFile(t, src, ReduceMP4)
 			checkReducedMP4(t, src, out)
 			st, err := os.Stat(src)
 			if err != nil {
@@ -278,7 +250,7 @@ func TestReduceMP4Corpus(t *testing.T) {
 			if ratio >= 0.30 {
 				t.Errorf("reduced to %.1f%% of the source, want < 30%%", 100*ratio)
 			}
-			_, again := reduceMP4File(t, src)
+			_, again := reduceFile(t, src, ReduceMP4)
 			if !sameBytes(t, src, l, again) {
 				t.Error("two reductions of the same source differ")
 			}
@@ -287,7 +259,7 @@ func TestReduceMP4Corpus(t *testing.T) {
 }
 
 func sameBytes(t *testing.T, src string, a, b *Layout) bool {
-	f, _ := openSized(t, src)
+	f, _ := openSource(t, src)
 	read := func(l *Layout) []byte {
 		r := l.Open(f)
 		p, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
@@ -375,7 +347,7 @@ func TestReduceMP4ChunkOffsets64(t *testing.T) {
 	needFFmpeg(t)
 	t.Parallel()
 	src := makeMP4(t, t.TempDir(), mp4Corpora[1])
-	f, size := openSized(t, src)
+	f, size := openSource(t, src)
 	l, err := reduceMP4(context.Background(), f, size, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -526,7 +498,7 @@ func TestReduceMP4Memory(t *testing.T) {
 	small, large := gen("small.mp4", "scale=16:16"), gen("large.mp4", "noise=alls=100:allf=t")
 	t.Logf("sources generated in %v", time.Since(start).Round(time.Millisecond))
 	alloc := func(file string) (int64, uint64) {
-		f, size := openSized(t, file)
+		f, size := openSource(t, file)
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
