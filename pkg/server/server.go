@@ -437,6 +437,12 @@ type SentLog interface {
 	MarkSent(ctx context.Context, key string) error
 }
 
+// Roles a user can have. Every user has RoleUser unless an operator granted RoleAdmin.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
 // Claims are what a verified token says.
 type Claims struct {
 	ID        string    `json:"jti"` // unique per token: what a revocation names
@@ -444,7 +450,14 @@ type Claims struct {
 	Issuer    string    `json:"iss"`
 	IssuedAt  time.Time `json:"iat"`
 	ExpiresAt time.Time `json:"exp"`
+	// Role is RoleAdmin for an administrator; "" or RoleUser for everyone else.
+	Role string `json:"role,omitempty"`
+	// ReadOnly is set for a token that may only read (GET and HEAD).
+	ReadOnly bool `json:"read_only,omitempty"`
 }
+
+// Admin reports whether the token belongs to an administrator.
+func (c *Claims) Admin() bool { return c != nil && c.Role == RoleAdmin }
 
 // Revocation is one revoked token: its jti and its expiry, after which the token is refused
 // anyway and the revocation can be forgotten.

@@ -142,6 +142,7 @@ func (s *Server) routes() {
 	}
 	authed := v1.Group("", s.authenticate)
 	authed.GET("/me", s.me)
+	s.adminRoutes(authed)
 	if s.cfg.Revoker != nil {
 		authed.DELETE("/tokens/current", s.revokeToken)
 	}

@@ -95,8 +95,23 @@ type Issuer struct {
 	Now    func() time.Time
 }
 
-// Issue returns a signed token for subject and its expiry.
+// claims are the JWT's claims: the registered ones plus the user's role.
+type claims struct {
+	jwt.RegisteredClaims
+	Role string `json:"role,omitempty"`
+}
+
+// Issue returns a signed token for subject, with no role (a plain user), and its expiry.
 func (i *Issuer) Issue(subject string) (string, time.Time, error) {
+	return i.IssueRole(subject, "")
+}
+
+// IssueRole returns a signed token for subject carrying role (omitted when "" or
+// server.RoleUser), and its expiry.
+func (i *Issuer) IssueRole(subject, role string) (string, time.Time, error) {
+	if role == server.RoleUser {
+		role = ""
+	}
 	now := time.Now
 	if i.Now != nil {
 		now = i.Now
@@ -107,13 +122,13 @@ func (i *Issuer) Issue(subject string) (string, time.Time, error) {
 	}
 	iat := now().UTC().Truncate(time.Second)
 	exp := iat.Add(ttl)
-	t := jwt.NewWithClaims(method(i.Key.Alg), jwt.RegisteredClaims{
+	t := jwt.NewWithClaims(method(i.Key.Alg), claims{RegisteredClaims: jwt.RegisteredClaims{
 		ID:        server.NewID(),
 		Subject:   subject,
 		Issuer:    i.Issuer,
 		IssuedAt:  jwt.NewNumericDate(iat),
 		ExpiresAt: jwt.NewNumericDate(exp),
-	})
+	}, Role: role})
 	t.Header["kid"] = i.Key.ID
 	s, err := t.SignedString(i.Key.signingKey())
 	if err != nil {
@@ -171,8 +186,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*server.Claims, erro
 	if v.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(v.Now))
 	}
-	var rc jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(raw, &rc, func(t *jwt.Token) (any, error) {
+	var cl claims
+	rc := &cl.RegisteredClaims
+	_, err := jwt.ParseWithClaims(raw, &cl, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		k, err := v.Keys.Key(ctx, kid)
 		if err != nil {
@@ -207,6 +223,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*server.Claims, erro
 			return nil, server.Errorf(server.EUNAUTHORIZED, "token revoked")
 		}
 	}
+	role := server.RoleUser
+	if cl.Role == server.RoleAdmin {
+		role = server.RoleAdmin
+	}
 	return &server.Claims{ID: rc.ID, Subject: rc.Subject, Issuer: rc.Issuer,
-		IssuedAt: rc.IssuedAt.UTC(), ExpiresAt: rc.ExpiresAt.UTC()}, nil
+		IssuedAt: rc.IssuedAt.UTC(), ExpiresAt: rc.ExpiresAt.UTC(), Role: role}, nil
 }
