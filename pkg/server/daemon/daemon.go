@@ -78,7 +78,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	for _, c := range subcommands(stderr) {
 		root.AddCommand(c.cmd)
 	}
-	root.AddCommand(keygenCommand(), describeCommand(stderr))
+	root.AddCommand(keygenCommand(), describeCommand(stderr), adminCommand(stdout, stderr))
 	return root
 }
 
