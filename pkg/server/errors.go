@@ -8,15 +8,17 @@ import (
 
 // Error codes. The HTTP layer maps each to one status; see api.statusOf.
 const (
-	EINVALID      = "invalid"      // 400: the request is malformed or breaks a rule
-	EUNAUTHORIZED = "unauthorized" // 401: missing or bad credentials
-	ENOTFOUND     = "not_found"    // 404: no such thing, or not the caller's
-	ECONFLICT     = "conflict"     // 409: the thing exists, or is in the wrong state
-	ETOOLARGE     = "too_large"    // 413: over a configured size limit
-	ETIMEOUT      = "timeout"      // 408: the client stopped sending its request
-	ERATELIMITED  = "rate_limited" // 429: too many attempts; retry after Error.RetryAfter
-	EUNAVAILABLE  = "unavailable"  // 503: a backend is down; try again
-	EINTERNAL     = "internal"     // 500: a real fault
+	EINVALID      = "invalid"       // 400: the request is malformed or breaks a rule
+	EUNAUTHORIZED = "unauthorized"  // 401: missing or bad credentials
+	ENOTFOUND     = "not_found"     // 404: no such thing, or not the caller's
+	ECONFLICT     = "conflict"      // 409: the thing exists, or is in the wrong state
+	ETOOLARGE     = "too_large"     // 413: over a configured size limit
+	ETIMEOUT      = "timeout"       // 408: the client stopped sending its request
+	ERATELIMITED  = "rate_limited"  // 429: too many attempts; retry after Error.RetryAfter
+	ELIMIT        = "limit_reached" // 429: a quota on things held at once (open uploads, active jobs); retrying does not help until one ends
+	EGONE         = "gone"          // 410: it existed and was deleted for good (an expired MP3)
+	EUNAVAILABLE  = "unavailable"   // 503: a backend is down; try again
+	EINTERNAL     = "internal"      // 500: a real fault
 )
 
 // Error is the domain's error: a code that callers branch on and a message safe to show a user.

@@ -75,6 +75,39 @@ type Job struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	FinishedAt time.Time // zero until done or failed
+	// MP3Size is the size in bytes of the stored MP3 (the zip of a split job) once done.
+	MP3Size int64
+	// VideoDeleted is set once the video was deleted (retention), Expired once the job's MP3s
+	// were deleted at the end of their time to live: the job stays, to say so.
+	VideoDeleted bool
+	Expired      bool
+	// ExpiresAt is when the MP3s of a done job are deleted, as the service computes it from its
+	// time to live (not stored); zero when they are kept for ever or the job is not final.
+	ExpiresAt time.Time
+}
+
+// JobResult is what a finished conversion stored: the MP3's size and, for a job split by
+// chapters, its files.
+type JobResult struct {
+	Size  int64
+	Files []JobFile // nil for a job of one MP3
+}
+
+// Retained selects the final jobs a retention pass looks at (JobStore.RetainedJobs).
+type Retained int
+
+const (
+	// RetainedVideos are done jobs whose video is not deleted yet.
+	RetainedVideos Retained = iota + 1
+	// RetainedFiles are final (done or failed) jobs that have not expired yet.
+	RetainedFiles
+)
+
+// Usage is what one user holds: jobs not final yet, and bytes stored for their jobs (videos not
+// deleted, plus MP3s of done jobs that have not expired).
+type Usage struct {
+	ActiveJobs  int
+	StoredBytes int64
 }
 
 // JobStore keeps jobs. Every state change is a compare-and-set on the current state, so that
@@ -109,10 +142,9 @@ type JobStore interface {
 	SetProgress(ctx context.Context, id string, pct int) error
 	// FinishJob moves a converting job to done, provided its Attempts is still attempt (the
 	// caller's claim): a worker whose job was taken over cannot finish it. It sets progress to
-	// 100, clears Error, records files (nil for a job of one MP3), sets UpdatedAt and
-	// FinishedAt to now and returns the job. Any other state or claim gives ECONFLICT with no
-	// change.
-	FinishJob(ctx context.Context, id string, attempt int, files []JobFile) (*Job, error)
+	// 100, clears Error, records res (MP3Size, Files), sets UpdatedAt and FinishedAt to now and
+	// returns the job. Any other state or claim gives ECONFLICT with no change.
+	FinishJob(ctx context.Context, id string, attempt int, res JobResult) (*Job, error)
 	// FailJob moves a queued or converting job to failed with the reason, sets UpdatedAt and
 	// FinishedAt to now (progress is kept) and returns the job. A final job gives ECONFLICT
 	// with no change.
@@ -131,6 +163,20 @@ type JobStore interface {
 	// StaleJobs returns up to limit (> 0) jobs in the given state whose UpdatedAt is before
 	// before (strictly), oldest UpdatedAt first, for sweepers that republish or recover them.
 	StaleJobs(ctx context.Context, state JobState, before time.Time, limit int) ([]*Job, error)
+	// DeleteJob removes the job's record, whatever its state; ENOTFOUND when there is none. Its
+	// files are the caller's to delete.
+	DeleteJob(ctx context.Context, id string) error
+	// MarkRetention records that a final job's video was deleted (video) and that its MP3s
+	// expired (expired); a flag once set stays set, and false leaves it as it is. A job that is
+	// not final gives ECONFLICT with no change.
+	MarkRetention(ctx context.Context, id string, video, expired bool) error
+	// RetainedJobs returns up to limit (> 0) jobs of the kind what whose FinishedAt is before
+	// before (strictly), oldest FinishedAt first, for the janitor that applies retention.
+	RetainedJobs(ctx context.Context, what Retained, before time.Time, limit int) ([]*Job, error)
+	// Usage returns what owner holds: jobs queued or converting, and the bytes of their videos
+	// not deleted (Size) plus the MP3s of done jobs not expired (MP3Size). An owner without jobs
+	// has zero usage.
+	Usage(ctx context.Context, owner string) (Usage, error)
 }
 
 // Upload is a chunked upload in progress. Its parts all have PartSize bytes except the last.
@@ -181,6 +227,34 @@ type UploadStore interface {
 	// StaleUploads returns up to limit (> 0) uploads whose CreatedAt is before before
 	// (strictly), oldest first, for the janitor that discards abandoned uploads.
 	StaleUploads(ctx context.Context, before time.Time, limit int) ([]*Upload, error)
+	// OpenUploads returns how many uploads owner has open and the sum of their sizes.
+	OpenUploads(ctx context.Context, owner string) (count int, bytes int64, err error)
+}
+
+// Limits are one user's quotas. A nil field takes the server's default; a value of 0 (or less)
+// means no limit.
+type Limits struct {
+	QuotaBytes     *int64         `json:"quota_bytes,omitempty"`      // videos + MP3s stored
+	MaxOpenUploads *int           `json:"max_open_uploads,omitempty"` // uploads started, not completed
+	MaxActiveJobs  *int           `json:"max_active_jobs,omitempty"`  // jobs queued or converting
+	MaxDuration    *time.Duration `json:"max_duration,omitempty"`     // of the audio to convert
+}
+
+// LimitStore keeps the limits an administrator set for users, by owner (email, compared
+// case-insensitively).
+type LimitStore interface {
+	// UserLimits returns owner's limits; a user with none set gets the zero Limits (all
+	// defaults), not an error.
+	UserLimits(ctx context.Context, owner string) (Limits, error)
+	// SetUserLimits replaces owner's limits with l.
+	SetUserLimits(ctx context.Context, owner string, l Limits) error
+}
+
+// Lease elects one holder at a time for a task across replicas, such as the janitor.
+type Lease interface {
+	// Acquire takes or renews the lease name for holder until now+ttl and reports whether
+	// holder has it: false while another holder's lease has not expired.
+	Acquire(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 }
 
 // Buckets of the BlobStore.
@@ -312,11 +386,13 @@ type JobEvent struct {
 	VideoFID string   `json:"video_fid"`
 	MP3FID   string   `json:"mp3_fid,omitempty"`
 	Error    string   `json:"error,omitempty"`
+	// FinishedAt is when the job became final: the mail says until when its MP3 is kept.
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // EventFor returns the event that announces j's current (final) state.
 func EventFor(j *Job) JobEvent {
-	e := JobEvent{JobID: j.ID, State: j.State, Username: j.Owner, Filename: j.Filename, VideoFID: j.VideoFID}
+	e := JobEvent{JobID: j.ID, State: j.State, Username: j.Owner, Filename: j.Filename, VideoFID: j.VideoFID, FinishedAt: j.FinishedAt}
 	if j.State == JobDone {
 		e.MP3FID = j.MP3FID
 	}
@@ -369,6 +445,9 @@ func (o JobOptions) Equal(p JobOptions) bool {
 type Conversion struct {
 	Options JobOptions
 	Title   string
+	// MaxDuration, when above 0, is the longest audio the converter accepts: a longer input
+	// fails, Permanent with code ETOOLARGE, once probed and before any encoding.
+	MaxDuration time.Duration
 }
 
 // Converter turns a video file into an MP3 file.

@@ -33,6 +33,30 @@ type Me struct {
 	Email     string    `json:"email"`
 	Issuer    string    `json:"issuer"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Usage is what the user holds and may hold; absent from servers that keep no jobs (auth).
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is a user's storage and counts, each with its limit (0: no limit).
+type Usage struct {
+	StoredBytes    int64 `json:"stored_bytes"` // videos and MP3s kept for the user's jobs
+	UploadBytes    int64 `json:"upload_bytes"` // declared sizes of open uploads, which count against the quota
+	QuotaBytes     int64 `json:"quota_bytes"`
+	OpenUploads    int   `json:"open_uploads"`
+	MaxOpenUploads int   `json:"max_open_uploads"`
+	ActiveJobs     int   `json:"active_jobs"` // queued or converting
+	MaxActiveJobs  int   `json:"max_active_jobs"`
+	// MaxDuration is the longest audio of one job in seconds; 0: no limit.
+	MaxDuration float64 `json:"max_duration"`
+}
+
+// Limits is the body of PUT /v1/admin/users/{email}/limits and the answer of GET: a user's
+// own limits. An absent (null) field takes the server's default; 0 means no limit.
+type Limits struct {
+	QuotaBytes     *int64   `json:"quota_bytes"`
+	MaxOpenUploads *int     `json:"max_open_uploads"`
+	MaxActiveJobs  *int     `json:"max_active_jobs"`
+	MaxDuration    *float64 `json:"max_duration"` // seconds
 }
 
 // NewUpload is the body of POST /v1/uploads. SHA256, when set, is the whole file's SHA-256
@@ -116,6 +140,11 @@ type Job struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	FinishedAt *time.Time `json:"finished_at"`
+	// ExpiresAt is when the job's files are deleted (its MP3s, and its video if still kept);
+	// absent before the job is final and when the server keeps files for ever. Expired says
+	// they were: downloads then answer 410.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Expired   bool       `json:"expired,omitempty"`
 }
 
 // File is one MP3 of a job split by chapters. Start and End are the chapter's span in the

@@ -21,6 +21,7 @@ func (s *Server) adminRoutes(authed *gin.RouterGroup) {
 	admin := authed.Group("/admin", s.adminOnly)
 	s.adminUserRoutes(admin)
 	s.adminJobRoutes(admin)
+	s.adminLimitRoutes(admin)
 }
 
 // adminUserRoutes registers the routes that manage users (/v1/admin/users...).

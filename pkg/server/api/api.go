@@ -160,6 +160,7 @@ func (s *Server) routes() {
 	authed.DELETE("/uploads/:id", s.abortUpload)
 	authed.GET("/jobs", s.listJobs)
 	authed.GET("/jobs/:id", s.getJob)
+	authed.DELETE("/jobs/:id", s.deleteJob)
 	authed.GET("/jobs/:id/archive", s.archive)
 	authed.GET("/jobs/:id/events", s.jobEvents)
 	authed.GET("/events", s.allEvents)
@@ -218,8 +219,10 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case server.ETIMEOUT:
 		return http.StatusRequestTimeout
-	case server.ERATELIMITED:
+	case server.ERATELIMITED, server.ELIMIT:
 		return http.StatusTooManyRequests
+	case server.EGONE:
+		return http.StatusGone
 	case server.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	default:

@@ -361,7 +361,7 @@ func (e *env) finishFiles(id string, mp3 []byte, files []server.JobFile) *server
 	if _, err := e.blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "", bytes.NewReader(mp3)); err != nil {
 		e.t.Fatal(err)
 	}
-	if j, err = e.db.Jobs().FinishJob(ctx, id, j.Attempts, files); err != nil {
+	if j, err = e.db.Jobs().FinishJob(ctx, id, j.Attempts, server.JobResult{Files: files}); err != nil {
 		e.t.Fatal(err)
 	}
 	return j

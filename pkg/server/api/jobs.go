@@ -112,3 +112,12 @@ func (s *Server) waitJob(c *gin.Context, j *server.Job, wait time.Duration) (*se
 		}
 	}
 }
+
+// deleteJob removes the caller's job with its video and MP3s.
+func (s *Server) deleteJob(c *gin.Context) {
+	if err := s.cfg.Service.Delete(c.Request.Context(), owner(c), c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -169,7 +169,18 @@ func (s *Server) login(c *gin.Context) {
 
 func (s *Server) me(c *gin.Context) {
 	cl := claimsOf(c)
-	c.JSON(http.StatusOK, wire.Me{Email: cl.Subject, Issuer: cl.Issuer, ExpiresAt: cl.ExpiresAt})
+	me := wire.Me{Email: cl.Subject, Issuer: cl.Issuer, ExpiresAt: cl.ExpiresAt}
+	if s.cfg.Service != nil {
+		u, err := s.cfg.Service.UsageOf(c.Request.Context(), cl.Subject)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		me.Usage = &wire.Usage{StoredBytes: u.StoredBytes, UploadBytes: u.UploadBytes, QuotaBytes: u.Limits.Bytes,
+			OpenUploads: u.OpenUploads, MaxOpenUploads: u.Limits.OpenUploads, ActiveJobs: u.ActiveJobs,
+			MaxActiveJobs: u.Limits.ActiveJobs, MaxDuration: u.Limits.Duration.Seconds()}
+	}
+	c.JSON(http.StatusOK, me)
 }
 
 // validate is the tutorial's route: the token's claims.

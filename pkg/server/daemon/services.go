@@ -211,7 +211,8 @@ func gatewayCommand(stderr io.Writer) subcommand {
 			{"sweep-queued-after", worker.DefaultQueuedAfter, "the sweeper publishes again a job queued for this long"},
 			{"sweep-stale-after", worker.DefaultSweepStaleAfter, "the sweeper publishes again a converting job with no heartbeat for this long"},
 			{"revocations-refresh", auth.DefaultRevocationsRefresh, "how often the revoked tokens are fetched from auth"},
-		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings, webhookSettings)
+		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings, webhookSettings,
+		retentionSettings, quotaSettings)
 }
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -286,8 +287,13 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	// one subscription, relayed into local.
 	updates, local := q.Updates(""), inproc.New()
 	// Publish failures and redeliveries are counted here, once.
+	quotas, retention, err := quotaPolicy(s)
+	if err != nil {
+		return err
+	}
 	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: m.CountQueue(q), Updates: updates,
-		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
+		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m,
+		Quotas: quotas, Limits: db.Limits(), Retention: retention}
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: verifier,
 		Service: svc, Limits: limits, Updates: local,
@@ -308,7 +314,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
 	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"),
-		QueuedAfter: s.dur("sweep-queued-after"), StaleAfter: s.dur("sweep-stale-after"), Logger: log}
+		QueuedAfter: s.dur("sweep-queued-after"), StaleAfter: s.dur("sweep-stale-after"), Logger: log, Lease: db.Lease()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := newGroup(cancel)
@@ -374,7 +380,7 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	defer q.Close()
 	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: m.CountQueue(q), Converter: conv, TmpDir: s.str("tmp-dir"),
-		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m, Updates: q.Updates("")}
+		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m, Updates: q.Updates(""), MaxDuration: s.dur("max-duration"), Limits: db.Limits()}
 	if _, err := w.CleanWorkDirs(ctx); err != nil {
 		return err
 	}
@@ -411,7 +417,7 @@ func notifyCommand(stderr io.Writer) subcommand {
 			{"public-url", "", "the gateway's URL as users reach it, for the download command in mails"},
 			{"max-attempts", server.DefaultMailAttempts, "send attempts of a mail (about an hour) before its event is dead-lettered"},
 			{"shutdown-timeout", 10 * time.Second, "on SIGTERM, how long a mail being sent may take"},
-		}, mongoSettings, amqpSettings, smtpSettings, webhookSettings)
+		}, mongoSettings, amqpSettings, smtpSettings, webhookSettings, retentionSettings)
 }
 
 func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
@@ -437,8 +443,12 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	defer q.Close()
+	retention, err := retentionPolicy(s)
+	if err != nil {
+		return err
+	}
 	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m,
-		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, Retention: retention}
 	h := api.New(api.Config{
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
 		Logger: log, Metrics: m,

@@ -46,6 +46,20 @@ var (
 		{"max-attempts", server.DefaultMaxAttempts, "deliveries of a message before it is dead-lettered"},
 		{"tmp-dir", "", "directory for temporary video and MP3 files (default: the system's)"},
 		{"shutdown-timeout", 25 * time.Second, "on SIGTERM, how long running conversions may finish before they are requeued"},
+		{"max-duration", time.Duration(0), "longest audio one job may convert, checked when the video is probed; 0 for no limit (an administrator can set it per user)"},
+	}
+	// retentionSettings say how long files are kept: where the janitor runs (standalone, the
+	// gateway) and where mails say until when an MP3 can be downloaded (notify).
+	retentionSettings = []setting{
+		{"mp3-ttl", jobs.DefaultMP3TTL, "how long MP3s (and the videos of failed jobs) are kept after their job ends; 0 keeps them for ever"},
+	}
+	// quotaSettings are the per-user limits of users for whom an administrator set none; 0 is
+	// no limit.
+	quotaSettings = []setting{
+		{"keep-video", false, "keep a done job's video until the job expires, instead of deleting it once its MP3 is stored"},
+		{"quota-bytes", "0", "per user: most bytes of videos and MP3s stored, open uploads counted at their size; 0 for no limit"},
+		{"max-open-uploads", 0, "per user: most uploads started and not completed; 0 for no limit"},
+		{"max-active-jobs", 0, "per user: most jobs queued or converting at once; 0 for no limit"},
 	}
 	uploadSettings = []setting{
 		{"part-size", formatSize(jobs.DefaultPartSize), "upload part size"},
@@ -76,7 +90,9 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
 		{"token-ttl", token.DefaultTTL, "lifetime of tokens"},
 		{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
-	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings, webhookSettings)
+		{"sweep-interval", worker.DefaultSweepInterval, "how often the janitor applies retention and removes abandoned uploads and orphaned files"},
+	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings, webhookSettings,
+		retentionSettings, quotaSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -142,8 +158,13 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log})
 	videoQ := m.CountQueue(q) // publish failures and redeliveries are counted here, once
 	updates := inproc.New()   // job changes, from the converter to the event streams
+	quotas, retention, err := quotaPolicy(s)
+	if err != nil {
+		return err
+	}
 	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: videoQ, Updates: updates,
-		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
+		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m,
+		Quotas: quotas, Limits: db.Limits(), Retention: retention}
 	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
 		return err
 	}
@@ -171,13 +192,13 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: videoQ, Converter: conv, TmpDir: s.str("tmp-dir"),
-		Logger: log, Metrics: m, Changed: changes.Notify, Updates: updates}
+		Logger: log, Metrics: m, Changed: changes.Notify, Updates: updates, MaxDuration: s.dur("max-duration"), Limits: db.Limits()}
 	if _, err := converter.CleanWorkDirs(ctx); err != nil {
 		return err
 	}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m,
-		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
-	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Logger: log}
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, Retention: retention}
+	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"), Logger: log}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -280,4 +301,40 @@ func outside(tmp, data string) error {
 		return badSetting("--tmp-dir %s is inside --data %s: choose a directory outside the data directory", tmp, data)
 	}
 	return nil
+}
+
+// quotaPolicy reads the default per-user limits and the retention policy.
+func quotaPolicy(s *settings) (jobs.Quotas, jobs.Retention, error) {
+	r, err := retentionPolicy(s)
+	if err != nil {
+		return jobs.Quotas{}, r, err
+	}
+	keep, err := s.flag("keep-video")
+	if err != nil {
+		return jobs.Quotas{}, r, err
+	}
+	r.KeepVideo = keep
+	bytes, err := s.size("quota-bytes")
+	if err != nil {
+		return jobs.Quotas{}, r, err
+	}
+	q := jobs.Quotas{Bytes: bytes, OpenUploads: s.int("max-open-uploads"), ActiveJobs: s.int("max-active-jobs")}
+	if q.OpenUploads < 0 || q.ActiveJobs < 0 {
+		return q, r, badSetting("--max-open-uploads and --max-active-jobs must be 0 (no limit) or more")
+	}
+	return q, r, nil
+}
+
+// retentionPolicy reads --mp3-ttl: 0 keeps files for ever.
+func retentionPolicy(s *settings) (jobs.Retention, error) {
+	ttl := s.dur("mp3-ttl")
+	switch {
+	case ttl < 0:
+		return jobs.Retention{}, badSetting("--mp3-ttl must be 0 (keep for ever) or more, not %s", ttl)
+	case ttl == 0:
+		ttl = -1 // for ever
+	case ttl < time.Minute:
+		return jobs.Retention{}, badSetting("--mp3-ttl %s is too short to download anything; use 1m or more, or 0 to keep MP3s for ever", ttl)
+	}
+	return jobs.Retention{MP3TTL: ttl}, nil
 }

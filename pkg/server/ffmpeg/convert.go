@@ -79,6 +79,9 @@ func (c *Converter) convertOne(jctx context.Context, src, dst string, conv serve
 	if err != nil {
 		return Info{}, err
 	}
+	if err := tooLong(conv, j.span); err != nil {
+		return Info{}, err
+	}
 
 	// Create dst first, so that a destination we cannot write is told apart from bad input.
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -107,6 +110,9 @@ func (c *Converter) convertOne(jctx context.Context, src, dst string, conv serve
 	}
 	out, err := c.encode(jctx, src, dst, j, meta, pw)
 	if err != nil {
+		return Info{}, err
+	}
+	if err := tooLong(conv, out.Duration); err != nil { // the container claimed less than it held
 		return Info{}, err
 	}
 	if progress != nil && pw.last < 100 {
@@ -302,4 +308,30 @@ func (w *progressWriter) set(pct int) {
 	if w.report != nil {
 		w.report(pct)
 	}
+}
+
+// tooLong says why audio lasting d is refused under conv's MaxDuration, or returns nil.
+func tooLong(conv server.Conversion, d time.Duration) error {
+	if conv.MaxDuration <= 0 || d <= conv.MaxDuration {
+		return nil
+	}
+	return server.Permanent(server.Errorf(server.ETOOLARGE, "the audio lasts %s; this server converts at most %s per job",
+		roundHuman(d), roundHuman(conv.MaxDuration)))
+}
+
+// roundHuman writes d to the second without zero units: 2h10m, 45m, 1h0m5s → 1h5s.
+func roundHuman(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, sec := int(d/time.Hour), int(d%time.Hour/time.Minute), int(d%time.Minute/time.Second)
+	out := ""
+	if h > 0 {
+		out += fmt.Sprintf("%dh", h)
+	}
+	if m > 0 {
+		out += fmt.Sprintf("%dm", m)
+	}
+	if sec > 0 || out == "" {
+		out += fmt.Sprintf("%ds", sec)
+	}
+	return out
 }

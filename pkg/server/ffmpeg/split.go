@@ -63,6 +63,9 @@ func (c *Converter) split(ctx context.Context, src, dst string, conv server.Conv
 	if err != nil {
 		return nil, err
 	}
+	if err := tooLong(conv, all.span); err != nil {
+		return nil, err
+	}
 	parts := chapterSpans(m.Chapters, conv.Options.Start, conv.Options.Start+all.span)
 	if len(parts) == 0 {
 		if len(m.Chapters) == 0 {

@@ -42,6 +42,10 @@ func (s *Service) OpenFile(ctx context.Context, owner, fid string) (*Download, e
 	if part && n >= len(j.Files) {
 		return nil, notFound
 	}
+	if j.Expired {
+		return nil, expiredError(j, s.Retention.ExpiryOf(j.FinishedAt))
+	}
+	s.withExpiry(j)
 	b, err := s.Blobs.Open(ctx, server.BucketMP3s, mp3FID)
 	if server.IsCode(err, server.ENOTFOUND) {
 		return nil, notFound

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"path"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,9 +51,18 @@ type Service struct {
 	PartSize      int64 // DefaultPartSize when zero
 	MaxUploadSize int64 // DefaultMaxUploadSize when zero
 
+	// Quotas are the per-user limits of users for whom Limits holds none; Limits, when set,
+	// holds what an administrator set per user.
+	Quotas Quotas
+	Limits server.LimitStore
+	// Retention says how long videos and MP3s are kept.
+	Retention Retention
+
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 	Now     func() time.Time // time.Now when nil
+
+	admission sync.Mutex // serialises quota checks with what they admit
 }
 
 // PartLimit returns the part size of new uploads.
@@ -124,6 +134,11 @@ func (s *Service) StartUpload(ctx context.Context, owner string, nu NewUpload) (
 	}
 	u := &server.Upload{ID: server.NewID(), Owner: owner, Filename: name, Size: nu.Size, SourceSize: nu.SourceSize,
 		PartSize: s.PartLimit(), SHA256: sum, Options: opts, CreatedAt: s.now()}
+	s.admission.Lock()
+	defer s.admission.Unlock()
+	if err := s.admit(ctx, owner, nu.Size, true, false); err != nil {
+		return nil, err
+	}
 	if err := s.Uploads.CreateUpload(ctx, u); err != nil {
 		return nil, fmt.Errorf("create upload: %w", err)
 	}
@@ -188,6 +203,11 @@ func (s *Service) Complete(ctx context.Context, owner, id string) (*server.Job, 
 	if err != nil {
 		return nil, err
 	}
+	s.admission.Lock()
+	defer s.admission.Unlock()
+	if err := s.admit(ctx, owner, 0, false, true); err != nil {
+		return nil, err
+	}
 	if err := s.Blobs.CompleteUpload(ctx, u); err != nil {
 		if server.IsCode(err, server.EINVALID) { // checksum mismatch: the parts are gone
 			if derr := s.Uploads.DeleteUpload(context.WithoutCancel(ctx), u.ID); derr != nil {
@@ -205,7 +225,7 @@ func (s *Service) Complete(ctx context.Context, owner, id string) (*server.Job, 
 	if err := s.Uploads.DeleteUpload(ctx, u.ID); err != nil {
 		s.log().Warn("delete completed upload", "upload_id", u.ID, "err", err)
 	}
-	return j, nil
+	return s.withExpiry(j), nil
 }
 
 // Abort discards owner's upload id and its parts.
@@ -233,11 +253,19 @@ func (s *Service) Submit(ctx context.Context, owner, filename string, r io.Reade
 		return nil, err
 	}
 	fid := server.NewID()
-	limited := &limitedReader{r: r, left: s.SizeLimit()}
+	room, err := s.room(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	limit := s.SizeLimit()
+	limited := &limitedReader{r: r, left: min(limit, room)}
 	size, err := s.Blobs.Put(ctx, server.BucketVideos, fid, name, limited)
 	if err != nil {
+		if limited.over && room < limit {
+			return nil, server.Errorf(server.ETOOLARGE, "the file is larger than the %s left of your storage quota: delete jobs you no longer need (v2m rm)", bytesText(room))
+		}
 		if limited.over {
-			return nil, server.Errorf(server.ETOOLARGE, "the file is larger than the limit of %d bytes", s.SizeLimit())
+			return nil, server.Errorf(server.ETOOLARGE, "the file is larger than the limit of %d bytes", limit)
 		}
 		return nil, err
 	}
@@ -368,12 +396,16 @@ func (s *Service) Job(ctx context.Context, owner, id string) (*server.Job, error
 	if j.Owner != owner {
 		return nil, notFound
 	}
-	return j, nil
+	return s.withExpiry(j), nil
 }
 
 // ListJobs returns owner's newest jobs, at most limit of them.
 func (s *Service) ListJobs(ctx context.Context, owner string, limit int) ([]*server.Job, error) {
-	return s.Jobs.ListJobs(ctx, owner, limit)
+	list, err := s.Jobs.ListJobs(ctx, owner, limit)
+	for _, j := range list {
+		s.withExpiry(j)
+	}
+	return list, err
 }
 
 // CleanFilename keeps the base name of what a client sent, as valid UTF-8 without control

@@ -25,5 +25,10 @@ func WireJob(j *server.Job) wire.Job {
 		f := j.FinishedAt
 		out.FinishedAt = &f
 	}
+	if !j.ExpiresAt.IsZero() {
+		e := j.ExpiresAt
+		out.ExpiresAt = &e
+	}
+	out.Expired = j.Expired
 	return out
 }

@@ -26,6 +26,8 @@ type Metrics struct {
 	publishFailures *prometheus.CounterVec
 	redeliveries    *prometheus.CounterVec
 	mails           *prometheus.CounterVec
+	freedFiles      *prometheus.CounterVec
+	freedBytes      *prometheus.CounterVec
 }
 
 // New returns Metrics registered in a new registry, with Go and process collectors.
@@ -58,9 +60,15 @@ func New() *Metrics {
 		mails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "v2m_mails_total", Help: "Mails by result (sent, failed).",
 		}, []string{"result"}),
+		freedFiles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_retention_freed_files_total", Help: "Files deleted by retention, by reason (video_done, expired, deleted, orphan).",
+		}, []string{"reason"}),
+		freedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "v2m_retention_freed_bytes_total", Help: "Bytes freed by retention, by reason (video_done, expired, deleted, orphan).",
+		}, []string{"reason"}),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.httpRequests, m.httpDuration, m.jobs, m.convertSeconds, m.bytes, m.publishFailures, m.redeliveries, m.mails)
+		m.httpRequests, m.httpDuration, m.jobs, m.convertSeconds, m.bytes, m.publishFailures, m.redeliveries, m.mails, m.freedFiles, m.freedBytes)
 	return m
 }
 
@@ -127,6 +135,16 @@ func (m *Metrics) Redelivery(topic string) {
 func (m *Metrics) Mail(result string) {
 	if m != nil {
 		m.mails.WithLabelValues(result).Inc()
+	}
+}
+
+// Freed counts files deleted by retention and their bytes, by reason: "video_done" (the video
+// of a done job), "expired" (the files of an expired job), "deleted" (a job its owner deleted)
+// or "orphan" (a file nothing refers to).
+func (m *Metrics) Freed(reason string, files int, bytes int64) {
+	if m != nil && files > 0 {
+		m.freedFiles.WithLabelValues(reason).Add(float64(files))
+		m.freedBytes.WithLabelValues(reason).Add(float64(bytes))
 	}
 }
 

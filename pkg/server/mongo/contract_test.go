@@ -88,3 +88,15 @@ func TestFindAndModifyAtomicity(t *testing.T) {
 func TestContractWebhookStore(t *testing.T) {
 	servertest.TestWebhookStore(t, func(t *testing.T) server.WebhookStore { return openTest(t, 0).Webhooks() })
 }
+
+func TestContractLimitStore(t *testing.T) {
+	servertest.TestLimitStore(t, func(t *testing.T) server.LimitStore { return openTest(t, 0).Limits() })
+}
+
+func TestContractLease(t *testing.T) {
+	servertest.TestLease(t, func(t *testing.T, now func() time.Time) server.Lease {
+		db := openTest(t, 0)
+		db.now = now
+		return db.Lease()
+	})
+}

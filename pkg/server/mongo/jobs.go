@@ -40,6 +40,10 @@ type jobDoc struct {
 	CreatedAt  time.Time   `bson:"created_at"`
 	UpdatedAt  time.Time   `bson:"updated_at"`
 	FinishedAt *time.Time  `bson:"finished_at,omitempty"`
+	MP3Size    int64       `bson:"mp3_size,omitempty"`
+	// Retention: set once the video was deleted, once the MP3s expired.
+	VideoDeleted bool `bson:"video_deleted,omitempty"`
+	Expired      bool `bson:"expired,omitempty"`
 }
 
 func (d *jobDoc) job() *server.Job {
@@ -59,6 +63,10 @@ func (d *jobDoc) job() *server.Job {
 		Attempts:   d.Attempts,
 		CreatedAt:  d.CreatedAt.UTC(),
 		UpdatedAt:  d.UpdatedAt.UTC(),
+		MP3Size:    d.MP3Size,
+
+		VideoDeleted: d.VideoDeleted,
+		Expired:      d.Expired,
 	}
 	if d.FinishedAt != nil {
 		j.FinishedAt = d.FinishedAt.UTC()
@@ -116,6 +124,7 @@ func (s *JobStore) CreateJob(ctx context.Context, j *server.Job) error {
 		ID: j.ID, Owner: j.Owner, State: string(j.State), Progress: j.Progress, Error: j.Error,
 		Filename: j.Filename, Size: j.Size, SourceSize: j.SourceSize, VideoFID: j.VideoFID, MP3FID: j.MP3FID,
 		Options: toOptionsDoc(j.Options), Files: toFileDocs(j.Files), Attempts: j.Attempts, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
+		MP3Size: j.MP3Size, VideoDeleted: j.VideoDeleted, Expired: j.Expired,
 	}
 	if !j.FinishedAt.IsZero() {
 		j.FinishedAt = msUTC(j.FinishedAt)
@@ -221,13 +230,14 @@ func (s *JobStore) ClaimJob(ctx context.Context, id string, staleBefore time.Tim
 
 // FinishJob moves a converting job whose attempts is attempt (the caller's claim) to done.
 // Anything else gives ECONFLICT.
-func (s *JobStore) FinishJob(ctx context.Context, id string, attempt int, files []server.JobFile) (*server.Job, error) {
+func (s *JobStore) FinishJob(ctx context.Context, id string, attempt int, res server.JobResult) (*server.Job, error) {
 	t := s.clock()
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "state", Value: string(server.JobDone)},
 		{Key: "progress", Value: 100},
 		{Key: "error", Value: ""},
-		{Key: "files", Value: toFileDocs(files)},
+		{Key: "files", Value: toFileDocs(res.Files)},
+		{Key: "mp3_size", Value: res.Size},
 		{Key: "updated_at", Value: t},
 		{Key: "finished_at", Value: t},
 	}}}
@@ -330,4 +340,90 @@ func (s *JobStore) updateWhere(ctx context.Context, id, verb string, cond bson.D
 	}
 	_, err = s.Job(ctx, id)
 	return err
+}
+
+// DeleteJob removes job id's record; a missing one gives ENOTFOUND.
+func (s *JobStore) DeleteJob(ctx context.Context, id string) error {
+	res, err := s.c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	if err != nil {
+		return wrap("delete job "+id, err)
+	}
+	if res.DeletedCount == 0 {
+		return server.Errorf(server.ENOTFOUND, "job %s not found", id)
+	}
+	return nil
+}
+
+// MarkRetention sets the retention flags of a final job that are true; a job that is not
+// final gives ECONFLICT.
+func (s *JobStore) MarkRetention(ctx context.Context, id string, video, expired bool) error {
+	set := bson.D{}
+	if video {
+		set = append(set, bson.E{Key: "video_deleted", Value: true})
+	}
+	if expired {
+		set = append(set, bson.E{Key: "expired", Value: true})
+	}
+	if len(set) == 0 {
+		j, err := s.Job(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !j.State.Final() {
+			return server.Errorf(server.ECONFLICT, "job %s is %s", id, j.State)
+		}
+		return nil
+	}
+	_, err := s.change(ctx, id, "mark retention of", inStates(server.JobDone, server.JobFailed), bson.D{{Key: "$set", Value: set}})
+	return err
+}
+
+// RetainedJobs returns up to limit jobs of the kind what finished before before, oldest first.
+func (s *JobStore) RetainedJobs(ctx context.Context, what server.Retained, before time.Time, limit int) ([]*server.Job, error) {
+	filter := bson.D{{Key: "finished_at", Value: bson.D{{Key: "$lt", Value: before.UTC()}}}}
+	switch what {
+	case server.RetainedVideos:
+		filter = append(filter, bson.E{Key: "state", Value: string(server.JobDone)},
+			bson.E{Key: "video_deleted", Value: bson.D{{Key: "$ne", Value: true}}})
+	case server.RetainedFiles:
+		filter = append(filter, inStates(server.JobDone, server.JobFailed),
+			bson.E{Key: "expired", Value: bson.D{{Key: "$ne", Value: true}}})
+	default:
+		return nil, server.Errorf(server.EINVALID, "unknown retention kind %d", what)
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "finished_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit))
+	return s.find(ctx, filter, opts, "retained jobs")
+}
+
+// Usage sums owner's jobs. It reads the few fields it needs of each of owner's jobs, which the
+// owner index serves.
+func (s *JobStore) Usage(ctx context.Context, owner string) (server.Usage, error) {
+	opts := options.Find().SetProjection(bson.D{{Key: "state", Value: 1}, {Key: "size", Value: 1},
+		{Key: "mp3_size", Value: 1}, {Key: "video_deleted", Value: 1}, {Key: "expired", Value: 1}})
+	cur, err := s.c.Find(ctx, bson.D{{Key: "owner", Value: owner}}, opts)
+	if err != nil {
+		return server.Usage{}, wrap("usage of "+owner, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var u server.Usage
+	for cur.Next(ctx) {
+		var d jobDoc
+		if err := cur.Decode(&d); err != nil {
+			return server.Usage{}, fmt.Errorf("usage of %s: decode: %w", owner, err)
+		}
+		st := server.JobState(d.State)
+		if !st.Final() {
+			u.ActiveJobs++
+		}
+		if !d.VideoDeleted {
+			u.StoredBytes += d.Size
+		}
+		if st == server.JobDone && !d.Expired {
+			u.StoredBytes += d.MP3Size
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return server.Usage{}, wrap("usage of "+owner, err)
+	}
+	return u, nil
 }

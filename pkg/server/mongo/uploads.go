@@ -89,3 +89,28 @@ func (s *UploadStore) DeleteUpload(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// OpenUploads counts owner's uploads and sums their sizes.
+func (s *UploadStore) OpenUploads(ctx context.Context, owner string) (int, int64, error) {
+	opts := options.Find().SetProjection(bson.D{{Key: "size", Value: 1}})
+	cur, err := s.c.Find(ctx, bson.D{{Key: "owner", Value: owner}}, opts)
+	if err != nil {
+		return 0, 0, wrap("uploads of "+owner, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	n, bytes := 0, int64(0)
+	for cur.Next(ctx) {
+		var d struct {
+			Size int64 `bson:"size"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return 0, 0, fmt.Errorf("uploads of %s: decode: %w", owner, err)
+		}
+		n++
+		bytes += d.Size
+	}
+	if err := cur.Err(); err != nil {
+		return 0, 0, wrap("uploads of "+owner, err)
+	}
+	return n, bytes, nil
+}

@@ -298,7 +298,7 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		ctx, s, c := setup(t)
 		j := put(t, s, c, server.JobConverting, 2, time.Minute)
 		c.Advance(time.Second)
-		got, err := s.FinishJob(ctx, j.ID, 2, nil)
+		got, err := s.FinishJob(ctx, j.ID, 2, server.JobResult{})
 		if err != nil {
 			t.Fatalf("FinishJob under its claim: %v", err)
 		}
@@ -306,7 +306,7 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		want.State, want.Progress, want.UpdatedAt, want.FinishedAt = server.JobDone, 100, c.Now(), c.Now()
 		sameJob(t, "finished job", got, &want)
 		wantJob(t, s, &want)
-		_, err = s.FinishJob(ctx, j.ID, 2, nil)
+		_, err = s.FinishJob(ctx, j.ID, 2, server.JobResult{})
 		wantCode(t, "FinishJob of a done job", err, server.ECONFLICT)
 		wantJob(t, s, &want)
 	})
@@ -317,7 +317,7 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 			{Title: "Intro", Start: 0, End: 61500 * time.Millisecond, Size: 123456},
 			{Title: "Ünïcode / \"quoted\"", Start: 61500 * time.Millisecond, End: 2*time.Hour + 3*time.Millisecond, Size: 1},
 		}
-		got, err := s.FinishJob(ctx, j.ID, 1, files)
+		got, err := s.FinishJob(ctx, j.ID, 1, server.JobResult{Files: files})
 		if err != nil {
 			t.Fatalf("FinishJob with files: %v", err)
 		}
@@ -335,7 +335,7 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		ctx, s, c := setup(t)
 		j := put(t, s, c, server.JobConverting, 2, time.Minute)
 		for _, a := range []int{1, 3} {
-			_, err := s.FinishJob(ctx, j.ID, a, nil)
+			_, err := s.FinishJob(ctx, j.ID, a, server.JobResult{})
 			wantCode(t, fmt.Sprintf("FinishJob under claim %d of a job claimed twice", a), err, server.ECONFLICT)
 		}
 		wantJob(t, s, j)
@@ -344,14 +344,14 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		ctx, s, c := setup(t)
 		for _, st := range []server.JobState{server.JobQueued, server.JobFailed} {
 			j := put(t, s, c, st, 1, time.Hour)
-			_, err := s.FinishJob(ctx, j.ID, 1, nil)
+			_, err := s.FinishJob(ctx, j.ID, 1, server.JobResult{})
 			wantCode(t, "FinishJob of a "+string(st)+" job", err, server.ECONFLICT)
 			wantJob(t, s, j)
 		}
 	})
 	t.Run("FinishMissing", func(t *testing.T) {
 		ctx, s, _ := setup(t)
-		_, err := s.FinishJob(ctx, server.NewID(), 1, nil)
+		_, err := s.FinishJob(ctx, server.NewID(), 1, server.JobResult{})
 		wantCode(t, "FinishJob of a missing job", err, server.ENOTFOUND)
 	})
 
@@ -446,6 +446,139 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 	t.Run("TouchMissing", func(t *testing.T) {
 		ctx, s, _ := setup(t)
 		wantCode(t, "TouchJob of a missing job", s.TouchJob(ctx, server.NewID(), server.JobQueued), server.ENOTFOUND)
+	})
+	t.Run("FinishRecordsSize", func(t *testing.T) {
+		ctx, s, c := setup(t)
+		j := put(t, s, c, server.JobConverting, 1, time.Minute)
+		got, err := s.FinishJob(ctx, j.ID, 1, server.JobResult{Size: 5 << 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.MP3Size != 5<<30 {
+			t.Fatalf("MP3Size = %d, want %d", got.MP3Size, int64(5<<30))
+		}
+		stored, err := s.Job(ctx, j.ID)
+		if err != nil || stored.MP3Size != 5<<30 {
+			t.Fatalf("stored MP3Size = %v, %v", stored, err)
+		}
+	})
+	t.Run("DeleteJob", func(t *testing.T) {
+		ctx, s, c := setup(t)
+		for _, st := range []server.JobState{server.JobQueued, server.JobConverting, server.JobDone, server.JobFailed} {
+			j, keep := put(t, s, c, st, 1, time.Minute), put(t, s, c, st, 1, time.Minute)
+			if err := s.DeleteJob(ctx, j.ID); err != nil {
+				t.Fatalf("DeleteJob of a %s job: %v", st, err)
+			}
+			_, err := s.Job(ctx, j.ID)
+			wantCode(t, "Job after DeleteJob", err, server.ENOTFOUND)
+			_, err = s.JobByMP3(ctx, j.MP3FID)
+			wantCode(t, "JobByMP3 after DeleteJob", err, server.ENOTFOUND)
+			wantCode(t, "DeleteJob again", s.DeleteJob(ctx, j.ID), server.ENOTFOUND)
+			wantCode(t, "SetProgress of a deleted job", s.SetProgress(ctx, j.ID, 50), server.ENOTFOUND)
+			wantJob(t, s, keep)
+		}
+	})
+	t.Run("MarkRetention", func(t *testing.T) {
+		ctx, s, c := setup(t)
+		for _, st := range []server.JobState{server.JobDone, server.JobFailed} {
+			j := put(t, s, c, st, 1, time.Minute)
+			if err := s.MarkRetention(ctx, j.ID, true, false); err != nil {
+				t.Fatalf("MarkRetention(video) of a %s job: %v", st, err)
+			}
+			want := *j
+			want.VideoDeleted = true
+			wantJob(t, s, &want)
+			if err := s.MarkRetention(ctx, j.ID, false, true); err != nil {
+				t.Fatalf("MarkRetention(expired): %v", err)
+			}
+			want.Expired = true // the video flag stays set
+			wantJob(t, s, &want)
+			if err := s.MarkRetention(ctx, j.ID, false, false); err != nil {
+				t.Fatalf("MarkRetention(nothing): %v", err)
+			}
+			wantJob(t, s, &want)
+		}
+		for _, st := range []server.JobState{server.JobQueued, server.JobConverting} {
+			j := put(t, s, c, st, 1, time.Minute)
+			wantCode(t, "MarkRetention of a "+string(st)+" job", s.MarkRetention(ctx, j.ID, true, true), server.ECONFLICT)
+			wantJob(t, s, j)
+		}
+		wantCode(t, "MarkRetention of a missing job", s.MarkRetention(ctx, server.NewID(), true, false), server.ENOTFOUND)
+	})
+	t.Run("RetainedJobs", func(t *testing.T) {
+		ctx, s, c := setup(t)
+		doneOld, doneNew := put(t, s, c, server.JobDone, 1, 3*time.Hour), put(t, s, c, server.JobDone, 1, time.Hour)
+		failed := put(t, s, c, server.JobFailed, 1, 2*time.Hour)
+		atLimit := put(t, s, c, server.JobDone, 1, 30*time.Minute)
+		put(t, s, c, server.JobQueued, 0, 5*time.Hour)
+		put(t, s, c, server.JobConverting, 1, 5*time.Hour)
+		gone := put(t, s, c, server.JobDone, 1, 4*time.Hour)
+		if err := s.MarkRetention(ctx, gone.ID, true, true); err != nil {
+			t.Fatal(err)
+		}
+		noVideo := put(t, s, c, server.JobDone, 1, 4*time.Hour)
+		if err := s.MarkRetention(ctx, noVideo.ID, true, false); err != nil {
+			t.Fatal(err)
+		}
+		before := c.Now().Add(-30 * time.Minute) // atLimit finished exactly then: not before
+		got, err := s.RetainedJobs(ctx, server.RetainedVideos, before, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ids(got), []string{doneOld.ID, doneNew.ID}; !slices.Equal(got, want) {
+			t.Errorf("RetainedVideos = %v, want %v (done jobs with their video, oldest first)", got, want)
+		}
+		got, err = s.RetainedJobs(ctx, server.RetainedFiles, before, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ids(got), []string{noVideo.ID, doneOld.ID, failed.ID, doneNew.ID}; !slices.Equal(got, want) {
+			t.Errorf("RetainedFiles = %v, want %v (final jobs not expired, oldest first)", got, want)
+		}
+		got, err = s.RetainedJobs(ctx, server.RetainedFiles, before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ids(got), []string{noVideo.ID, doneOld.ID}; !slices.Equal(got, want) {
+			t.Errorf("RetainedFiles limit 2 = %v, want %v", got, want)
+		}
+		_ = atLimit
+	})
+	t.Run("Usage", func(t *testing.T) {
+		ctx, s, c := setup(t)
+		if u, err := s.Usage(ctx, "ann@example.com"); err != nil || u != (server.Usage{}) {
+			t.Fatalf("Usage with no jobs = %+v, %v", u, err)
+		}
+		queued := put(t, s, c, server.JobQueued, 0, time.Minute)
+		conv := put(t, s, c, server.JobConverting, 1, time.Minute)
+		failed := put(t, s, c, server.JobFailed, 1, time.Minute)
+		done := put(t, s, c, server.JobConverting, 1, time.Minute)
+		if _, err := s.FinishJob(ctx, done.ID, 1, server.JobResult{Size: 700}); err != nil {
+			t.Fatal(err)
+		}
+		expired := put(t, s, c, server.JobConverting, 1, time.Minute)
+		if _, err := s.FinishJob(ctx, expired.ID, 1, server.JobResult{Size: 900}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkRetention(ctx, expired.ID, true, true); err != nil {
+			t.Fatal(err)
+		}
+		bob := newJob("bob@example.com", c.Now())
+		if err := s.CreateJob(ctx, bob); err != nil {
+			t.Fatal(err)
+		}
+		// Videos not deleted: queued, converting, failed and done (1234 each); MP3: done's.
+		want := server.Usage{ActiveJobs: 2, StoredBytes: queued.Size + conv.Size + failed.Size + done.Size + 700}
+		if u, err := s.Usage(ctx, "ann@example.com"); err != nil || u != want {
+			t.Fatalf("Usage = %+v, %v; want %+v", u, err, want)
+		}
+		if err := s.MarkRetention(ctx, done.ID, true, false); err != nil {
+			t.Fatal(err)
+		}
+		want.StoredBytes -= done.Size
+		if u, err := s.Usage(ctx, "ann@example.com"); err != nil || u != want {
+			t.Fatalf("Usage after the done job's video went = %+v, %v; want %+v", u, err, want)
+		}
 	})
 }
 

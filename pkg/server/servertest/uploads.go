@@ -118,6 +118,30 @@ func TestUploadStore(t *testing.T, newStore NewUploadStore) {
 			t.Errorf("StaleUploads before all = %v, %v; want none", uploadIDs(got), err)
 		}
 	})
+	t.Run("OpenUploadsPerOwner", func(t *testing.T) {
+		ctx, s := t.Context(), newStore(t)
+		if n, b, err := s.OpenUploads(ctx, "ann@example.com"); err != nil || n != 0 || b != 0 {
+			t.Fatalf("OpenUploads with none = %d, %d, %v; want 0, 0", n, b, err)
+		}
+		a1, a2 := upload(time.Hour), upload(time.Minute)
+		a2.Size = 5 << 30
+		other := upload(0)
+		other.Owner = "bob@example.com"
+		for _, u := range []*server.Upload{a1, a2, other} {
+			if err := s.CreateUpload(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, b, err := s.OpenUploads(ctx, "ann@example.com"); err != nil || n != 2 || b != a1.Size+a2.Size {
+			t.Fatalf("OpenUploads = %d, %d, %v; want 2, %d", n, b, err, a1.Size+a2.Size)
+		}
+		if err := s.DeleteUpload(ctx, a1.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, b, err := s.OpenUploads(ctx, "ann@example.com"); err != nil || n != 1 || b != a2.Size {
+			t.Fatalf("OpenUploads after a delete = %d, %d, %v; want 1, %d", n, b, err, a2.Size)
+		}
+	})
 }
 
 func sameUpload(t *testing.T, what string, got, want *server.Upload) {

@@ -60,3 +60,11 @@ func TestContractQueue(t *testing.T) {
 func TestContractWebhookStore(t *testing.T) {
 	servertest.TestWebhookStore(t, func(t *testing.T) server.WebhookStore { return openClock(t, nil).Webhooks() })
 }
+
+func TestContractLimitStore(t *testing.T) {
+	servertest.TestLimitStore(t, func(t *testing.T) server.LimitStore { return openClock(t, nil).Limits() })
+}
+
+func TestContractLease(t *testing.T) {
+	servertest.TestLease(t, func(t *testing.T, now func() time.Time) server.Lease { return openClock(t, now).Lease() })
+}

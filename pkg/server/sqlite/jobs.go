@@ -14,7 +14,7 @@ func (d *DB) Jobs() server.JobStore { return (*jobStore)(d) }
 
 type jobStore DB
 
-const jobColumns = `id, owner, state, progress, error, filename, size, source_size, video_fid, mp3_fid, options, files, attempts, created_at, updated_at, finished_at`
+const jobColumns = `id, owner, state, progress, error, filename, size, source_size, video_fid, mp3_fid, options, files, attempts, created_at, updated_at, finished_at, mp3_size, video_deleted, expired`
 
 type scanner interface{ Scan(...any) error }
 
@@ -24,7 +24,7 @@ func scanJob(row scanner) (*server.Job, error) {
 	var finished sql.NullInt64
 	var opts, files string
 	if err := row.Scan(&j.ID, &j.Owner, &j.State, &j.Progress, &j.Error, &j.Filename, &j.Size, &j.SourceSize, &j.VideoFID, &j.MP3FID,
-		&opts, &files, &j.Attempts, &created, &updated, &finished); err != nil {
+		&opts, &files, &j.Attempts, &created, &updated, &finished, &j.MP3Size, &j.VideoDeleted, &j.Expired); err != nil {
 		return nil, err
 	}
 	var err error
@@ -54,9 +54,9 @@ func (s *jobStore) CreateJob(ctx context.Context, j *server.Job) error {
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.Owner, j.State, j.Progress, j.Error, j.Filename, j.Size, j.SourceSize, j.VideoFID, j.MP3FID, opts, files, j.Attempts,
-		ms(j.CreatedAt), ms(j.UpdatedAt), finished)
+		ms(j.CreatedAt), ms(j.UpdatedAt), finished, j.MP3Size, j.VideoDeleted, j.Expired)
 	if isUnique(err) {
 		return server.Errorf(server.ECONFLICT, "job %s exists", j.ID)
 	}
@@ -144,14 +144,14 @@ func (s *jobStore) SetProgress(ctx context.Context, id string, pct int) error {
 		pct, ms(s.now()), id)
 }
 
-func (s *jobStore) FinishJob(ctx context.Context, id string, attempt int, files []server.JobFile) (*server.Job, error) {
-	enc, err := encodeFiles(files)
+func (s *jobStore) FinishJob(ctx context.Context, id string, attempt int, res server.JobResult) (*server.Job, error) {
+	enc, err := encodeFiles(res.Files)
 	if err != nil {
 		return nil, fmt.Errorf("finish job %s: %w", id, err)
 	}
 	now := ms(s.now())
-	j, err := s.update(ctx, id, `state = 'done', progress = 100, error = '', files = ?, updated_at = ?, finished_at = ?`,
-		`state = 'converting' AND attempts = ?`, enc, now, now, id, attempt)
+	j, err := s.update(ctx, id, `state = 'done', progress = 100, error = '', files = ?, mp3_size = ?, updated_at = ?, finished_at = ?`,
+		`state = 'converting' AND attempts = ?`, enc, res.Size, now, now, id, attempt)
 	if server.IsCode(err, server.ECONFLICT) {
 		return nil, server.Errorf(server.ECONFLICT, "job %s is not converting under claim %d", id, attempt)
 	}
@@ -193,4 +193,50 @@ func (s *jobStore) exec(ctx context.Context, id, verb, query string, args ...any
 	}
 	_, err = s.Job(ctx, id)
 	return err
+}
+
+func (s *jobStore) DeleteJob(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM jobs WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete job %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("delete job %s: %w", id, err)
+	} else if n == 0 {
+		return notFound("job", id)
+	}
+	return nil
+}
+
+func (s *jobStore) MarkRetention(ctx context.Context, id string, video, expired bool) error {
+	_, err := s.update(ctx, id, `video_deleted = video_deleted OR ?, expired = expired OR ?`,
+		`state IN ('done', 'failed')`, video, expired, id)
+	return err
+}
+
+func (s *jobStore) RetainedJobs(ctx context.Context, what server.Retained, before time.Time, limit int) ([]*server.Job, error) {
+	cond := ""
+	switch what {
+	case server.RetainedVideos:
+		cond = `state = 'done' AND video_deleted = 0`
+	case server.RetainedFiles:
+		cond = `state IN ('done', 'failed') AND expired = 0`
+	default:
+		return nil, server.Errorf(server.EINVALID, "unknown retention kind %d", what)
+	}
+	return s.list(ctx, `SELECT `+jobColumns+` FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? AND `+cond+
+		` ORDER BY finished_at LIMIT ?`, ms(before), limit)
+}
+
+func (s *jobStore) Usage(ctx context.Context, owner string) (server.Usage, error) {
+	var u server.Usage
+	err := s.db.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(state IN ('queued', 'converting')), 0),
+		COALESCE(SUM(CASE WHEN video_deleted = 0 THEN size ELSE 0 END) +
+			SUM(CASE WHEN state = 'done' AND expired = 0 THEN mp3_size ELSE 0 END), 0)
+		FROM jobs WHERE owner = ?`, owner).Scan(&u.ActiveJobs, &u.StoredBytes)
+	if err != nil {
+		return server.Usage{}, fmt.Errorf("usage of %s: %w", owner, err)
+	}
+	return u, nil
 }

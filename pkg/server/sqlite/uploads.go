@@ -81,3 +81,13 @@ func (s *uploadStore) DeleteUpload(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+func (s *uploadStore) OpenUploads(ctx context.Context, owner string) (int, int64, error) {
+	var n int
+	var bytes int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM uploads WHERE owner = ?`, owner).Scan(&n, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count uploads of %s: %w", owner, err)
+	}
+	return n, bytes, nil
+}

@@ -48,6 +48,25 @@ type Converter struct {
 	// IOTimeout bounds copying a video in and storing its MP3, so that a hung store cannot
 	// hold a job forever while its heartbeat goes on; DefaultIOTimeout when zero.
 	IOTimeout time.Duration
+	// MaxDuration is the longest audio converted, checked when the video is probed; 0 means no
+	// limit. Limits, when set, holds per-user limits that replace it.
+	MaxDuration time.Duration
+	Limits      server.LimitStore
+}
+
+// maxDuration returns the longest audio j's owner may convert: their own limit when an
+// administrator set one, else MaxDuration. A store that cannot answer falls back to
+// MaxDuration: the limit is a quota, not a reason to hold a job up.
+func (w *Converter) maxDuration(ctx context.Context, j *server.Job) time.Duration {
+	if w.Limits != nil {
+		l, err := w.Limits.UserLimits(ctx, j.Owner)
+		if err != nil {
+			w.log().Warn("read the owner's limits", "job_id", j.ID, "err", err)
+		} else if l.MaxDuration != nil {
+			return max(*l.MaxDuration, 0)
+		}
+	}
+	return w.MaxDuration
 }
 
 // Defaults of Converter.
@@ -168,12 +187,12 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	// The heartbeat runs from the claim until the outcome is recorded, fetch and store included,
 	// so that no other worker takes over a job that is alive.
 	hb := w.startHeartbeat(ctx, j)
-	files, err := w.convert(ctx, j, hb.progress)
+	res, err := w.convert(ctx, j, hb.progress)
 	hb.stop()
 	w.Metrics.Conversion(time.Since(start))
 	if err == nil {
 		// The work is done: record it even if shutdown began meanwhile.
-		return w.finish(context.WithoutCancel(ctx), log, j, files)
+		return w.finish(context.WithoutCancel(ctx), log, j, res)
 	}
 	// Past here the conversion failed; record why before returning.
 	bg := context.WithoutCancel(ctx)
@@ -223,11 +242,16 @@ func (w *Converter) alreadyClaimed(ctx context.Context, log *slog.Logger, id str
 }
 
 // convert makes the job's MP3, or for a job split by chapters the zip of its MP3s, and stores
-// it as the job's MP3FID; it returns the files of a split job.
-func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(int)) ([]server.JobFile, error) {
+// it as the job's MP3FID; it returns what it stored.
+func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(int)) (server.JobResult, error) {
+	files, size, err := w.make(ctx, j, progress)
+	return server.JobResult{Size: size, Files: files}, err
+}
+
+func (w *Converter) make(ctx context.Context, j *server.Job, progress func(int)) ([]server.JobFile, int64, error) {
 	wd, err := newWorkDir(w.TmpDir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer func() {
 		if err := wd.remove(); err != nil {
@@ -243,33 +267,33 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 	src, err = w.fetch(fctx, j, src)
 	cancel()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 
-	conv := server.Conversion{Options: j.Options, Title: wire.AlbumName(j.Filename)}
+	conv := server.Conversion{Options: j.Options, Title: wire.AlbumName(j.Filename), MaxDuration: w.maxDuration(ctx, j)}
 	var files []server.JobFile
 	if j.Options.SplitChapters {
 		sp, ok := w.Converter.(server.Splitter)
 		if !ok {
-			return nil, server.Permanent(server.Errorf(server.EINVALID, "this server cannot split by chapters"))
+			return nil, 0, server.Permanent(server.Errorf(server.EINVALID, "this server cannot split by chapters"))
 		}
 		if files, err = sp.Split(ctx, src, dst, conv, progress); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	} else if err := w.Converter.Convert(ctx, src, dst, conv, progress); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 
 	f, err := os.Open(dst)
 	if err != nil {
-		return nil, fmt.Errorf("open mp3: %w", err)
+		return nil, 0, fmt.Errorf("open mp3: %w", err)
 	}
 	defer f.Close()
 	// The MP3's fid was fixed when the job was created: a second conversion of the same job
 	// replaces the file instead of adding one. A worker that was taken over (it looked dead)
 	// must not replace the file under the worker that holds the job now.
 	if !w.holds(ctx, j) {
-		return nil, errLostClaim
+		return nil, 0, errLostClaim
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
 	defer cancel()
@@ -279,10 +303,10 @@ func (w *Converter) convert(ctx context.Context, j *server.Job, progress func(in
 	}
 	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, name, f)
 	if err != nil {
-		return nil, fmt.Errorf("store mp3: %w", err)
+		return nil, 0, fmt.Errorf("store mp3: %w", err)
 	}
 	w.Metrics.BytesOut(n)
-	return files, nil
+	return files, n, nil
 }
 
 // fetch returns the path of the video as a local, seekable file (ffmpeg cannot read an MP4
@@ -322,8 +346,8 @@ func (w *Converter) fetch(ctx context.Context, j *server.Job, dst string) (strin
 	return dst, nil
 }
 
-func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job, files []server.JobFile) error {
-	done, err := w.Jobs.FinishJob(ctx, j.ID, j.Attempts, files)
+func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job, res server.JobResult) error {
+	done, err := w.Jobs.FinishJob(ctx, j.ID, j.Attempts, res)
 	if server.IsCode(err, server.ECONFLICT) {
 		// Another worker took the job over (this one looked dead); whatever stands is its to
 		// settle, or already settled and announced again here.

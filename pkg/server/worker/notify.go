@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
 	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/wire"
@@ -29,6 +31,8 @@ type Notifier struct {
 	Webhooks  server.WebhookStore
 	Jobs      server.JobStore
 	Deliverer *webhook.Deliverer
+	// Retention says until when a done job's MP3 is kept, for the mail.
+	Retention jobs.Retention
 }
 
 // Handle is the server.Handler for TopicMP3.
@@ -85,6 +89,13 @@ func (n *Notifier) Compose(ev server.JobEvent) server.Mail {
 	if ev.State == server.JobDone {
 		fmt.Fprintf(&b, "Your MP3 of %s is ready.\n\n", ev.Filename)
 		fmt.Fprintf(&b, "File id: %s\n\nDownload it with:\n\n    %s\n", ev.MP3FID, n.downloadCommand(ev))
+		finished := ev.FinishedAt
+		if finished.IsZero() {
+			finished = time.Now()
+		}
+		if exp := n.Retention.ExpiryOf(finished); !exp.IsZero() {
+			fmt.Fprintf(&b, "\nYou can download it until %s; it is deleted after that.\n", exp.UTC().Format("Monday 2 January 2006, 15:04 UTC"))
+		}
 		return server.Mail{To: ev.Username, Subject: "Your MP3 is ready: " + wire.MP3Name(ev.Filename), Body: b.String()}
 	}
 	fmt.Fprintf(&b, "We could not convert %s.\n\nReason: %s\n\nJob id: %s\n", ev.Filename, ev.Error, ev.JobID)

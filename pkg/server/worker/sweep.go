@@ -43,6 +43,11 @@ type Sweeper struct {
 	QueuedAfter time.Duration // DefaultQueuedAfter when zero
 	StaleAfter  time.Duration // DefaultSweepStaleAfter when zero
 	Logger      *slog.Logger
+	// Lease, when set, elects one sweeper among replicas to delete files (abandoned uploads,
+	// orphans, retention): a pass that does not hold the lease "janitor" as Holder deletes
+	// nothing. Publishing again is harmless, and every replica does it.
+	Lease  server.Lease
+	Holder string // this replica's name in the lease; a random one when empty
 
 	mu      sync.Mutex
 	cursors map[string]string // bucket → the last fid RemoveOrphans looked at
@@ -66,6 +71,14 @@ func (s *Sweeper) Run(ctx context.Context) {
 			} else if n > 0 {
 				s.log().Info("jobs published again", "count", n)
 			}
+			if !s.janitor(ctx, 3*interval) {
+				continue
+			}
+			if f, err := s.Service.ApplyRetention(ctx); err != nil && ctx.Err() == nil {
+				s.log().Warn("retention failed", "err", err)
+			} else if f.Videos > 0 || f.Expired > 0 {
+				s.log().Info("retention freed files", "videos", f.Videos, "expired_jobs", f.Expired, "bytes", f.Bytes)
+			}
 			if n, err := s.DiscardAbandoned(ctx); err != nil && ctx.Err() == nil {
 				s.log().Warn("discarding abandoned uploads failed", "err", err)
 			} else if n > 0 {
@@ -78,6 +91,28 @@ func (s *Sweeper) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// janitor reports whether this sweeper may delete files now: it holds the lease, or there is
+// none to hold. A lease that cannot be read means no.
+func (s *Sweeper) janitor(ctx context.Context, ttl time.Duration) bool {
+	if s.Lease == nil {
+		return true
+	}
+	s.mu.Lock()
+	if s.Holder == "" {
+		s.Holder = server.NewID()
+	}
+	holder := s.Holder
+	s.mu.Unlock()
+	ok, err := s.Lease.Acquire(ctx, "janitor", holder, ttl)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log().Warn("janitor lease", "err", err)
+		}
+		return false
+	}
+	return ok
 }
 
 // Sweep runs one pass and returns how many jobs it published.
@@ -230,6 +265,7 @@ func (s *Sweeper) RemoveOrphans(ctx context.Context) (int, error) {
 				continue
 			}
 			s.log().Info("orphaned file removed", "bucket", bucket, "fid", b.FID, "size", b.Size, "stored", b.ModTime)
+			s.Service.Metrics.Freed("orphan", 1, b.Size)
 			removed++
 		}
 	}
@@ -248,8 +284,11 @@ func (s *Sweeper) referenced(ctx context.Context, bucket, fid string) (bool, err
 		return false, err
 	}
 	if bucket == server.BucketMP3s {
-		_, err := s.Service.Jobs.JobByMP3(ctx, fid)
-		return found(err)
+		j, err := s.Service.Jobs.JobByMP3(ctx, fid)
+		if used, err := found(err); !used || err != nil {
+			return used, err
+		}
+		return !j.Expired, nil
 	}
 	// The upload first, then the job: a completed upload's video appears while its upload
 	// record exists, and its job is created before that record is deleted, so a video whose
@@ -261,5 +300,5 @@ func (s *Sweeper) referenced(ctx context.Context, bucket, fid string) (bool, err
 	if used, err := found(err); !used || err != nil {
 		return used, err
 	}
-	return j.VideoFID == fid, nil
+	return j.VideoFID == fid && !j.VideoDeleted, nil
 }
