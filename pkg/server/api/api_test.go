@@ -74,7 +74,7 @@ func newEnvOn(t *testing.T, wrap func(net.Listener) net.Listener, edit ...func(*
 		Accounts: &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: k, Issuer: "v2m"}, Cost: bcrypt.MinCost},
 		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{k}},
 		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q,
-			PartSize: 1024, MaxUploadSize: 1 << 20},
+			PartSize: 1024, MaxUploadSize: 1 << 20, Limits: db.Limits()},
 		PollInterval: 10 * time.Millisecond,
 	}
 	logs := &syncBuffer{}
@@ -93,6 +93,9 @@ func newEnvOn(t *testing.T, wrap func(net.Listener) net.Listener, edit ...func(*
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, logs: logs, db: db, q: q, blobs: blobs, key: k, dir: filepath.Join(dir, "blobs")}
 }
+
+// issuer signs tokens with the server's key, as its login does.
+func (e *env) issuer() *token.Issuer { return &token.Issuer{Key: e.key, Issuer: "v2m"} }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.
 type syncBuffer struct {
@@ -361,7 +364,7 @@ func (e *env) finishFiles(id string, mp3 []byte, files []server.JobFile) *server
 	if _, err := e.blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "", bytes.NewReader(mp3)); err != nil {
 		e.t.Fatal(err)
 	}
-	if j, err = e.db.Jobs().FinishJob(ctx, id, j.Attempts, server.JobResult{Files: files}); err != nil {
+	if j, err = e.db.Jobs().FinishJob(ctx, id, j.Attempts, server.JobResult{Size: int64(len(mp3)), Files: files}); err != nil {
 		e.t.Fatal(err)
 	}
 	return j

@@ -344,7 +344,7 @@ func finish(t *testing.T, s *jobs.Service, db *sqlite.DB, j *server.Job, body st
 	if _, err := s.Blobs.Put(ctx, server.BucketMP3s, j.MP3FID, "talk.mp3", strings.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Jobs().FinishJob(ctx, j.ID, claimed.Attempts, server.JobResult{Files: files}); err != nil {
+	if _, err := db.Jobs().FinishJob(ctx, j.ID, claimed.Attempts, server.JobResult{Size: int64(len(body)), Files: files}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -121,7 +121,7 @@ func (s *Service) ApplyRetention(ctx context.Context) (Freed, error) {
 	var errs []error
 	now := s.now()
 	if !s.Retention.KeepVideo {
-		done, err := s.Jobs.RetainedJobs(ctx, server.RetainedVideos, now.Add(time.Millisecond), retentionBatch)
+		done, err := s.Jobs.RetainedJobs(ctx, server.RetainedVideos, now.Add(24*time.Hour), retentionBatch) // every done job, whatever the clocks
 		if err != nil {
 			return f, fmt.Errorf("list done jobs with videos: %w", err)
 		}
