@@ -81,7 +81,9 @@ func toWireLimits(l server.Limits) wire.Limits {
 
 // fromWireLimits checks a body of limits: no negative values, durations within a year.
 func fromWireLimits(w wire.Limits) (server.Limits, error) {
-	neg := func(name string) error { return server.Errorf(server.EINVALID, `field %q must be 0 (no limit) or more`, name) }
+	neg := func(name string) error {
+		return server.Errorf(server.EINVALID, `field %q must be 0 (no limit) or more`, name)
+	}
 	if w.QuotaBytes != nil && *w.QuotaBytes < 0 {
 		return server.Limits{}, neg("quota_bytes")
 	}

@@ -78,7 +78,7 @@ func TestRetention(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		t.Run(map[bool]string{false: "DeleteVideos", true: "KeepVideo"}[keep], func(t *testing.T) {
 			s, db := newService(t)
-					ctx := t.Context()
+			ctx := t.Context()
 			now := time.Now().UTC()
 			s.Now = func() time.Time { return now }
 			s.Retention = jobs.Retention{KeepVideo: keep, MP3TTL: time.Hour}
