@@ -94,8 +94,9 @@ type Server struct {
 	// Faults injects network faults into the requests that come next.
 	Faults *Faults
 
-	db    *sqlite.DB
-	blobs *disk.Store
+	db     *sqlite.DB
+	blobs  *disk.Store
+	issuer *token.Issuer
 
 	mu      sync.Mutex
 	seen    []Request
@@ -178,7 +179,7 @@ func New(t testing.TB, opts Options) *Server {
 			Now: opts.Now},
 		Revoker: accounts,
 		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q, Updates: updates,
-			PartSize: opts.PartSize, MaxUploadSize: opts.MaxUploadSize, Logger: log},
+			PartSize: opts.PartSize, MaxUploadSize: opts.MaxUploadSize, Logger: log, Limits: db.Limits()},
 		PollInterval: 20 * time.Millisecond, Changes: changes, Updates: updates,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), Logger: log},
 		Logger:   log,
@@ -196,7 +197,7 @@ func New(t testing.TB, opts Options) *Server {
 		}
 	})
 
-	s := &Server{Faults: &Faults{}, db: db, blobs: blobs}
+	s := &Server{Faults: &Faults{}, db: db, blobs: blobs, issuer: &token.Issuer{Key: key, Issuer: "v2m", Now: opts.Now}}
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = api.NewHTTPServer(s.inject(h), api.Limits{}, log)
 	srv.Start()
@@ -307,6 +308,17 @@ func Fail(reason string) ConvertFunc {
 	return func(context.Context, string, string, func(int)) error {
 		return server.Permanent(server.Errorf(server.EINVALID, "%s", reason))
 	}
+}
+
+// AdminToken returns a token of an administrator with this email, signed as the server's
+// logins are.
+func (s *Server) AdminToken(t testing.TB, email string) string {
+	t.Helper()
+	tok, _, err := s.issuer.IssueRole(email, server.RoleAdmin)
+	if err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	return tok
 }
 
 // Signup registers an account and logs in through the API, returning a bearer token.

@@ -404,3 +404,30 @@ func backoff(n int) time.Duration {
 	d := 250 * time.Millisecond << min(n-1, 5)
 	return min(d, 8*time.Second)
 }
+
+// DeleteJob removes one of the caller's jobs with its video and MP3s.
+func (c *Client) DeleteJob(ctx context.Context, id string) error {
+	if err := c.doJSON(ctx, http.MethodDelete, "/v1/jobs/"+url.PathEscape(id), nil, nil, nil); err != nil {
+		return fmt.Errorf("remove job %s: %w", id, err)
+	}
+	return nil
+}
+
+// UserLimits returns the limits an administrator set for the user with this email (nil
+// fields take the server's defaults). Administrators only.
+func (c *Client) UserLimits(ctx context.Context, email string) (*Limits, error) {
+	var l Limits
+	if err := c.doJSON(ctx, http.MethodGet, "/v1/admin/users/"+url.PathEscape(email)+"/limits", nil, &l, nil); err != nil {
+		return nil, fmt.Errorf("limits of %s: %w", email, err)
+	}
+	return &l, nil
+}
+
+// SetUserLimits replaces the limits of the user with this email. Administrators only.
+func (c *Client) SetUserLimits(ctx context.Context, email string, l Limits) (*Limits, error) {
+	var out Limits
+	if err := c.doJSON(ctx, http.MethodPut, "/v1/admin/users/"+url.PathEscape(email)+"/limits", l, &out, nil); err != nil {
+		return nil, fmt.Errorf("set limits of %s: %w", email, err)
+	}
+	return &out, nil
+}

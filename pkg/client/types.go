@@ -19,6 +19,10 @@ type (
 	// JobOptions are a job's MP3 options, given to Upload and shown in Job.Options; their
 	// Check method validates them as the server does.
 	JobOptions = wire.Options
+	// Usage is what the caller stores and holds, with its limits, in Me.
+	Usage = wire.Usage
+	// Limits are a user's own limits, as administrators read and set them.
+	Limits = wire.Limits
 )
 
 // Job states.

@@ -12,6 +12,7 @@ func newCmdAdmin(f *factory) *cobra.Command {
 	}
 	cmd.AddCommand(adminUserCommands(f)...)
 	cmd.AddCommand(adminJobCommands(f)...)
+	cmd.AddCommand(newCmdAdminLimits(f, nil))
 	return cmd
 }
 

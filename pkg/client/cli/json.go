@@ -112,9 +112,10 @@ type logoutJSON struct {
 
 // whoamiJSON is printed by whoami: the token's account, as GET /v1/me returns it.
 type whoamiJSON struct {
-	Email     string    `json:"email"`
-	Issuer    string    `json:"issuer"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Email     string        `json:"email"`
+	Issuer    string        `json:"issuer"`
+	ExpiresAt time.Time     `json:"expires_at"`
+	Usage     *client.Usage `json:"usage,omitempty"`
 }
 
 // downloadJSON is printed by download: for a job split by chapters, Path is the directory,

@@ -12,7 +12,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdRegister(f, nil), newCmdLogin(f, nil), newCmdLogout(f, nil), newCmdWhoami(f, nil),
 		newCmdUpload(f, nil), newCmdJobs(f, nil), newCmdStatus(f, nil), newCmdWait(f, nil),
 		newCmdWebhook(f), newCmdAdmin(f),
-		newCmdDownload(f, nil), newCmdConvert(f, nil))
+		newCmdDownload(f, nil), newCmdConvert(f, nil), newCmdRm(f, nil))
 }
 
 // rootWith returns the v2m command with the global flags, bound to f, and cmds. Before any

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,8 +42,24 @@ func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
 		return err
 	}
 	if opts.JSON {
-		return printJSON(opts.IO.out, whoamiJSON{Email: me.Email, Issuer: me.Issuer, ExpiresAt: me.ExpiresAt})
+		return printJSON(opts.IO.out, whoamiJSON{Email: me.Email, Issuer: me.Issuer, ExpiresAt: me.ExpiresAt, Usage: me.Usage})
 	}
 	fmt.Fprintln(opts.IO.out, me.Email)
+	if u := me.Usage; u != nil && opts.IO.stdoutTTY { // scripts read the email alone, or --json
+		fmt.Fprintf(opts.IO.out, "storage     %s\n", ofLimit(humanBytes(u.StoredBytes+u.UploadBytes), u.QuotaBytes > 0, humanBytes(u.QuotaBytes)))
+		fmt.Fprintf(opts.IO.out, "uploads     %s open\n", ofLimit(fmt.Sprint(u.OpenUploads), u.MaxOpenUploads > 0, fmt.Sprint(u.MaxOpenUploads)))
+		fmt.Fprintf(opts.IO.out, "jobs        %s queued or converting\n", ofLimit(fmt.Sprint(u.ActiveJobs), u.MaxActiveJobs > 0, fmt.Sprint(u.MaxActiveJobs)))
+		if u.MaxDuration > 0 {
+			fmt.Fprintf(opts.IO.out, "audio       at most %s per job\n", time.Duration(u.MaxDuration*float64(time.Second)).Round(time.Second))
+		}
+	}
 	return nil
+}
+
+// ofLimit writes "N of LIMIT", or "N (no limit)".
+func ofLimit(n string, limited bool, limit string) string {
+	if !limited {
+		return n + " (no limit)"
+	}
+	return n + " of " + limit
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // A setting is one configuration value of a subcommand: a flag --name, the environment variable
@@ -124,24 +126,13 @@ func (s *settings) secret(name string) (string, error) {
 	return s.str(name), nil
 }
 
-// parseSize reads a byte count: a whole number with an optional KiB, MiB, GiB (or K, M, G) unit.
+// parseSize reads a byte count above 0, as wire.ParseSize does.
 func parseSize(name, v string) (int64, error) {
-	v = strings.TrimSpace(v)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(v, u.suffix) {
-			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, err := wire.ParseSize(v)
 	if err != nil || n <= 0 {
-		return 0, badSetting("--%s: %q is not a size (like 8MiB or 131072)", name, v)
+		return 0, badSetting("--%s: %q is not a size (like 8MiB or 131072)", name, strings.TrimSpace(v))
 	}
-	return n * mult, nil
+	return n, nil
 }
 
 // formatSize writes a byte count as parseSize reads it, in the largest unit that divides it.

@@ -27,6 +27,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/token"
 	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/server/worker"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // Settings shared by more than one service.
@@ -314,9 +315,9 @@ func quotaPolicy(s *settings) (jobs.Quotas, jobs.Retention, error) {
 		return jobs.Quotas{}, r, err
 	}
 	r.KeepVideo = keep
-	bytes, err := s.size("quota-bytes")
+	bytes, err := wire.ParseSize(s.str("quota-bytes"))
 	if err != nil {
-		return jobs.Quotas{}, r, err
+		return jobs.Quotas{}, r, badSetting("--quota-bytes: %v", err)
 	}
 	q := jobs.Quotas{Bytes: bytes, OpenUploads: s.int("max-open-uploads"), ActiveJobs: s.int("max-active-jobs")}
 	if q.OpenUploads < 0 || q.ActiveJobs < 0 {
