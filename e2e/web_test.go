@@ -364,6 +364,22 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("the refused upload shows %q", m)
 	}
 
+	// Delete the failed job: the first click asks, the second deletes it on the server, and
+	// its card goes.
+	failedID := eval[string](tb, `document.querySelector('#jobs .card[data-state="failed"]').dataset.jobId`)
+	del := `#jobs .card[data-state="failed"] button.delete`
+	tb.do(time.Minute, chromedp.Click(chromedp.CSS(del)))
+	if armed := tb.text(del); armed != "Click again to delete" {
+		t.Errorf("after one click Delete says %q", armed)
+	}
+	if code := status(t, srv.url(), "/v1/jobs/"+failedID, pageToken(tb)); code != http.StatusOK {
+		t.Fatalf("one click deleted the job: GET answers %d", code)
+	}
+	tb.do(time.Minute, chromedp.Click(chromedp.CSS(del)), chromedp.WaitNotPresent(chromedp.CSS(`#jobs .card[data-state="failed"]`)))
+	if code := status(t, srv.url(), "/v1/jobs/"+failedID, pageToken(tb)); code != http.StatusNotFound {
+		t.Errorf("the deleted job answers %d, want 404", code)
+	}
+
 	// Every field has a label, every button a name, and progress has a live region.
 	if bare := eval[[]string](tb, `[...document.querySelectorAll("input, select")]
 		.filter((e) => e.labels.length === 0 && !e.getAttribute("aria-label")).map((e) => e.id)`); len(bare) > 0 {
@@ -384,6 +400,11 @@ func TestWebPage(t *testing.T) {
 	tb.screenshot("phone.png")
 	tb.do(time.Minute, chromedp.EmulateViewport(1100, 900))
 	tb.screenshot("desktop.png")
+}
+
+// pageToken returns the token the page keeps.
+func pageToken(tb *tab) string {
+	return eval[string](tb, `JSON.parse(sessionStorage.getItem("v2m.session")).token`)
 }
 
 // register opens the page, creates an account with it, and returns the token it keeps.
@@ -671,7 +692,7 @@ func TestWebLiveEvents(t *testing.T) {
 	stream(": keep-alive\n\nevent: state\nid: 2\ndata: " + sseJobDone + "\n\n")
 	tb.do(30*time.Second, chromedp.WaitVisible(chromedp.CSS(`#jobs .card[data-state="done"] .actions button`)))
 	labels := eval[[]string](tb, `[...document.querySelectorAll("#jobs .card .actions button")].map((b) => b.textContent)`)
-	if want := []string{"01 - Opening.mp3", "02 - Encore.mp3", "All as a zip"}; strings.Join(labels, "|") != strings.Join(want, "|") {
+	if want := []string{"01 - Opening.mp3", "02 - Encore.mp3", "All as a zip", "Delete"}; strings.Join(labels, "|") != strings.Join(want, "|") {
 		t.Errorf("download buttons %q, want %q", labels, want)
 	}
 

@@ -159,6 +159,11 @@ export class Api {
     return this.json(`/v1/jobs/${encodeURIComponent(id)}${q}`, { signal });
   }
 
+  // deleteJob deletes a job with its video and MP3s.
+  async deleteJob(id) {
+    return this.json(`/v1/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+  }
+
   // download fetches a file with the token and returns it as a Blob with the name the
   // server gives in Content-Disposition (fallback when it gives none).
   async download(path, fallback) {

@@ -34,6 +34,7 @@ const state = {
   cards: new Map(), // job id, or "upload:N" for an upload not yet a job -> <li>
   queue: [], // entries waiting to upload
   running: new Set(), // entries uploading
+  deleted: new Set(), // ids of jobs deleted here: late events must not bring them back
   seq: 0,
 };
 
@@ -230,20 +231,79 @@ function renderJob(job) {
   const bar = part(card, "bar");
   bar.hidden = isFinal(job);
   setProgress(card, job.state === "queued" && !job.progress ? null : job.progress);
-  const meta = [bytes(job.source_size || job.size), optionsSummary(job.options), when(job.created_at)];
+  const meta = [bytes(job.source_size || job.size), optionsSummary(job.options), when(job.created_at), keptUntil(job)];
   part(card, "meta").textContent = meta.filter(Boolean).join(" · ");
   const error = part(card, "error");
   error.textContent = job.state === "failed" ? job.error || "The conversion failed." : "";
   error.hidden = job.state !== "failed";
   const actions = part(card, "actions");
-  if (job.state === "done" && actions.dataset.for !== job.id) {
-    actions.dataset.for = job.id;
-    actions.replaceChildren(...downloadButtons(job));
-  } else if (job.state !== "done" && actions.dataset.for) {
-    actions.replaceChildren();
-    delete actions.dataset.for;
+  const key = `${job.id}:${job.state}:${job.expired ? "expired" : ""}`;
+  if (actions.dataset.for !== key) {
+    actions.dataset.for = key;
+    const downloads = job.state === "done" && !job.expired ? downloadButtons(job) : [];
+    actions.replaceChildren(...downloads, deleteButton(job));
   }
   sortCards();
+}
+
+// keptUntil says until when a final job's files are kept, or that they are gone.
+function keptUntil(job) {
+  if (job.expired) return "Expired: the MP3 was deleted";
+  if (!job.expires_at || job.state !== "done") return "";
+  const until = when(job.expires_at);
+  return until ? `Kept until ${until}` : "";
+}
+
+// deleteButton deletes the job after a second click on the same button, which asks first:
+// no dialog, and the keyboard works the same.
+function deleteButton(job) {
+  const b = button("Delete", "delete secondary", async () => {
+    if (b.dataset.armed !== "true") {
+      b.dataset.armed = "true";
+      b.textContent = "Click again to delete";
+      b.setAttribute("aria-label", `Delete ${job.filename} for good: press again to confirm`);
+      announce(`Press Delete again to delete ${job.filename} and its MP3 for good.`);
+      setTimeout(() => {
+        if (b.isConnected && b.getAttribute("aria-busy") !== "true") disarm();
+      }, 5000);
+      return;
+    }
+    b.setAttribute("aria-busy", "true");
+    b.textContent = "Deleting…";
+    try {
+      await api.deleteJob(job.id);
+      removeJob(job.id);
+      announce(`${job.filename} deleted.`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        removeJob(job.id); // gone already
+      } else {
+        notice(`Could not delete ${job.filename}: ${messageOf(err)}`);
+        b.removeAttribute("aria-busy");
+        disarm();
+      }
+    }
+  });
+  const disarm = () => {
+    delete b.dataset.armed;
+    b.textContent = "Delete";
+    b.setAttribute("aria-label", `Delete ${job.filename}`);
+  };
+  b.setAttribute("aria-label", `Delete ${job.filename}`);
+  return b;
+}
+
+function removeJob(id) {
+  state.deleted.add(id);
+  state.jobs.delete(id);
+  const card = state.cards.get(id);
+  state.cards.delete(id);
+  if (card) {
+    const next = card.nextElementSibling || card.previousElementSibling;
+    card.remove();
+    next?.querySelector("button")?.focus(); // keep the keyboard's place in the list
+  }
+  if (state.cards.size === 0) $("jobs-empty").hidden = false;
 }
 
 function downloadButtons(job) {
@@ -272,6 +332,7 @@ function downloadButtons(job) {
 // upsertJob takes a job from any source (an answer, the stream, the long-poll), keeps the
 // newest version of it, and announces when it ends.
 function upsertJob(job) {
+  if (state.deleted.has(job.id)) return;
   const prev = state.jobs.get(job.id);
   if (prev) {
     if (isFinal(prev) && !isFinal(job)) return; // an older answer arriving late
