@@ -210,6 +210,8 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case server.EUNAUTHORIZED:
 		return http.StatusUnauthorized
+	case server.EFORBIDDEN:
+		return http.StatusForbidden
 	case server.ENOTFOUND:
 		return http.StatusNotFound
 	case server.ECONFLICT:

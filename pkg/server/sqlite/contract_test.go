@@ -60,3 +60,7 @@ func TestContractQueue(t *testing.T) {
 func TestContractWebhookStore(t *testing.T) {
 	servertest.TestWebhookStore(t, func(t *testing.T) server.WebhookStore { return openClock(t, nil).Webhooks() })
 }
+
+func TestContractPersonalTokenStore(t *testing.T) {
+	servertest.TestPersonalTokenStore(t, func(t *testing.T) server.PersonalTokenStore { return openClock(t, nil).PersonalTokens() })
+}
