@@ -169,7 +169,12 @@ func (s *Server) login(c *gin.Context) {
 
 func (s *Server) me(c *gin.Context) {
 	cl := claimsOf(c)
-	c.JSON(http.StatusOK, wire.Me{Email: cl.Subject, Issuer: cl.Issuer, ExpiresAt: cl.ExpiresAt})
+	role := cl.Role
+	if role == "" {
+		role = server.RoleUser
+	}
+	c.JSON(http.StatusOK, wire.Me{Email: cl.Subject, Issuer: cl.Issuer, ExpiresAt: cl.ExpiresAt, Role: role,
+		ReadOnly: cl.ReadOnly, Personal: cl.Personal})
 }
 
 // validate is the tutorial's route: the token's claims.
