@@ -19,7 +19,7 @@ func newCmdWhoami(f *factory, runF func(*whoamiOptions) error) *cobra.Command {
 	opts := &whoamiOptions{IO: f.io, Client: f.authClient}
 	return &cobra.Command{
 		Use:   "whoami",
-		Short: "Print the email of the logged-in account",
+		Short: "Print the email of the logged-in account (and, on stderr, its role)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.JSON = f.flags.json
@@ -41,8 +41,19 @@ func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
 		return err
 	}
 	if opts.JSON {
-		return printJSON(opts.IO.out, whoamiJSON{Email: me.Email, Issuer: me.Issuer, ExpiresAt: me.ExpiresAt})
+		return printJSON(opts.IO.out, whoamiJSON{Email: me.Email, Issuer: me.Issuer, ExpiresAt: me.ExpiresAt,
+			Role: me.Role, ReadOnly: me.ReadOnly, Personal: me.Personal})
 	}
 	fmt.Fprintln(opts.IO.out, me.Email)
+	if me.Role != "" {
+		fmt.Fprintf(opts.IO.errOut, "Role: %s\n", me.Role)
+	}
+	if me.Personal {
+		access := "read-write"
+		if me.ReadOnly {
+			access = "read-only"
+		}
+		fmt.Fprintf(opts.IO.errOut, "Authenticated by a %s personal token\n", access)
+	}
 	return nil
 }
