@@ -39,6 +39,7 @@ type RemoteRevocations struct {
 	set       map[string]time.Time
 	states    map[string]UserState // by SubjectKey: the disabled users and the administrators
 	loaded    bool
+	fetchedAt time.Time // when the last successful fetch was sent
 	failSince time.Time // zero while fetches succeed
 	lastWarn  time.Time
 }
@@ -72,8 +73,9 @@ func (r *RemoteRevocations) loadOnce(ctx context.Context) {
 // UserState implements UserStates from the users' states the auth service lists with the
 // revocations: a user disabled or enabled, or no longer an administrator, is known to this
 // gateway within about Interval (at once when it went through this gateway, see
-// SetDisabled).
-func (r *RemoteRevocations) UserState(ctx context.Context, subject string) (bool, bool, error) {
+// SetDisabled). A token issued since the last fetch (to the second) may know better than the
+// list: an administrator's token issued after a grant keeps its role.
+func (r *RemoteRevocations) UserState(ctx context.Context, subject string, issuedAt time.Time) (bool, bool, error) {
 	r.loadOnce(ctx)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -81,7 +83,7 @@ func (r *RemoteRevocations) UserState(ctx context.Context, subject string) (bool
 		return false, false, errRevocationsUnknown
 	}
 	st := r.states[SubjectKey(subject)]
-	return st.Disabled, st.Admin, nil
+	return st.Disabled, st.Admin || !issuedAt.Before(r.fetchedAt.Truncate(time.Second)), nil
 }
 
 // SetDisabled records now that the user email was disabled or enabled, until the next refresh
@@ -156,6 +158,7 @@ func (r *RemoteRevocations) Refresh(ctx context.Context) error {
 }
 
 func (r *RemoteRevocations) refreshLocked(ctx context.Context) error {
+	sent := time.Now()
 	list, states, err := r.get(ctx)
 	now := time.Now()
 	r.mu.Lock()
@@ -182,6 +185,7 @@ func (r *RemoteRevocations) refreshLocked(ctx context.Context) error {
 	for _, rev := range list {
 		r.addLocked(rev)
 	}
+	r.fetchedAt = sent
 	r.states = make(map[string]UserState, len(states))
 	for _, st := range states {
 		r.states[st.Subject] = st

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/v2m/v2m/pkg/server"
 )
@@ -14,8 +15,8 @@ import (
 // request, whatever the token says.
 type UserStates interface {
 	// UserState reports whether the user is disabled, and whether they are an administrator
-	// now. An unknown user is neither.
-	UserState(ctx context.Context, subject string) (disabled, admin bool, err error)
+	// as far as a token issued at issuedAt can tell. An unknown user is neither.
+	UserState(ctx context.Context, subject string, issuedAt time.Time) (disabled, admin bool, err error)
 }
 
 // PersonalVerifier checks personal API tokens: Service against its store, Remote through the
@@ -50,7 +51,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*server.Claims, erro
 	if err != nil || v.States == nil {
 		return c, err
 	}
-	disabled, admin, err := v.States.UserState(ctx, c.Subject)
+	disabled, admin, err := v.States.UserState(ctx, c.Subject, c.IssuedAt)
 	if err != nil {
 		return nil, fmt.Errorf("check the state of the token's user: %w", err)
 	}
@@ -67,7 +68,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*server.Claims, erro
 type StoreStates struct{ Users server.UserStore }
 
 // UserState implements UserStates.
-func (s StoreStates) UserState(ctx context.Context, subject string) (bool, bool, error) {
+func (s StoreStates) UserState(ctx context.Context, subject string, _ time.Time) (bool, bool, error) {
 	u, err := s.Users.UserByEmail(ctx, subject)
 	if server.IsCode(err, server.ENOTFOUND) {
 		return false, false, nil
