@@ -171,12 +171,12 @@ func New(t testing.TB, opts Options) *Server {
 	changes := api.NewSignal()
 	updates := inproc.New()
 	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: "v2m", Now: opts.Now}, Cost: bcrypt.MinCost,
-		Revocations: db.Revocations()}
+		Revocations: db.Revocations(), Personal: db.PersonalTokens(), Issuer: "v2m"}
 	h := api.New(api.Config{
 		Accounts: accounts,
-		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{key}, Revocations: db.Revocations(),
-			Now: opts.Now},
-		Revoker: accounts,
+		Verifier: &auth.Verifier{JWT: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{key}, Revocations: db.Revocations(),
+			Now: opts.Now}, Personal: accounts, States: auth.StoreStates{Users: db.Users()}},
+		Revoker: accounts, PersonalTokens: accounts, UserAdmin: accounts,
 		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q, Updates: updates,
 			PartSize: opts.PartSize, MaxUploadSize: opts.MaxUploadSize, Logger: log},
 		PollInterval: 20 * time.Millisecond, Changes: changes, Updates: updates,
