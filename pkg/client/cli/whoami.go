@@ -19,7 +19,7 @@ func newCmdWhoami(f *factory, runF func(*whoamiOptions) error) *cobra.Command {
 	opts := &whoamiOptions{IO: f.io, Client: f.authClient}
 	return &cobra.Command{
 		Use:   "whoami",
-		Short: "Print the email of the logged-in account (and, on stderr, its role)",
+		Short: "Print the email of the logged-in account (and, on stderr, an administrator's role)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.JSON = f.flags.json
@@ -45,8 +45,8 @@ func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
 			Role: me.Role, ReadOnly: me.ReadOnly, Personal: me.Personal})
 	}
 	fmt.Fprintln(opts.IO.out, me.Email)
-	if me.Role != "" {
-		fmt.Fprintf(opts.IO.errOut, "Role: %s\n", me.Role)
+	if me.Role == "admin" { // a plain user's role is shown by --json only, so stderr stays quiet
+		fmt.Fprintln(opts.IO.errOut, "Role: admin")
 	}
 	if me.Personal {
 		access := "read-write"
