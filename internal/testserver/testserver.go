@@ -172,12 +172,12 @@ func New(t testing.TB, opts Options) *Server {
 	changes := api.NewSignal()
 	updates := inproc.New()
 	accounts := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: key, Issuer: "v2m", Now: opts.Now}, Cost: bcrypt.MinCost,
-		Revocations: db.Revocations()}
+		Revocations: db.Revocations(), Personal: db.PersonalTokens(), Issuer: "v2m"}
 	h := api.New(api.Config{
 		Accounts: accounts,
-		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{key}, Revocations: db.Revocations(),
-			Now: opts.Now},
-		Revoker: accounts,
+		Verifier: &auth.Verifier{JWT: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{key}, Revocations: db.Revocations(),
+			Now: opts.Now}, Personal: accounts, States: auth.StoreStates{Users: db.Users()}},
+		Revoker: accounts, PersonalTokens: accounts, UserAdmin: accounts,
 		Service: &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: q, Updates: updates,
 			PartSize: opts.PartSize, MaxUploadSize: opts.MaxUploadSize, Logger: log, Limits: db.Limits()},
 		PollInterval: 20 * time.Millisecond, Changes: changes, Updates: updates,
@@ -310,10 +310,14 @@ func Fail(reason string) ConvertFunc {
 	}
 }
 
-// AdminToken returns a token of an administrator with this email, signed as the server's
-// logins are.
+// AdminToken registers an administrator with this email, granted as `v2md admin grant` does,
+// and returns a token of theirs, signed as the server's logins are.
 func (s *Server) AdminToken(t testing.TB, email string) string {
 	t.Helper()
+	s.Signup(t, email, "admin password")
+	if _, err := s.db.Users().SetRole(context.Background(), email, server.RoleAdmin); err != nil {
+		t.Fatalf("testserver: grant %s: %v", email, err)
+	}
 	tok, _, err := s.issuer.IssueRole(email, server.RoleAdmin)
 	if err != nil {
 		t.Fatalf("testserver: %v", err)

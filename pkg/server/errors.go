@@ -10,6 +10,7 @@ import (
 const (
 	EINVALID      = "invalid"       // 400: the request is malformed or breaks a rule
 	EUNAUTHORIZED = "unauthorized"  // 401: missing or bad credentials
+	EFORBIDDEN    = "forbidden"     // 403: the credentials are good but may not do this
 	ENOTFOUND     = "not_found"     // 404: no such thing, or not the caller's
 	ECONFLICT     = "conflict"      // 409: the thing exists, or is in the wrong state
 	ETOOLARGE     = "too_large"     // 413: over a configured size limit

@@ -23,6 +23,10 @@ type User struct {
 	Email        string
 	PasswordHash []byte
 	CreatedAt    time.Time
+	// Role is RoleUser or RoleAdmin; only an operator grants RoleAdmin (v2md admin grant).
+	Role string
+	// Disabled users cannot log in, and their tokens are refused.
+	Disabled bool
 }
 
 // UserStore keeps users. Emails are compared case-insensitively everywhere.
@@ -34,6 +38,18 @@ type UserStore interface {
 	CreateUser(ctx context.Context, email string, passwordHash []byte) (*User, error)
 	// UserByEmail returns the user whose email matches in any letter case, or ENOTFOUND.
 	UserByEmail(ctx context.Context, email string) (*User, error)
+	// SetRole sets the role (RoleUser or RoleAdmin, else EINVALID) of the user whose email
+	// matches in any letter case and returns the user, or ENOTFOUND. A new user has RoleUser.
+	SetRole(ctx context.Context, email, role string) (*User, error)
+	// SetDisabled disables or enables the user whose email matches in any letter case and
+	// returns the user, or ENOTFOUND. A new user is enabled.
+	SetDisabled(ctx context.Context, email string, disabled bool) (*User, error)
+	// ListUsers returns up to limit (> 0) users whose ID is above after (0 for the start),
+	// ascending by ID, for paging through every user.
+	ListUsers(ctx context.Context, after int64, limit int) ([]*User, error)
+	// UserStates returns the email of every user who is disabled or an administrator, with
+	// Role and Disabled set (no password hashes): what gateways must know about users.
+	UserStates(ctx context.Context) ([]*User, error)
 }
 
 // JobState is where a job is in its life.
@@ -533,6 +549,8 @@ type Claims struct {
 	Role string `json:"role,omitempty"`
 	// ReadOnly is set for a token that may only read (GET and HEAD).
 	ReadOnly bool `json:"read_only,omitempty"`
+	// Personal is set for a personal API token (PersonalTokenPrefix), whose ID is the token's.
+	Personal bool `json:"personal,omitempty"`
 }
 
 // Admin reports whether the token belongs to an administrator.

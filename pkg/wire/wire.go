@@ -33,6 +33,11 @@ type Me struct {
 	Email     string    `json:"email"`
 	Issuer    string    `json:"issuer"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Role is "user" or "admin", as the token says (a grant shows after the next login).
+	Role string `json:"role,omitempty"`
+	// ReadOnly and Personal describe a personal API token.
+	ReadOnly bool `json:"read_only,omitempty"`
+	Personal bool `json:"personal,omitempty"`
 	// Usage is what the user holds and may hold; absent from servers that keep no jobs (auth).
 	Usage *Usage `json:"usage,omitempty"`
 }

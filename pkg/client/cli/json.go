@@ -115,6 +115,9 @@ type whoamiJSON struct {
 	Email     string        `json:"email"`
 	Issuer    string        `json:"issuer"`
 	ExpiresAt time.Time     `json:"expires_at"`
+	Role      string        `json:"role,omitempty"`
+	ReadOnly  bool          `json:"read_only,omitempty"`
+	Personal  bool          `json:"personal,omitempty"`
 	Usage     *client.Usage `json:"usage,omitempty"`
 }
 

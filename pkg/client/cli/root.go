@@ -11,7 +11,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 	return rootWith(f,
 		newCmdRegister(f, nil), newCmdLogin(f, nil), newCmdLogout(f, nil), newCmdWhoami(f, nil),
 		newCmdUpload(f, nil), newCmdJobs(f, nil), newCmdStatus(f, nil), newCmdWait(f, nil),
-		newCmdWebhook(f), newCmdAdmin(f),
+		newCmdWebhook(f), newCmdAdmin(f), newCmdToken(f),
 		newCmdDownload(f, nil), newCmdConvert(f, nil), newCmdRm(f, nil))
 }
 

@@ -20,7 +20,7 @@ func newCmdWhoami(f *factory, runF func(*whoamiOptions) error) *cobra.Command {
 	opts := &whoamiOptions{IO: f.io, Client: f.authClient}
 	return &cobra.Command{
 		Use:   "whoami",
-		Short: "Print the email of the logged-in account",
+		Short: "Print the email of the logged-in account (and, on stderr, an administrator's role)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.JSON = f.flags.json
@@ -42,9 +42,20 @@ func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
 		return err
 	}
 	if opts.JSON {
-		return printJSON(opts.IO.out, whoamiJSON{Email: me.Email, Issuer: me.Issuer, ExpiresAt: me.ExpiresAt, Usage: me.Usage})
+		return printJSON(opts.IO.out, whoamiJSON{Email: me.Email, Issuer: me.Issuer, ExpiresAt: me.ExpiresAt,
+			Role: me.Role, ReadOnly: me.ReadOnly, Personal: me.Personal, Usage: me.Usage})
 	}
 	fmt.Fprintln(opts.IO.out, me.Email)
+	if me.Role == "admin" { // a plain user's role is shown by --json only, so stderr stays quiet
+		fmt.Fprintln(opts.IO.errOut, "Role: admin")
+	}
+	if me.Personal {
+		access := "read-write"
+		if me.ReadOnly {
+			access = "read-only"
+		}
+		fmt.Fprintf(opts.IO.errOut, "Authenticated by a %s personal token\n", access)
+	}
 	if u := me.Usage; u != nil && opts.IO.stdoutTTY { // scripts read the email alone, or --json
 		fmt.Fprintf(opts.IO.out, "storage     %s\n", ofLimit(humanBytes(u.StoredBytes+u.UploadBytes), u.QuotaBytes > 0, humanBytes(u.QuotaBytes)))
 		fmt.Fprintf(opts.IO.out, "uploads     %s open\n", ofLimit(fmt.Sprint(u.OpenUploads), u.MaxOpenUploads > 0, fmt.Sprint(u.MaxOpenUploads)))

@@ -24,9 +24,6 @@ func (s *Server) adminRoutes(authed *gin.RouterGroup) {
 	s.adminLimitRoutes(admin)
 }
 
-// adminUserRoutes registers the routes that manage users (/v1/admin/users...).
-func (s *Server) adminUserRoutes(admin *gin.RouterGroup) {}
-
 // adminJobRoutes registers the routes that manage everyone's jobs and dead letters
 // (/v1/admin/jobs..., /v1/admin/dead-letters...).
 func (s *Server) adminJobRoutes(admin *gin.RouterGroup) {}

@@ -58,6 +58,13 @@ type Config struct {
 	Revoker server.TokenRevoker
 	// Revocations, when set, is listed at GET /v1/revocations for gateways (the auth service).
 	Revocations server.RevocationStore
+	// Users, with Revocations, adds to that list the states of the users who are disabled or
+	// administrators (auth.UserState), for gateways to refuse or demote their tokens.
+	Users server.UserStore
+	// PersonalTokens serves /v1/tokens/personal and /v1/tokens/introspect when set.
+	PersonalTokens server.PersonalTokens
+	// UserAdmin serves /v1/admin/users... when set.
+	UserAdmin server.UserAdmin
 
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
@@ -143,6 +150,9 @@ func (s *Server) routes() {
 	authed := v1.Group("", s.authenticate)
 	authed.GET("/me", s.me)
 	s.adminRoutes(authed)
+	if s.cfg.PersonalTokens != nil {
+		s.personalTokenRoutes(authed)
+	}
 	if s.cfg.Revoker != nil {
 		authed.DELETE("/tokens/current", s.revokeToken)
 	}
@@ -211,6 +221,8 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case server.EUNAUTHORIZED:
 		return http.StatusUnauthorized
+	case server.EFORBIDDEN:
+		return http.StatusForbidden
 	case server.ENOTFOUND:
 		return http.StatusNotFound
 	case server.ECONFLICT:

@@ -81,9 +81,18 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if claims.ReadOnly && c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+		s.fail(c, server.Errorf(server.EFORBIDDEN, "this token is read-only: it may only GET and HEAD, not %s", methodLabel(c.Request.Method)))
+		return
+	}
 	c.Set(ctxClaims, claims)
 	c.Set(ctxToken, raw)
 	c.Next()
+}
+
+// caller is who makes the request: the token and its claims.
+func caller(c *gin.Context) server.Caller {
+	return server.Caller{Token: c.GetString(ctxToken), Claims: claimsOf(c)}
 }
 
 func claimsOf(c *gin.Context) *server.Claims {

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/auth"
 )
 
 // revokeToken is DELETE /v1/tokens/current: the caller's token is refused from now on.
@@ -21,7 +22,8 @@ func (s *Server) revokeToken(c *gin.Context) {
 }
 
 // listRevocations is GET /v1/revocations on the auth service: the revoked tokens that have not
-// expired, for gateways to refuse them. It names token ids only, never tokens or users.
+// expired, for gateways to refuse them, and the states of disabled users and administrators.
+// It names token ids and hashed emails (auth.SubjectKey) only, never tokens or addresses.
 func (s *Server) listRevocations(c *gin.Context) {
 	list, err := s.cfg.Revocations.Revocations(c.Request.Context(), time.Now())
 	if err != nil {
@@ -31,6 +33,15 @@ func (s *Server) listRevocations(c *gin.Context) {
 	if list == nil {
 		list = []server.Revocation{}
 	}
+	body := gin.H{"revocations": list}
+	if s.cfg.Users != nil {
+		users, err := s.cfg.Users.UserStates(c.Request.Context())
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		body["users"] = auth.States(users)
+	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"revocations": list})
+	c.JSON(http.StatusOK, body)
 }

@@ -169,7 +169,12 @@ func (s *Server) login(c *gin.Context) {
 
 func (s *Server) me(c *gin.Context) {
 	cl := claimsOf(c)
-	me := wire.Me{Email: cl.Subject, Issuer: cl.Issuer, ExpiresAt: cl.ExpiresAt}
+	role := cl.Role
+	if role == "" {
+		role = server.RoleUser
+	}
+	me := wire.Me{Email: cl.Subject, Issuer: cl.Issuer, ExpiresAt: cl.ExpiresAt, Role: role,
+		ReadOnly: cl.ReadOnly, Personal: cl.Personal}
 	if s.cfg.Service != nil {
 		u, err := s.cfg.Service.UsageOf(c.Request.Context(), cl.Subject)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"runtime"
 	"strings"
@@ -44,9 +45,9 @@ func CheckPassword(password string) error {
 	return nil
 }
 
-// Issuer signs a token for a subject.
+// Issuer signs a token for a subject, with a role.
 type Issuer interface {
-	Issue(subject string) (string, time.Time, error)
+	IssueRole(subject, role string) (string, time.Time, error)
 }
 
 // DefaultHashWait is how long a login or registration waits for a free bcrypt slot when
@@ -71,6 +72,10 @@ type Service struct {
 	HashWait        time.Duration
 	// Revocations records the tokens revoked by RevokeToken.
 	Revocations server.RevocationStore
+	// Personal keeps personal API tokens; without it they are refused.
+	Personal server.PersonalTokenStore
+	Issuer   string // the iss of personal tokens' claims
+	Logger   *slog.Logger
 
 	dummyOnce sync.Once
 	dummy     []byte // a hash to compare against when the user does not exist
@@ -115,6 +120,9 @@ func (s *Service) hashing(ctx context.Context, f func()) error {
 
 // RevokeToken implements server.TokenRevoker: the token's jti is recorded until it expires.
 func (s *Service) RevokeToken(ctx context.Context, _ string, c *server.Claims) error {
+	if c.Personal { // logging out with a personal token revokes it
+		return s.RevokePersonalToken(ctx, server.Caller{Claims: c}, c.ID)
+	}
 	if s.Revocations == nil {
 		return errors.New("no revocation store configured")
 	}
@@ -178,7 +186,10 @@ func (s *Service) Login(ctx context.Context, email, password string) (string, ti
 		}
 		return "", time.Time{}, fmt.Errorf("compare password: %w", err)
 	}
-	return s.Tokens.Issue(u.Email)
+	if u.Disabled {
+		return "", time.Time{}, errDisabled(u.Email)
+	}
+	return s.Tokens.IssueRole(u.Email, u.Role)
 }
 
 // DefaultCost is the bcrypt cost of password hashes when Service.Cost is zero: about a

@@ -44,10 +44,14 @@ func newStack(t *testing.T, authLimit *throttle.Policy) *stack {
 	pem, _ := token.GenerateEd25519PEM()
 	k, _ := token.ParseKey(token.EdDSA, pem)
 	svc := &auth.Service{Users: db.Users(), Tokens: &token.Issuer{Key: k, Issuer: "v2m"}, Cost: bcrypt.MinCost,
-		Revocations: db.Revocations()}
+		Revocations: db.Revocations(), Personal: db.PersonalTokens(), Issuer: "v2m"}
 	h := api.New(api.Config{
 		Accounts: svc, Revoker: svc, Revocations: db.Revocations(),
-		Verifier:   &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{k}, Revocations: db.Revocations()},
+		Users: db.Users(), PersonalTokens: svc, UserAdmin: svc,
+		Verifier: &auth.Verifier{
+			JWT:      &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{k}, Revocations: db.Revocations()},
+			Personal: svc, States: auth.StoreStates{Users: db.Users()},
+		},
 		LoginLimit: authLimit, RegisterLimit: authLimit,
 		// The gateways reach auth from loopback: auth trusts their X-Forwarded-For.
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
@@ -61,10 +65,13 @@ func newStack(t *testing.T, authLimit *throttle.Policy) *stack {
 func (s *stack) gateway(interval time.Duration) (*httptest.Server, *auth.RemoteRevocations) {
 	s.t.Helper()
 	revs := &auth.RemoteRevocations{URL: s.auth.URL + "/v1/revocations", Interval: interval}
-	remote := &auth.Remote{BaseURL: s.auth.URL, Revocations: revs}
+	remote := &auth.Remote{BaseURL: s.auth.URL, Revocations: revs, PersonalTTL: interval}
 	h := api.New(api.Config{
-		Accounts: remote, Revoker: remote,
-		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{s.key}, Revocations: revs},
+		Accounts: remote, Revoker: remote, PersonalTokens: remote, UserAdmin: remote,
+		Verifier: &auth.Verifier{
+			JWT:      &token.Verifier{Alg: token.EdDSA, Issuer: "v2m", Keys: token.StaticKeys{s.key}, Revocations: revs},
+			Personal: remote, States: revs,
+		},
 		// Its clients reach it from loopback too, as through an ingress controller.
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	})
@@ -84,20 +91,7 @@ type answer struct {
 
 func call(t *testing.T, method, url string, hdr ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}
+	return send(t, method, url, "", hdr...)
 }
 
 func basic(email, pw string) []string {

@@ -23,16 +23,23 @@ type Remote struct {
 	// Revocations, when set, learns of a token revoked through this gateway at once, before
 	// its next refresh from the auth service.
 	Revocations *RemoteRevocations
+	// PersonalTTL is how long an answer of the auth service about a personal token is
+	// cached (DefaultPersonalCache when zero): a token revoked through another gateway works
+	// here for up to that long.
+	PersonalTTL time.Duration
+
+	cache personalCache
 }
 
 // RevokeToken implements server.TokenRevoker: DELETE /v1/tokens/current on the auth service
 // with the token itself.
 func (r *Remote) RevokeToken(ctx context.Context, raw string, c *server.Claims) error {
-	err := r.do(ctx, http.MethodDelete, "/v1/tokens/current", nil, func(req *http.Request) {
-		req.Header.Set("Authorization", "Bearer "+raw)
-	}, nil)
+	err := r.do(ctx, http.MethodDelete, "/v1/tokens/current", nil, withBearer(raw), nil)
 	if err != nil {
 		return err
+	}
+	if c.Personal {
+		r.cache.drop(c.ID)
 	}
 	if r.Revocations != nil {
 		r.Revocations.Add(server.Revocation{ID: c.ID, ExpiresAt: c.ExpiresAt})

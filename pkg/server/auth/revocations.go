@@ -37,7 +37,9 @@ type RemoteRevocations struct {
 
 	mu        sync.RWMutex // guards the fields below; never held across the network
 	set       map[string]time.Time
+	states    map[string]UserState // by SubjectKey: the disabled users and the administrators
 	loaded    bool
+	fetchedAt time.Time // when the last successful fetch was sent
 	failSince time.Time // zero while fetches succeed
 	lastWarn  time.Time
 }
@@ -47,12 +49,7 @@ var errRevocationsUnknown = &server.Error{Code: server.EUNAVAILABLE, RetryAfter:
 
 // Revoked implements server.RevocationChecker.
 func (r *RemoteRevocations) Revoked(ctx context.Context, jti string) (bool, error) {
-	if !r.Loaded() && r.fetch.TryLock() { // the first requests need not wait for Run's tick
-		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_ = r.refreshLocked(fctx)
-		cancel()
-		r.fetch.Unlock()
-	}
+	r.loadOnce(ctx)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if !r.loaded {
@@ -60,6 +57,47 @@ func (r *RemoteRevocations) Revoked(ctx context.Context, jti string) (bool, erro
 	}
 	exp, ok := r.set[jti]
 	return ok && time.Now().Before(exp), nil
+}
+
+// loadOnce fetches the set when it was never loaded, so that the first requests need not
+// wait for Run's tick.
+func (r *RemoteRevocations) loadOnce(ctx context.Context) {
+	if !r.Loaded() && r.fetch.TryLock() {
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = r.refreshLocked(fctx)
+		cancel()
+		r.fetch.Unlock()
+	}
+}
+
+// UserState implements UserStates from the users' states the auth service lists with the
+// revocations: a user disabled or enabled, or no longer an administrator, is known to this
+// gateway within about Interval (at once when it went through this gateway, see
+// SetDisabled). A token issued since the last fetch (to the second) may know better than the
+// list: an administrator's token issued after a grant keeps its role.
+func (r *RemoteRevocations) UserState(ctx context.Context, subject string, issuedAt time.Time) (bool, bool, error) {
+	r.loadOnce(ctx)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if !r.loaded {
+		return false, false, errRevocationsUnknown
+	}
+	st := r.states[SubjectKey(subject)]
+	return st.Disabled, st.Admin || !issuedAt.Before(r.fetchedAt.Truncate(time.Second)), nil
+}
+
+// SetDisabled records now that the user email was disabled or enabled, until the next refresh
+// says so too.
+func (r *RemoteRevocations) SetDisabled(email string, disabled bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.states == nil {
+		r.states = map[string]UserState{}
+	}
+	k := SubjectKey(email)
+	st := r.states[k]
+	st.Subject, st.Disabled = k, disabled
+	r.states[k] = st
 }
 
 // Loaded reports whether the set has been fetched once.
@@ -120,7 +158,8 @@ func (r *RemoteRevocations) Refresh(ctx context.Context) error {
 }
 
 func (r *RemoteRevocations) refreshLocked(ctx context.Context) error {
-	list, err := r.get(ctx)
+	sent := time.Now()
+	list, states, err := r.get(ctx)
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -146,6 +185,11 @@ func (r *RemoteRevocations) refreshLocked(ctx context.Context) error {
 	for _, rev := range list {
 		r.addLocked(rev)
 	}
+	r.fetchedAt = sent
+	r.states = make(map[string]UserState, len(states))
+	for _, st := range states {
+		r.states[st.Subject] = st
+	}
 	for id, exp := range r.set {
 		if !now.Before(exp) {
 			delete(r.set, id)
@@ -158,28 +202,29 @@ func (r *RemoteRevocations) refreshLocked(ctx context.Context) error {
 	return nil
 }
 
-func (r *RemoteRevocations) get(ctx context.Context) ([]server.Revocation, error) {
+func (r *RemoteRevocations) get(ctx context.Context) ([]server.Revocation, []UserState, error) {
 	client := r.Client
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("revocations request: %w", err)
+		return nil, nil, fmt.Errorf("revocations request: %w", err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch revocations: %w", err)
+		return nil, nil, fmt.Errorf("fetch revocations: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch revocations: %s", resp.Status)
+		return nil, nil, fmt.Errorf("fetch revocations: %s", resp.Status)
 	}
 	var body struct {
 		Revocations []server.Revocation `json:"revocations"`
+		Users       []UserState         `json:"users"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode revocations: %w", err)
+		return nil, nil, fmt.Errorf("decode revocations: %w", err)
 	}
-	return body.Revocations, nil
+	return body.Revocations, body.Users, nil
 }

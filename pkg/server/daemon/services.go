@@ -184,16 +184,21 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	accounts.Personal, accounts.Issuer, accounts.Logger = store, issuer, log
 	if len(proxies) == 0 {
 		log.Warn("no --trusted-proxies: every login through a gateway counts against the gateway's IP; list the gateways' CIDR")
 	}
 	h := api.New(api.Config{
 		Limits:   limits,
 		Accounts: accounts,
-		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second, Revocations: store},
-		JWKS:     func() any { return token.PublicJWKS(keys) },
-		Ready:    store.Ping,
-		Logger:   log, Metrics: m,
+		Verifier: &auth.Verifier{
+			JWT:      &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second, Revocations: store},
+			Personal: accounts, States: auth.StoreStates{Users: store},
+		},
+		PersonalTokens: accounts, UserAdmin: accounts, Users: store,
+		JWKS:   func() any { return token.PublicJWKS(keys) },
+		Ready:  store.Ping,
+		Logger: log, Metrics: m,
 
 		Revoker: accounts, Revocations: store, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
@@ -210,7 +215,8 @@ func gatewayCommand(stderr io.Writer) subcommand {
 			{"sweep-interval", worker.DefaultSweepInterval, "how often the sweeper looks for jobs whose message was lost"},
 			{"sweep-queued-after", worker.DefaultQueuedAfter, "the sweeper publishes again a job queued for this long"},
 			{"sweep-stale-after", worker.DefaultSweepStaleAfter, "the sweeper publishes again a converting job with no heartbeat for this long"},
-			{"revocations-refresh", auth.DefaultRevocationsRefresh, "how often the revoked tokens are fetched from auth"},
+			{"revocations-refresh", auth.DefaultRevocationsRefresh, "how often the revoked tokens, and the disabled users, are fetched from auth"},
+			{"personal-token-cache", auth.DefaultPersonalCache, "how long auth's answer about a personal API token is cached: a token revoked through another gateway works here for up to this long"},
 		}, mongoSettings, gridfsSettings, amqpSettings, uploadSettings, jwtAlgSettings, tokenSettings, throttleSettings, webhookSettings,
 		retentionSettings, quotaSettings)
 }
@@ -282,7 +288,8 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	revocations := &auth.RemoteRevocations{URL: authURL + "/v1/revocations", Interval: s.dur("revocations-refresh"), Logger: log}
 	verifier.Revocations = revocations
-	accounts := &auth.Remote{BaseURL: authURL, Client: &http.Client{Timeout: 30 * time.Second}, Revocations: revocations}
+	accounts := &auth.Remote{BaseURL: authURL, Client: &http.Client{Timeout: 30 * time.Second}, Revocations: revocations,
+		PersonalTTL: s.dur("personal-token-cache")}
 	// Job changes come from every converter on the broker; this gateway's event streams share
 	// one subscription, relayed into local.
 	updates, local := q.Updates(""), inproc.New()
@@ -295,7 +302,8 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m,
 		Quotas: quotas, Limits: db.Limits(), Retention: retention}
 	h := api.New(api.Config{
-		Accounts: accounts, Verifier: verifier,
+		Accounts: accounts, Verifier: &auth.Verifier{JWT: verifier, Personal: accounts, States: revocations},
+		PersonalTokens: accounts, UserAdmin: accounts,
 		Service: svc, Limits: limits, Updates: local,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Ready: func(ctx context.Context) error {

@@ -179,11 +179,16 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	accounts.Personal, accounts.Issuer, accounts.Logger = db.PersonalTokens(), issuer, log
 	handler := api.New(api.Config{
 		Changes:  changes,
 		Updates:  updates,
 		Accounts: accounts,
-		Verifier: &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
+		Verifier: &auth.Verifier{
+			JWT:      &token.Verifier{Alg: token.EdDSA, Issuer: issuer, Keys: token.StaticKeys{key}, Revocations: db.Revocations()},
+			Personal: accounts, States: auth.StoreStates{Users: db.Users()},
+		},
+		PersonalTokens: accounts, UserAdmin: accounts,
 		Service:  svc,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Limits:   limits,

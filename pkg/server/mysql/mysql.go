@@ -40,6 +40,9 @@ const DefaultTable = "user"
 // DefaultRevocationsTable is the table revoked tokens live in.
 const DefaultRevocationsTable = "revoked_token"
 
+// DefaultTokensTable is the table personal API tokens live in.
+const DefaultTokensTable = "personal_token"
+
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Option changes how Open sets up a Store.
@@ -52,18 +55,23 @@ func WithTable(name string) Option { return func(s *Store) { s.table = name } }
 // WithRevocationsTable keeps the revoked tokens in another table than DefaultRevocationsTable.
 func WithRevocationsTable(name string) Option { return func(s *Store) { s.revoked = name } }
 
-// Store is a server.UserStore and a server.RevocationStore on MySQL. It is safe for
-// concurrent use.
+// WithTokensTable keeps the personal API tokens in another table than DefaultTokensTable.
+func WithTokensTable(name string) Option { return func(s *Store) { s.tokens = name } }
+
+// Store is a server.UserStore, a server.RevocationStore and a server.PersonalTokenStore on
+// MySQL. It is safe for concurrent use.
 type Store struct {
 	db      *sql.DB
 	log     *slog.Logger
 	table   string
 	revoked string
+	tokens  string
 }
 
 var (
-	_ server.UserStore       = (*Store)(nil)
-	_ server.RevocationStore = (*Store)(nil)
+	_ server.UserStore          = (*Store)(nil)
+	_ server.RevocationStore    = (*Store)(nil)
+	_ server.PersonalTokenStore = (*Store)(nil)
 )
 
 // Open connects to the database named by dsn (go-sql-driver/mysql format, for example
@@ -86,11 +94,11 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return nil, fmt.Errorf("mysql connector: %w", err)
 	}
-	s := &Store{db: sql.OpenDB(connector), log: logger, table: DefaultTable, revoked: DefaultRevocationsTable}
+	s := &Store{db: sql.OpenDB(connector), log: logger, table: DefaultTable, revoked: DefaultRevocationsTable, tokens: DefaultTokensTable}
 	for _, o := range opts {
 		o(s)
 	}
-	for _, t := range []string{s.table, s.revoked} {
+	for _, t := range []string{s.table, s.revoked, s.tokens} {
 		if !tableName.MatchString(t) {
 			s.db.Close()
 			return nil, fmt.Errorf("mysql: bad table name %q", t)
@@ -141,24 +149,33 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("create table %s: %w", s.table, err)
 	}
+	if err := s.migrateIdentity(ctx); err != nil {
+		return err
+	}
+	return s.addColumn(ctx, "created_at", "DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)")
+}
+
+// addColumn adds column to the users table unless it has it; a concurrent Migrate that adds
+// it first is not an error.
+func (s *Store) addColumn(ctx context.Context, column, def string) error {
 	var n int
 	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS "+
-		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'created_at'", s.table).Scan(&n)
+		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", s.table, column).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("inspect table %s: %w", s.table, err)
 	}
 	if n > 0 {
 		return nil
 	}
-	alter := fmt.Sprintf("ALTER TABLE `%s` ADD COLUMN created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)", s.table)
+	alter := fmt.Sprintf("ALTER TABLE `%s` ADD COLUMN %s %s", s.table, column, def)
 	if _, err := s.db.ExecContext(ctx, alter); err != nil {
 		var me *mysql.MySQLError
 		if errors.As(err, &me) && me.Number == errDupFieldName {
 			return nil
 		}
-		return fmt.Errorf("add created_at to %s: %w", s.table, err)
+		return fmt.Errorf("add %s to %s: %w", column, s.table, err)
 	}
-	s.log.Info("mysql migrated: added created_at", "table", s.table)
+	s.log.Info("mysql migrated: added "+column, "table", s.table)
 	return nil
 }
 
@@ -179,26 +196,21 @@ func (s *Store) CreateUser(ctx context.Context, email string, passwordHash []byt
 	if err != nil {
 		return nil, fmt.Errorf("insert user %s: last insert id: %w", email, err)
 	}
-	return &server.User{ID: id, Email: email, PasswordHash: append([]byte(nil), passwordHash...), CreatedAt: now}, nil
+	return &server.User{ID: id, Email: email, PasswordHash: append([]byte(nil), passwordHash...), CreatedAt: now,
+		Role: server.RoleUser}, nil
 }
 
 // UserByEmail returns the user whose email matches, ignoring letter case, or ENOTFOUND.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*server.User, error) {
-	var (
-		u    server.User
-		hash string
-	)
 	// The email column's collation (utf8mb4_unicode_ci, set by Migrate; the tutorial's table
 	// gets a _ci default too) makes this comparison, and the unique index, case-insensitive.
-	q := fmt.Sprintf("SELECT id, email, password, created_at FROM `%s` WHERE email = ?", s.table)
-	err := s.db.QueryRowContext(ctx, q, email).Scan(&u.ID, &u.Email, &hash, &u.CreatedAt)
+	q := fmt.Sprintf("SELECT %s FROM `%s` WHERE email = ?", userColumns, s.table)
+	u, err := scanUser(s.db.QueryRowContext(ctx, q, email))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, server.Errorf(server.ENOTFOUND, "no user with email %s", strings.ToLower(email))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("select user %s: %w", email, err)
 	}
-	u.PasswordHash = []byte(hash)
-	u.CreatedAt = u.CreatedAt.UTC()
-	return &u, nil
+	return u, nil
 }

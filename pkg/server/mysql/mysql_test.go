@@ -26,10 +26,21 @@ func unique(prefix string) string { return prefix + "_" + server.NewID()[:12] }
 // openTable opens a store on a table of its own, dropped when the test ends.
 func openTable(t *testing.T) (*mysql.Store, *sql.DB, string) {
 	t.Helper()
+	return openTables(t, "")
+}
+
+// openTables opens a store on a users table of its own, and a personal tokens table of its
+// own when tokens is not "", dropped when the test ends.
+func openTables(t *testing.T, tokens string) (*mysql.Store, *sql.DB, string) {
+	t.Helper()
 	dsn := testenv.Get(t, testenv.MySQLDSN)
 	table := unique("user_t")
 	ctx := t.Context()
-	s, err := mysql.Open(ctx, dsn, logger(t), mysql.WithTable(table))
+	opts := []mysql.Option{mysql.WithTable(table)}
+	if tokens != "" {
+		opts = append(opts, mysql.WithTokensTable(tokens))
+	}
+	s, err := mysql.Open(ctx, dsn, logger(t), opts...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -39,6 +50,9 @@ func openTable(t *testing.T) (*mysql.Store, *sql.DB, string) {
 	}
 	t.Cleanup(func() {
 		_, _ = raw.ExecContext(context.Background(), "DROP TABLE IF EXISTS `"+table+"`")
+		if tokens != "" {
+			_, _ = raw.ExecContext(context.Background(), "DROP TABLE IF EXISTS `"+tokens+"`")
+		}
 		raw.Close()
 		s.Close()
 	})
@@ -189,4 +203,15 @@ func TestRevocations(t *testing.T) {
 		}
 	})
 	servertest.TestRevocationStore(t, func(*testing.T) server.RevocationStore { return s })
+}
+
+func TestContractPersonalTokenStore(t *testing.T) {
+	t.Parallel()
+	servertest.TestPersonalTokenStore(t, func(t *testing.T) server.PersonalTokenStore {
+		s, _, _ := openTables(t, unique("pat_t"))
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		return s
+	})
 }

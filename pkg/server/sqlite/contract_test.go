@@ -68,3 +68,7 @@ func TestContractLimitStore(t *testing.T) {
 func TestContractLease(t *testing.T) {
 	servertest.TestLease(t, func(t *testing.T, now func() time.Time) server.Lease { return openClock(t, now).Lease() })
 }
+
+func TestContractPersonalTokenStore(t *testing.T) {
+	servertest.TestPersonalTokenStore(t, func(t *testing.T) server.PersonalTokenStore { return openClock(t, nil).PersonalTokens() })
+}

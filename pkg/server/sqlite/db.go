@@ -61,12 +61,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		lock.Close()
 		return nil, err
 	}
-	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	sqldb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	sqldb, err := sql.Open("sqlite", "file:"+path+"?"+dsnParams().Encode())
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -79,10 +74,42 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return d, nil
 }
 
+// OpenShared opens the existing database at path without taking its lock, for `v2md admin`
+// while a v2md standalone runs on it: SQLite's WAL and busy timeout let both write. It
+// applies pending migrations (they run in transactions) and refuses a path with no database.
+func OpenShared(ctx context.Context, path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no v2m database at %s: %w", path, err)
+	}
+	sqldb, err := sql.Open("sqlite", "file:"+path+"?"+dsnParams().Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	d := &DB{db: sqldb, now: time.Now, wake: map[string]chan struct{}{}, consuming: map[string]bool{}}
+	if err := d.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// dsnParams are the connection's settings: a 10 s busy timeout, WAL, and write transactions
+// that take the write lock when they begin.
+func dsnParams() url.Values {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	return q
+}
+
 // Close closes the database and releases its lock.
 func (d *DB) Close() error {
 	err := d.db.Close()
-	d.lock.Close()
+	if d.lock != nil {
+		d.lock.Close()
+	}
 	return err
 }
 
