@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,5 +74,37 @@ func TestCompletionDoesNotWaitOnADeadBroker(t *testing.T) {
 	var j jobResp
 	if err := r.json(&j); err != nil || j.State != string(server.JobQueued) {
 		t.Fatalf("job %+v %v", j, err)
+	}
+}
+
+// flakyAccounts is an account store that is down while down is set.
+type flakyAccounts struct {
+	down *atomic.Bool
+	server.Accounts
+}
+
+func (f flakyAccounts) Login(ctx context.Context, email, password string) (string, time.Time, error) {
+	if f.down.Load() {
+		return "", time.Time{}, server.Errorf(server.EUNAVAILABLE, "the account database is unavailable; try again shortly")
+	}
+	return f.Accounts.Login(ctx, email, password)
+}
+
+// TestOutageLoginsAreNotThrottled: logins answered 503 (the password was not checked) give
+// their attempt back, so a client retrying through an outage can still log in after it;
+// logins that were checked still count.
+func TestOutageLoginsAreNotThrottled(t *testing.T) {
+	var down atomic.Bool
+	e := newEnv(t, limits(3, 100), func(c *Config) { c.Accounts = flakyAccounts{down: &down, Accounts: c.Accounts} })
+	e.user("ann@example.com") // one login of the three
+	down.Store(true)
+	for i := range 10 {
+		if r := e.do("POST", "/v1/tokens", "", nil, "Authorization", basicAuth("ann@example.com", "password123")); r.code != 503 {
+			t.Fatalf("login %d during the outage: %d %s", i, r.code, r.body)
+		}
+	}
+	down.Store(false)
+	if got := e.attempts(3, "ann@example.com"); got[0] != 401 || got[1] != 401 || got[2] != 429 {
+		t.Fatalf("after the outage: %v, want 401 401 429 (the outage used up nothing)", got)
 	}
 }
