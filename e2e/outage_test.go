@@ -75,7 +75,9 @@ func call(t *testing.T, method, url string, edit func(*http.Request)) answer {
 		return answer{}
 	}
 	defer resp.Body.Close()
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	json.NewDecoder(resp.Body).Decode(&e)
 	return answer{resp.StatusCode, resp.Header.Get("Retry-After"), e.Error.Code, e.Error.Message}
 }
