@@ -35,15 +35,38 @@ type cluster struct {
 	rabbitctl  string
 	env        []string
 	tmp        string // the converters' --tmp-dir
+	auth       *proc
+	authArgs   []string // auth's command line, to start it again
+}
+
+// clusterConfig is what startClusterWith varies: the servers default to the shared ones.
+type clusterConfig struct {
+	converters  int
+	gatewayArgs []string
+	mysqlDSN    string // a private MariaDB's; the shared one when empty
+	mongoURI    string // a private FerretDB's; the shared one when empty
 }
 
 // startCluster starts auth, a gateway (with gatewayArgs added to its flags), converters and
 // notify on the real servers.
 func startCluster(t *testing.T, converters int, gatewayArgs ...string) *cluster {
 	t.Helper()
+	return startClusterWith(t, clusterConfig{converters: converters, gatewayArgs: gatewayArgs})
+}
+
+// startClusterWith is startCluster on the servers cfg names.
+func startClusterWith(t *testing.T, cfg clusterConfig) *cluster {
+	t.Helper()
+	converters, gatewayArgs := cfg.converters, cfg.gatewayArgs
 	testenv.Tool(t, "ffmpeg")
 	dsn := testenv.Get(t, testenv.MySQLDSN)
 	mongoURI := testenv.Get(t, testenv.MongoURI)
+	if cfg.mysqlDSN != "" {
+		dsn = cfg.mysqlDSN
+	}
+	if cfg.mongoURI != "" {
+		mongoURI = cfg.mongoURI
+	}
 	amqpURL := testenv.Get(t, testenv.AMQPURL)
 	smtpAddr := testenv.Get(t, testenv.SMTPAddr)
 	c := &cluster{t: t, mailpit: testenv.Get(t, testenv.MailpitAPI), rabbitctl: os.Getenv(testenv.RabbitCtl)}
@@ -61,7 +84,8 @@ func startCluster(t *testing.T, converters int, gatewayArgs ...string) *cluster 
 	c.env = []string{"V2MD_MONGO_URI_FILE=" + secrets, "V2MD_MONGO_DB=" + db, "V2MD_AMQP_URL=" + amqpURL, "V2MD_LOG_FORMAT=json"}
 
 	authAddr := freeAddr(t)
-	start(t, "auth", authAddr, c.env, "auth", "--listen", authAddr, "--mysql-dsn", dsn, "--jwt-key-file", key, "--bcrypt-cost", "4")
+	c.authArgs = []string{"auth", "--listen", authAddr, "--mysql-dsn", dsn, "--jwt-key-file", key, "--bcrypt-cost", "4"}
+	c.auth = start(t, "auth", authAddr, c.env, c.authArgs...)
 	gwAddr := freeAddr(t)
 	c.gateway = start(t, "gateway", gwAddr, c.env, append([]string{"gateway", "--listen", gwAddr, "--auth-url", "http://" + authAddr,
 		"--part-size", "1MiB", "--sweep-interval", "1s", "--sweep-stale-after", "20s"}, gatewayArgs...)...)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 )
 
@@ -49,6 +50,13 @@ func (f *Faults) CutResponse(pattern string, afterBytes int64, times int) {
 // instead of answering: the client cannot tell whether anything happened.
 func (f *Faults) LoseAnswer(pattern string, times int) {
 	f.add("LoseAnswer", pattern, 0, times)
+}
+
+// Unavailable answers the next times requests matching pattern with 503 and Retry-After:
+// seconds, the API's error shape, without running the handler: as a server whose database
+// is down answers (nothing was done).
+func (f *Faults) Unavailable(pattern string, seconds int64, times int) {
+	f.add("Unavailable", pattern, seconds, times)
 }
 
 // Reset drops all faults not injected yet.
@@ -105,6 +113,11 @@ func (s *Server) inject(next http.Handler) http.Handler {
 		case "LoseAnswer":
 			next.ServeHTTP(&sink{w: w, h: http.Header{}}, r)
 			resetConn(w)
+		case "Unavailable":
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.Header().Set("Retry-After", strconv.FormatInt(after, 10))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"the database is unavailable; try again shortly"}}`)
 		case "CutResponse":
 			next.ServeHTTP(&cutWriter{w: w, left: after}, r)
 		default:

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,69 @@ type Client struct {
 	Token string
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Retry says how requests ride out a server that answers 503 (unavailable) or 429 (too
+	// many requests). Its zero value sends each request once.
+	Retry RetryPolicy
+}
+
+// RetryPolicy says how a Client retries requests that the server put off with 503 or 429.
+// It retries only the requests that are safe to send twice: every GET, HEAD, PUT and DELETE,
+// upload parts, logging in, starting an upload (a 503 means none was started; one started
+// twice is an abandoned upload, not a second job) and completing one (idempotent on the
+// server). Each waits what the answer's Retry-After says (a backoff from 250 ms doubling to
+// 8 s when it says nothing), until the next wait would end more than For after the request
+// was first sent: then the last answer is returned.
+type RetryPolicy struct {
+	For time.Duration // 0: no retries on 503 and 429
+	// Waiting, when not nil, is called before each wait, with the wait and the answer that
+	// caused it. It may be called from several goroutines at once (parallel upload parts).
+	Waiting func(wait time.Duration, err error)
+}
+
+// wait returns how long to wait before sending again, at attempt number attempt (from
+// 1), a request first sent at start that failed with err; false when it is not to be retried
+// (not a 503 or 429, no retries configured, or the time is up).
+func (p RetryPolicy) wait(err error, start time.Time, attempt int) (time.Duration, bool) {
+	var ae *APIError
+	if p.For <= 0 || !errors.As(err, &ae) || (ae.Status != http.StatusServiceUnavailable && ae.Status != http.StatusTooManyRequests) {
+		return 0, false
+	}
+	d := ae.RetryAfter
+	if d <= 0 {
+		d = backoff(attempt)
+	}
+	if time.Since(start)+d > p.For {
+		return 0, false
+	}
+	return d, true
+}
+
+// retryLater waits out err, at attempt number attempt of a request first sent at start, and
+// reports whether to send the request again; false when err is not one to retry or ctx ended.
+func (c *Client) retryLater(ctx context.Context, err error, start time.Time, attempt int) bool {
+	d, ok := c.Retry.wait(err, start, attempt)
+	if !ok {
+		return false
+	}
+	if c.Retry.Waiting != nil {
+		c.Retry.Waiting(d, err)
+	}
+	return sleepCtx(ctx, d) == nil
+}
+
+// waitedOut reports whether err is a 503 or 429 that a retrying request waited out already:
+// retrying it again would stretch RetryPolicy.For.
+func (c *Client) waitedOut(err error) bool {
+	st := StatusOf(err)
+	return c.Retry.For > 0 && (st == http.StatusServiceUnavailable || st == http.StatusTooManyRequests)
+}
+
+// retryable reports whether a request may be sent again after a 503 or 429; see RetryPolicy.
+func retryable(method, path string) bool {
+	if method != http.MethodPost {
+		return true
+	}
+	return path == "/v1/tokens" || path == "/v1/uploads" || strings.HasSuffix(path, "/complete")
 }
 
 // Option configures a Client in New.
@@ -86,6 +150,8 @@ type APIError struct {
 	Status  int    // the HTTP status
 	Code    string // e.g. "not_found", "unauthorized"
 	Message string // for people
+	// RetryAfter is the answer's Retry-After (in seconds; an HTTP date is not read), or 0.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -231,12 +297,23 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 	return nil, decodeError(resp)
 }
 
+// sendRetrying is send for a request without a body, sent again after 503 and 429 answers
+// as c.Retry says.
+func (c *Client) sendRetrying(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := c.send(req)
+	for attempt := 1; err != nil && c.retryLater(req.Context(), err, start, attempt); attempt++ {
+		resp, err = c.send(req.Clone(req.Context()))
+	}
+	return resp, err
+}
+
 // decodeError reads an error answer. A body that is not the documented shape still gives an
 // APIError with the status and a short excerpt of the body.
 func decodeError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var env wire.ErrorBody
-	ae := &APIError{Status: resp.StatusCode}
+	ae := &APIError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
 	if json.Unmarshal(body, &env) == nil && (env.Error.Code != "" || env.Error.Message != "") {
 		ae.Code, ae.Message = env.Error.Code, env.Error.Message
 		return ae
@@ -249,15 +326,38 @@ func decodeError(resp *http.Response) error {
 	return ae
 }
 
-// doJSON sends in (when not nil) as JSON and decodes the answer into out (when not nil).
+// parseRetryAfter reads a Retry-After in seconds, at most a day; 0 when absent or not a number.
+func parseRetryAfter(h string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(min(n, 86400)) * time.Second
+}
+
+// doJSON sends in (when not nil) as JSON and decodes the answer into out (when not nil). A
+// request that may be sent twice is sent again after 503 and 429 answers, as c.Retry says.
 func (c *Client) doJSON(ctx context.Context, method, path string, in, out any, edit func(*http.Request)) error {
-	var body io.Reader
+	var b []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := c.doJSONOnce(ctx, method, path, b, out, edit)
+		if err == nil || !retryable(method, path) || !c.retryLater(ctx, err, start, attempt) {
+			return err
+		}
+	}
+}
+
+func (c *Client) doJSONOnce(ctx context.Context, method, path string, in []byte, out any, edit func(*http.Request)) error {
+	var body io.Reader
+	if in != nil {
+		body = bytes.NewReader(in)
 	}
 	req, err := c.newRequest(ctx, method, path, body)
 	if err != nil {
@@ -388,7 +488,7 @@ func (c *Client) Wait(ctx context.Context, id string, progress func(*Job)) (*Job
 			continue
 		case ctx.Err() != nil:
 			return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
-		case transient(ctx, err) && failures < 5:
+		case transient(ctx, err) && failures < 5 && !c.waitedOut(err):
 			failures++
 			if err := sleepCtx(ctx, backoff(failures)); err != nil {
 				return last, fmt.Errorf("wait for job %s: %w", id, err)

@@ -57,7 +57,7 @@ func (c *Client) DownloadStream(ctx context.Context, fid string, w io.Writer, pr
 	if err != nil {
 		return 0, fmt.Errorf("download %s: %w", fid, err)
 	}
-	resp, err := c.send(req)
+	resp, err := c.sendRetrying(req)
 	if err != nil {
 		return 0, fmt.Errorf("download %s: %w", fid, err)
 	}
@@ -138,7 +138,7 @@ func (c *Client) download(ctx context.Context, fid, dst string, opts DownloadOpt
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-")
 		req.Header.Set("If-Range", etag)
 	}
-	resp, err := c.send(req)
+	resp, err := c.sendRetrying(req)
 	if StatusOf(err) == http.StatusRequestedRangeNotSatisfiable && mayResume {
 		return c.download(ctx, fid, dst, opts, false)
 	}

@@ -46,9 +46,22 @@ var errNoStream = errors.New("the server has no event streams")
 func (c *Client) Watch(ctx context.Context, id string, fn func(*Job)) (*Job, error) {
 	w := &watch{c: c, id: id, fn: fn}
 	failures := 0
+	var outage time.Time // when the server began to answer 503 or 429, and how often since
+	putOff := 0
 	for {
 		start := time.Now()
 		got, err := w.stream(ctx)
+		if got {
+			outage, putOff = time.Time{}, 0
+		} else if StatusOf(err) == http.StatusServiceUnavailable || StatusOf(err) == http.StatusTooManyRequests {
+			if outage.IsZero() {
+				outage = start
+			}
+			if c.retryLater(ctx, err, outage, putOff+1) {
+				putOff++
+				continue
+			}
+		}
 		switch {
 		case w.last != nil && w.last.Final():
 			return w.last, nil

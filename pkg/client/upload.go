@@ -148,7 +148,7 @@ func (c *Client) Upload(ctx context.Context, path string, opts UploadOptions) (*
 func (c *Client) completeRetrying(ctx context.Context, id string) (*Job, error) {
 	for attempt := 1; ; attempt++ {
 		job, err := c.complete(ctx, id)
-		if err == nil || attempt == 4 || !(IsUnreachable(err) || StatusOf(err) >= 500 || isNetErr(err)) {
+		if err == nil || attempt == 4 || !(IsUnreachable(err) || StatusOf(err) >= 500 || isNetErr(err)) || c.waitedOut(err) {
 			return job, err
 		}
 		select {
@@ -331,6 +331,7 @@ func (c *Client) sendPart(ctx context.Context, f io.ReaderAt, up *UploadInfo, n 
 	sum := fmt.Sprintf("%08x", h.Sum32())
 	path := "/v1/uploads/" + url.PathEscape(up.ID) + "/parts/" + strconv.Itoa(n)
 	var err error
+	start, putOff := time.Now(), 0 // putOff: the sends answered 503 or 429, which do not count
 	for attempt := 1; attempt <= partAttempts; attempt++ {
 		if attempt > 1 {
 			if e := sleepCtx(ctx, backoff(attempt-1)); e != nil {
@@ -343,6 +344,11 @@ func (c *Client) sendPart(ctx context.Context, f io.ReaderAt, up *UploadInfo, n 
 			return nil
 		}
 		body.abort() // the server did not keep it
+		if c.retryLater(ctx, err, start, putOff+1) {
+			putOff++
+			attempt-- // waited as the server asked; send again without a backoff of its own
+			continue
+		}
 		if !transient(ctx, err) {
 			break
 		}

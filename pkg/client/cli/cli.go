@@ -60,6 +60,7 @@ const (
 	ExitJobFailed   = 5
 	ExitTimeout     = 6
 	ExitUnreachable = 7
+	ExitUnavailable = 8   // the server answered 503 or 429 for longer than --retry-for
 	ExitInterrupted = 130 // Ctrl-C or SIGTERM, as shells report a SIGINT
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/v2m/v2m/pkg/client"
 )
@@ -41,6 +42,8 @@ func exitCode(err error) int {
 		return ExitTimeout
 	case client.IsUnreachable(err):
 		return ExitUnreachable
+	case client.StatusOf(err) == http.StatusServiceUnavailable, client.StatusOf(err) == http.StatusTooManyRequests:
+		return ExitUnavailable
 	}
 	return ExitError
 }
@@ -48,7 +51,7 @@ func exitCode(err error) int {
 var codeNames = map[int]string{
 	ExitError: "error", ExitUsage: "usage", ExitAuth: "unauthorized", ExitNotFound: "not_found",
 	ExitJobFailed: "job_failed", ExitTimeout: "timeout", ExitUnreachable: "unreachable",
-	ExitInterrupted: "interrupted",
+	ExitInterrupted: "interrupted", ExitUnavailable: "unavailable",
 }
 
 // errorCode is the code --json gives err, whose exit code is code: the API's when the server
@@ -93,6 +96,12 @@ func (f *factory) report(err error) int {
 		msg += " (run 'v2m login')"
 	case ExitUsage:
 		msg += " (see 'v2m --help')"
+	case ExitUnavailable:
+		if cfg, cerr := f.config(); cerr == nil && cfg.RetryFor > 0 {
+			msg += fmt.Sprintf(" (gave up after retrying for up to %s; try again later)", cfg.RetryFor)
+		} else {
+			msg += " (try again later)"
+		}
 	}
 	fmt.Fprintf(f.io.errOut, "v2m: %s\n", msg)
 	if ee := (*exitError)(nil); errors.As(err, &ee) && ee.printed {

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/viper"
 
@@ -38,13 +40,22 @@ type globalFlags struct {
 	serverChanged bool // --server was given, even empty
 	configDir     string
 	json          bool
+	retryFor      time.Duration
+	retryChanged  bool // --retry-for was given
 }
 
 // config is the resolved configuration of one run.
 type config struct {
 	Server string // normalized: no trailing slash
 	Dir    string // the config directory
+	// RetryFor bounds how long a request is sent again while the server answers 503 or 429
+	// (--retry-for, then V2M_RETRY_FOR, then DefaultRetryFor); 0 does not retry those.
+	RetryFor time.Duration
 }
+
+// DefaultRetryFor is how long v2m rides out a server that answers 503 or 429 when
+// neither --retry-for nor V2M_RETRY_FOR says otherwise.
+const DefaultRetryFor = 2 * time.Minute
 
 // factory holds what the commands share: the IO streams, the global flags, the configuration
 // (resolved on first use, then kept) and the constructors of API clients and token stores.
@@ -58,6 +69,9 @@ type factory struct {
 
 	makeClient     func(server, token string) (*client.Client, error)
 	makeTokenStore func(server, configDir string) client.TokenStore
+
+	waitOnce sync.Once
+	waitFn   func(time.Duration, error)
 
 	// config resolves the configuration from the flags, the environment and config.yaml once,
 	// on its first call.
@@ -128,7 +142,19 @@ func resolveConfig(g globalFlags, getenv func(string) string, userConfigDir func
 	if err != nil {
 		return nil, err
 	}
-	return &config{Server: server, Dir: dir}, nil
+	retryFor := DefaultRetryFor
+	if env := strings.TrimSpace(getenv("V2M_RETRY_FOR")); env != "" {
+		if retryFor, err = time.ParseDuration(env); err != nil || retryFor < 0 {
+			return nil, usageError("V2M_RETRY_FOR=%q is not a duration such as 2m or 0", env)
+		}
+	}
+	if g.retryChanged {
+		if g.retryFor < 0 {
+			return nil, usageError("--retry-for must not be negative")
+		}
+		retryFor = g.retryFor
+	}
+	return &config{Server: server, Dir: dir, RetryFor: retryFor}, nil
 }
 
 // serverURL returns the canonical form of the server the user named: with http:// when it
@@ -171,10 +197,41 @@ func (f *factory) clientWithToken(token string) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	var c *client.Client
 	if f.makeClient != nil {
-		return f.makeClient(cfg.Server, token)
+		c, err = f.makeClient(cfg.Server, token)
+	} else {
+		c, err = client.New(cfg.Server, client.WithToken(token), client.WithUserAgent("v2m-cli"))
 	}
-	return client.New(cfg.Server, client.WithToken(token), client.WithUserAgent("v2m-cli"))
+	if err != nil {
+		return nil, err
+	}
+	c.Retry = client.RetryPolicy{For: cfg.RetryFor, Waiting: f.waiting(cfg.RetryFor)}
+	return c, nil
+}
+
+// waiting returns the RetryPolicy.Waiting of the run: one line on stderr when the server
+// first puts a request off, and no more for as long as the retries may last (parallel parts
+// and the following requests of the same outage say nothing more).
+func (f *factory) waiting(retryFor time.Duration) func(time.Duration, error) {
+	f.waitOnce.Do(func() {
+		var mu sync.Mutex
+		var said time.Time
+		f.waitFn = func(d time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !said.IsZero() && time.Since(said) < retryFor {
+				return
+			}
+			said = time.Now()
+			reason := "the server is unavailable"
+			if client.StatusOf(err) == http.StatusTooManyRequests {
+				reason = "the server asks for fewer requests"
+			}
+			fmt.Fprintf(f.io.errOut, "v2m: %s; waiting for it (retrying for up to %s, see --retry-for)\n", reason, retryFor)
+		}
+	})
+	return f.waitFn
 }
 
 // anonymousClient returns an API client without a token, for register and login.

@@ -30,6 +30,7 @@ func rootWith(f *factory, cmds ...*cobra.Command) *cobra.Command {
 				return nil // a completion resolves what it needs itself, and says nothing
 			}
 			f.flags.serverChanged = cmd.Flags().Changed("server")
+			f.flags.retryChanged = cmd.Flags().Changed("retry-for")
 			_, err := f.config()
 			return err
 		},
@@ -42,6 +43,8 @@ func rootWith(f *factory, cmds ...*cobra.Command) *cobra.Command {
 	pf.StringVar(&f.flags.server, "server", "", "server URL (env V2M_SERVER, config key server; default "+DefaultServer+")")
 	pf.BoolVar(&f.flags.json, "json", false, "print JSON on stdout")
 	pf.StringVar(&f.flags.configDir, "config-dir", "", "configuration directory (env V2M_CONFIG_DIR; default <user config dir>/v2m)")
+	pf.DurationVar(&f.flags.retryFor, "retry-for", DefaultRetryFor,
+		"how long to keep retrying while the server answers 503 or 429, e.g. 30s; 0 gives up at once (env V2M_RETRY_FOR)")
 	root.AddCommand(cmds...)
 	return root
 }

@@ -207,6 +207,7 @@ func (s *Server) ready(c *gin.Context) {
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
 			s.log.Warn("not ready", "err", err) // the details name internal hosts: logs only
+			retryAfter(c, server.EUNAVAILABLE, 0)
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
 			return
 		}
@@ -242,6 +243,21 @@ func statusOf(code string) int {
 	}
 }
 
+// DefaultRetryAfter is the Retry-After of a 503 or 429 whose error names no wait of its own.
+const DefaultRetryAfter = 2 * time.Second
+
+// retryAfter sets Retry-After, in whole seconds rounded up, on an answer with code: every 503
+// and 429 carries one (d, or DefaultRetryAfter when d is not positive), and any other answer
+// only when d is positive.
+func retryAfter(c *gin.Context, code string, d time.Duration) {
+	if d <= 0 && (code == server.EUNAVAILABLE || code == server.ERATELIMITED) {
+		d = DefaultRetryAfter
+	}
+	if d > 0 {
+		c.Header("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+	}
+}
+
 func errorBody(code, msg string) wire.ErrorBody {
 	return wire.ErrorBody{Error: wire.Error{Code: code, Message: msg}}
 }
@@ -261,9 +277,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if code == server.EUNAUTHORIZED && c.Writer.Header().Get("WWW-Authenticate") == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="v2m"`) // the login routes set Basic
 	}
-	if d := server.RetryAfter(err); d > 0 {
-		c.Header("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
-	}
+	retryAfter(c, code, server.RetryAfter(err))
 	c.AbortWithStatusJSON(statusOf(code), errorBody(code, server.ErrorMessage(err)))
 }
 

@@ -35,8 +35,9 @@ func (s *Server) trustProxies(prefixes []netip.Prefix) {
 func (s *Server) throttled(c *gin.Context, p *throttle.Policy, email string) bool {
 	ip := c.ClientIP()
 	c.Request = c.Request.WithContext(server.WithClientIP(c.Request.Context(), ip))
-	wait := p.Allow(emailKey(email), ip)
+	wait, refund := p.Take(emailKey(email), ip)
 	if wait <= 0 {
+		c.Set(ctxRefund, refund)
 		return false
 	}
 	s.log.Debug("throttled", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "client_ip", ip,
@@ -44,6 +45,23 @@ func (s *Server) throttled(c *gin.Context, p *throttle.Policy, email string) boo
 	s.fail(c, &server.Error{Code: server.ERATELIMITED, RetryAfter: wait,
 		Message: "too many attempts; retry after the time given in Retry-After"})
 	return true
+}
+
+// ctxRefund is the gin context key of the refund of the request's throttled attempt.
+const ctxRefund = "v2m.throttle.refund"
+
+// refundIfUnavailable gives the request's throttled attempt back when err says that it could
+// not be carried out (EUNAVAILABLE: the password was not even checked), so that a client
+// retrying through an outage does not use up its logins or registrations.
+func refundIfUnavailable(c *gin.Context, err error) {
+	if !server.IsCode(err, server.EUNAVAILABLE) {
+		return
+	}
+	if v, ok := c.Get(ctxRefund); ok {
+		if refund, ok := v.(func()); ok {
+			refund()
+		}
+	}
 }
 
 // emailKey is the throttling key of an email: trimmed and lower-cased like NormalizeEmail, so

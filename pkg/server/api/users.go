@@ -99,6 +99,7 @@ func (s *Server) register(c *gin.Context, email, password string) {
 		return
 	}
 	u, err := s.cfg.Accounts.Register(c.Request.Context(), email, password)
+	refundIfUnavailable(c, err)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -144,6 +145,7 @@ func (s *Server) basicLogin(c *gin.Context) (string, time.Time, bool) {
 		return "", time.Time{}, false
 	}
 	tok, exp, err := s.cfg.Accounts.Login(c.Request.Context(), email, password)
+	refundIfUnavailable(c, err)
 	if err != nil {
 		if server.IsCode(err, server.EUNAUTHORIZED) {
 			c.Header("WWW-Authenticate", `Basic realm="v2m"`) // these routes take Basic, not Bearer

@@ -36,7 +36,14 @@ import (
 const (
 	DefaultPartSize      = 8 << 20 // 8 MiB
 	DefaultMaxUploadSize = 4 << 30 // 4 GiB
+	// DefaultPublishWait is how long completing an upload waits for its job's publish: a
+	// broker that is up confirms in milliseconds, and one that is down must not hold the
+	// answer (the job is stored as queued already).
+	DefaultPublishWait = 2 * time.Second
 )
+
+// backgroundPublish bounds a publish that goes on after its request was answered.
+const backgroundPublish = 30 * time.Second
 
 // Service runs the workflow over the stores and the queue. Its zero limits take the defaults.
 type Service struct {
@@ -50,6 +57,10 @@ type Service struct {
 
 	PartSize      int64 // DefaultPartSize when zero
 	MaxUploadSize int64 // DefaultMaxUploadSize when zero
+	// PublishWait bounds how long queueing a job waits for its message's publish
+	// (DefaultPublishWait when zero). A publish still under way then goes on in the
+	// background, up to the queue's own timeout; if it fails the sweeper publishes the job.
+	PublishWait time.Duration
 
 	// Quotas are the per-user limits of users for whom Limits holds none; Limits, when set,
 	// holds what an administrator set per user.
@@ -323,11 +334,39 @@ func (s *Service) enqueue(ctx context.Context, j *server.Job) (*server.Job, erro
 	}
 	s.Metrics.Job(string(server.JobQueued))
 	s.queued(ctx, j)
-	if err := s.publish(ctx, j); err != nil {
-		s.log().Warn("publish failed; the sweeper will publish the job again", "job_id", j.ID, "err", err)
-	}
+	s.publishBounded(ctx, j)
 	s.log().Info("job queued", "job_id", j.ID, "size", size)
 	return j, nil
+}
+
+// publishBounded publishes j's message, waiting for it at most PublishWait; a failure is
+// logged, and the sweeper publishes the job again.
+func (s *Service) publishBounded(ctx context.Context, j *server.Job) {
+	wait := s.PublishWait
+	if wait <= 0 {
+		wait = DefaultPublishWait
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundPublish)
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- s.publish(ctx, j)
+	}()
+	logFailure := func(err error) {
+		if err != nil {
+			s.log().Warn("publish failed; the sweeper will publish the job again", "job_id", j.ID, "err", err)
+		}
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		logFailure(err)
+	case <-t.C:
+		s.log().Warn("the broker has not confirmed the job's message yet; answering with the job queued",
+			"job_id", j.ID, "waited", wait)
+		go func() { logFailure(<-done) }()
+	}
 }
 
 // Republish hands a job whose message may be lost back to the queue: a queued job waiting

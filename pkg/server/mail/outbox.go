@@ -41,7 +41,7 @@ func (o *Outbox) Send(ctx context.Context, m server.Mail) error {
 		return fmt.Errorf("outbox: write %s: %w", path, err)
 	}
 	if o.Logger != nil {
-		o.Logger.InfoContext(ctx, "mail written to outbox", "to", msg.To, "subject", m.Subject, "path", path)
+		o.Logger.InfoContext(ctx, "mail written to outbox", "user_ref", server.UserRef(msg.To), "subject", m.Subject, "path", path)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func (s *SMTP) Send(ctx context.Context, m server.Mail) error {
 		return err
 	}
 	if err := s.send(ctx, msg); err != nil {
-		return fmt.Errorf("smtp send to %s via %s: %w", msg.To, s.Addr, classify(err))
+		return fmt.Errorf("smtp send to %s via %s: %w", server.UserRef(msg.To), s.Addr, classify(err))
 	}
 	return nil
 }

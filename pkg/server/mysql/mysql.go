@@ -6,11 +6,15 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -87,6 +91,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 		return nil, fmt.Errorf("parse mysql dsn: %w", err)
 	}
 	cfg.ParseTime = true
+	cfg.Logger = driverLogger{logger} // the driver's own lines ("closing bad idle connection") go to slog
 	if cfg.Loc == nil {
 		cfg.Loc = time.UTC
 	}
@@ -116,13 +121,55 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 	return s, nil
 }
 
+// driverLogger is the driver's mysql.Logger on slog: its lines are about connections that
+// broke, so they are warnings.
+type driverLogger struct{ log *slog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	d.log.Warn("mysql driver: "+strings.TrimSpace(fmt.Sprint(v...)), "component", "mysql")
+}
+
+// errUnavailable is the answer while the database cannot be reached.
+func errUnavailable() *server.Error {
+	return &server.Error{Code: server.EUNAVAILABLE, RetryAfter: 2 * time.Second,
+		Message: "the account database is unavailable; try again shortly"}
+}
+
+// wrap adds op to a driver error, and marks the errors that mean the database cannot be
+// reached (refused or broken connections, the server shutting down or out of connections)
+// as EUNAVAILABLE, so that auth answers 503 rather than 500.
+func wrap(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("%s: %w: %w", op, errUnavailable(), err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// MySQL server errors that mean "not now" rather than a fault of the query.
+const (
+	errConCount       = 1040 // ER_CON_COUNT_ERROR: too many connections
+	errServerShutdown = 1053 // ER_SERVER_SHUTDOWN
+	errReadOnly       = 1290 // ER_OPTION_PREVENTS_STATEMENT: e.g. --read-only during a failover
+)
+
+func unavailable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == errConCount || me.Number == errServerShutdown || me.Number == errReadOnly
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET)
+}
+
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("ping mysql: %w", err)
+		return wrap("ping mysql", err)
 	}
 	return nil
 }
@@ -190,11 +237,11 @@ func (s *Store) CreateUser(ctx context.Context, email string, passwordHash []byt
 		if errors.As(err, &me) && me.Number == errDupEntry {
 			return nil, server.Errorf(server.ECONFLICT, "a user with email %s already exists", email)
 		}
-		return nil, fmt.Errorf("insert user %s: %w", email, err)
+		return nil, wrap("insert user "+server.UserRef(email), err)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return nil, fmt.Errorf("insert user %s: last insert id: %w", email, err)
+		return nil, wrap("insert user "+server.UserRef(email)+": last insert id", err)
 	}
 	return &server.User{ID: id, Email: email, PasswordHash: append([]byte(nil), passwordHash...), CreatedAt: now,
 		Role: server.RoleUser}, nil
@@ -210,7 +257,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*server.User, er
 		return nil, server.Errorf(server.ENOTFOUND, "no user with email %s", strings.ToLower(email))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("select user %s: %w", email, err)
+		return nil, wrap("select user "+server.UserRef(email), err)
 	}
 	return u, nil
 }

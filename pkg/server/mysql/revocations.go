@@ -15,7 +15,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	}
 	now := time.Now()
 	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DELETE FROM `%s` WHERE expires_at <= ?", s.revoked), now.UnixMilli()); err != nil {
-		return fmt.Errorf("purge revocations: %w", err)
+		return wrap("purge revocations", err)
 	}
 	if !exp.After(now) {
 		return nil // the token is refused for its expiry already
@@ -23,7 +23,7 @@ func (s *Store) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	_, err := s.db.ExecContext(ctx, fmt.Sprintf("INSERT INTO `%s` (jti, expires_at) VALUES (?, ?) "+
 		"ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))", s.revoked), jti, exp.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("insert revocation: %w", err)
+		return wrap("insert revocation", err)
 	}
 	return nil
 }
@@ -33,7 +33,7 @@ func (s *Store) Revoked(ctx context.Context, jti string) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM `%s` WHERE jti = ?", s.revoked), jti).Scan(&n)
 	if err != nil {
-		return false, fmt.Errorf("select revocation: %w", err)
+		return false, wrap("select revocation", err)
 	}
 	return n > 0, nil
 }
@@ -42,7 +42,7 @@ func (s *Store) Revoked(ctx context.Context, jti string) (bool, error) {
 func (s *Store) Revocations(ctx context.Context, now time.Time) ([]server.Revocation, error) {
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT jti, expires_at FROM `%s` WHERE expires_at > ?", s.revoked), now.UnixMilli())
 	if err != nil {
-		return nil, fmt.Errorf("list revocations: %w", err)
+		return nil, wrap("list revocations", err)
 	}
 	defer rows.Close()
 	var out []server.Revocation
@@ -50,13 +50,13 @@ func (s *Store) Revocations(ctx context.Context, now time.Time) ([]server.Revoca
 		var r server.Revocation
 		var exp int64
 		if err := rows.Scan(&r.ID, &exp); err != nil {
-			return nil, fmt.Errorf("list revocations: %w", err)
+			return nil, wrap("list revocations", err)
 		}
 		r.ExpiresAt = time.UnixMilli(exp).UTC()
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list revocations: %w", err)
+		return nil, wrap("list revocations", err)
 	}
 	return out, nil
 }

@@ -183,14 +183,21 @@ func NewPolicy(stores ...*Store) *Policy {
 // Allow takes one attempt for keys (one per Store given to NewPolicy, in the same order). It
 // returns 0 when the attempt may go ahead, or else how long to wait before retrying.
 func (p *Policy) Allow(keys ...string) time.Duration {
+	wait, _ := p.Take(keys...)
+	return wait
+}
+
+// Take is Allow that also returns refund, which gives the attempt's tokens back: for an
+// attempt that the server could not carry out (its database was down), so that a client
+// retrying through an outage is not throttled for it. refund is a no-op when the attempt
+// was refused.
+func (p *Policy) Take(keys ...string) (wait time.Duration, refund func()) {
+	refund = func() {}
 	if p == nil {
-		return 0
+		return 0, refund
 	}
 	now := p.now()
-	var (
-		taken []*rate.Reservation
-		wait  time.Duration
-	)
+	var taken []*rate.Reservation
 	for i, s := range p.stores {
 		if s == nil || s.limit.Off() || i >= len(keys) {
 			continue
@@ -209,6 +216,13 @@ func (p *Policy) Allow(keys ...string) time.Duration {
 		for _, r := range taken {
 			r.CancelAt(now)
 		}
+		return wait, refund
 	}
-	return wait
+	// Cancelled as of the attempt's own time: rate.Reservation gives nothing back for a time
+	// after the one it was made for.
+	return 0, func() {
+		for _, r := range taken {
+			r.CancelAt(now)
+		}
+	}
 }

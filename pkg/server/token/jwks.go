@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/v2m/v2m/pkg/server"
 )
 
 // JWK is one JSON Web Key (RFC 8037 for Ed25519).
@@ -56,9 +58,16 @@ func parseJWKS(s JWKS) ([]Key, error) {
 	return out, nil
 }
 
+// errKeysUnavailable is the answer for a kid not in the cached set while the set cannot be
+// fetched: the token may well be valid, so it is not refused (401, "log in again") but put
+// off (503), and the next fetch is tried a second later.
+var errKeysUnavailable = &server.Error{Code: server.EUNAVAILABLE, RetryAfter: time.Second,
+	Message: "the token's signing keys cannot be fetched from the auth service; try again shortly"}
+
 // RemoteKeys is a KeySource that fetches a JWKS over HTTP, caches it, and fetches it again
 // when a token names a kid it does not know (a rotation), at most once per MinRefresh after a
-// success and once a second after a failure. Known keys are served without waiting for a
+// success and once a second after a failure. An unknown kid while the set cannot be fetched
+// gives EUNAVAILABLE, not an unknown key. Known keys are served without waiting for a
 // fetch in progress.
 type RemoteKeys struct {
 	URL        string
@@ -109,14 +118,17 @@ func (r *RemoteKeys) Key(ctx context.Context, kid string) (Key, error) {
 	recentSuccess := !r.fetched.IsZero() && now.Sub(r.fetched) < minRefresh
 	recentFailure := r.failed.After(r.fetched) && now.Sub(r.failed) < time.Second
 	r.mu.RUnlock()
-	if recentSuccess || recentFailure {
+	switch {
+	case recentSuccess:
 		return Key{}, fmt.Errorf("unknown key id %q", kid)
+	case recentFailure:
+		return Key{}, fmt.Errorf("key id %q: %w", kid, errKeysUnavailable)
 	}
 	// The fetch serves every request that waits for it: it does not end with this one's.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := r.fetch(fctx); err != nil {
-		return Key{}, err
+		return Key{}, fmt.Errorf("key id %q: %w: %w", kid, errKeysUnavailable, err)
 	}
 	if k, ok := r.find(kid); ok {
 		return k, nil

@@ -199,6 +199,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*server.Claims, erro
 		}
 		return k.verifyKey(), nil
 	}, opts...)
+	if server.IsCode(err, server.EUNAVAILABLE) { // the keys cannot be had: the token is not judged
+		return nil, fmt.Errorf("verify token: %w", err)
+	}
 	if err != nil {
 		msg := "invalid token"
 		if errors.Is(err, jwt.ErrTokenExpired) {

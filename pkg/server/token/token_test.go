@@ -294,3 +294,42 @@ func TestJTIAndRevocation(t *testing.T) {
 		t.Fatalf("with the store failing: %v, want an internal error", err)
 	}
 }
+
+// TestRemoteKeysDownIsUnavailable: while the key set cannot be fetched, a token whose kid is
+// not known yet is put off (EUNAVAILABLE, with a wait), not refused as invalid; once the set
+// is fetched the same token passes, and a kid the set really lacks is refused.
+func TestRemoteKeysDownIsUnavailable(t *testing.T) {
+	k := newKey(t)
+	var up atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		json.NewEncoder(w).Encode(PublicJWKS([]Key{k}))
+	}))
+	defer srv.Close()
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	rk := &RemoteKeys{URL: srv.URL, Now: func() time.Time { return time.Unix(0, clock.Load()) }}
+	v := &Verifier{Alg: EdDSA, Issuer: "v2m", Keys: rk}
+	tok, _, _ := (&Issuer{Key: k, Issuer: "v2m"}).Issue("a@example.com")
+	for i, what := range []string{"first fetch fails", "within a second of the failure"} {
+		_, err := v.Verify(context.Background(), tok)
+		if !server.IsCode(err, server.EUNAVAILABLE) || server.RetryAfter(err) != time.Second {
+			t.Fatalf("%s: %v (code %s), want unavailable with a wait of 1s", what, err, server.ErrorCode(err))
+		}
+		if i == 0 && strings.Contains(server.ErrorMessage(err), srv.URL) {
+			t.Fatalf("message names an internal host: %q", server.ErrorMessage(err))
+		}
+	}
+	up.Store(true)
+	clock.Add(int64(1100 * time.Millisecond))
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("token refused once the key set is back: %v", err)
+	}
+	other, _, _ := (&Issuer{Key: newKey(t), Issuer: "v2m"}).Issue("a@example.com")
+	if _, err := v.Verify(context.Background(), other); !server.IsCode(err, server.EUNAUTHORIZED) {
+		t.Fatalf("unknown kid with the set fetched: %v, want unauthorized", err)
+	}
+}

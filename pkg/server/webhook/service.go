@@ -94,7 +94,7 @@ func (s *Service) Create(ctx context.Context, owner string, in wire.NewWebhook) 
 		}
 		return nil, fmt.Errorf("create webhook: %w", err)
 	}
-	s.log().Info("webhook created", "webhook_id", w.ID, "owner", owner, "host", u.Hostname(), "events", strings.Join(events, ","))
+	s.log().Info("webhook created", "webhook_id", w.ID, "user_ref", server.UserRef(owner), "host", u.Hostname(), "events", strings.Join(events, ","))
 	return w, nil
 }
 
@@ -119,7 +119,7 @@ func (s *Service) Delete(ctx context.Context, owner, id string) error {
 	if err := s.Store.DeleteWebhook(ctx, owner, id); err != nil {
 		return err
 	}
-	s.log().Info("webhook deleted", "webhook_id", id, "owner", owner)
+	s.log().Info("webhook deleted", "webhook_id", id, "user_ref", server.UserRef(owner))
 	return nil
 }
 
