@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // A setting is one configuration value of a subcommand: a flag --name, the environment variable
@@ -36,6 +37,7 @@ var commonSettings = []setting{
 type settings struct {
 	v    *viper.Viper
 	list []setting
+	tp   trace.TracerProvider // the service's, once startTracing ran
 }
 
 func bind(cmd *cobra.Command, list ...[]setting) *settings {

@@ -76,7 +76,7 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		{"public-url", "", "the server's URL as users reach it, for the mails (default: http://<addr>)"},
 		{"token-ttl", token.DefaultTTL, "lifetime of tokens"},
 		{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
-	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings, webhookSettings)
+	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings, webhookSettings, tracingSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -85,6 +85,11 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		if err != nil {
 			return err
 		}
+		flush, err := startTracing(cmd.Context(), s, log, "standalone")
+		if err != nil {
+			return err
+		}
+		defer flush()
 		return runStandalone(cmd.Context(), s, log)
 	}
 	return subcommand{cmd: cmd, settings: s, paths: servicePaths}
@@ -137,13 +142,13 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		publicURL = "http://" + s.str("addr")
 	}
 	m := metrics.New()
-	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log})
+	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log, TracerProvider: s.tracer()})
 	// Mails keep trying for about an hour before they give up, as notify's do.
-	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log})
+	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log, TracerProvider: s.tracer()})
 	videoQ := m.CountQueue(q) // publish failures and redeliveries are counted here, once
 	updates := inproc.New()   // job changes, from the converter to the event streams
 	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: videoQ, Updates: updates,
-		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m}
+		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m, TracerProvider: s.tracer()}
 	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
 		return err
 	}
@@ -169,14 +174,15 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Logger:   log, Metrics: m,
 
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
+		TracerProvider: s.tracer(),
 	})
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: videoQ, Converter: conv, TmpDir: s.str("tmp-dir"),
-		Logger: log, Metrics: m, Changed: changes.Notify, Updates: updates}
+		Logger: log, Metrics: m, Changed: changes.Notify, Updates: updates, TracerProvider: s.tracer()}
 	if _, err := converter.CleanWorkDirs(ctx); err != nil {
 		return err
 	}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m,
-		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, TracerProvider: s.tracer()}
 	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Logger: log}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -228,7 +234,7 @@ func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.C
 		return nil, badSetting("--encode-threads must be 0 (the free CPUs) or more")
 	}
 	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log, Sandbox: box,
-		EncodeThreads: s.int("encode-threads")})
+		EncodeThreads: s.int("encode-threads"), TracerProvider: s.tracer()})
 	if err != nil {
 		return nil, err
 	}
