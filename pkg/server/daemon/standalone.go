@@ -25,6 +25,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/sandbox"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/tracing"
 	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/server/worker"
 )
@@ -215,9 +216,9 @@ func allowPrivate(s *settings, log *slog.Logger) (bool, error) {
 }
 
 // workIn runs h with the work context instead of the consumer's, so that a running job can
-// finish after the consumer stops taking new ones.
+// finish after the consumer stops taking new ones; the delivery's trace goes with it.
 func workIn(work context.Context, h server.Handler) server.Handler {
-	return func(_ context.Context, d server.Delivery) error { return h(work, d) }
+	return func(ctx context.Context, d server.Delivery) error { return h(tracing.Carry(ctx, work), d) }
 }
 
 func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.Converter, error) {

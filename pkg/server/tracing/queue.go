@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -47,4 +48,16 @@ func CarrierFrom(get func(key string) (any, bool)) Carrier {
 func StartConsume(ctx context.Context, tp trace.TracerProvider, name, topic string, attempt int) (context.Context, trace.Span) {
 	return Tracer(tp).Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(MessagingDestination.String(topic), MessagingOperation.String("process"), MessagingAttempt.Int(attempt)))
+}
+
+// Carry returns to with the span and baggage of from: for work that runs in a context of its
+// own (one that outlives a consumer's) on behalf of a delivery.
+func Carry(from, to context.Context) context.Context {
+	if sc := trace.SpanContextFromContext(from); sc.IsValid() {
+		to = trace.ContextWithSpanContext(to, sc)
+	}
+	if b := baggage.FromContext(from); b.Len() > 0 {
+		to = baggage.ContextWithBaggage(to, b)
+	}
+	return to
 }
