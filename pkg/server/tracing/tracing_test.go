@@ -168,8 +168,8 @@ func TestFailScrubsEmails(t *testing.T) {
 	}
 	for _, e := range s.Events() {
 		for _, a := range e.Attributes {
-			if strings.Contains(a.Value.Emit(), "@example.com") {
-				t.Fatalf("event attribute %s = %q", a.Key, a.Value.Emit())
+			if strings.Contains(a.Value.String(), "@example.com") {
+				t.Fatalf("event attribute %s = %q", a.Key, a.Value.String())
 			}
 		}
 	}
