@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/api/web"
@@ -68,6 +69,12 @@ type Config struct {
 
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
+
+	// TracerProvider, when set, records a server span per request (tracing.go).
+	TracerProvider trace.TracerProvider
+	// TrustTraceContext continues the trace of a request's traceparent header: for services
+	// that only other services call (auth). Otherwise a request starts a trace linked to it.
+	TrustTraceContext bool
 }
 
 // Server is the HTTP API.
@@ -110,7 +117,7 @@ func New(cfg Config) *Server {
 	// Handlers pass c.Request.Context() to stores, never the *gin.Context: gin recycles
 	// contexts after a request, while a driver may still watch the one it was given.
 	s.eng.HandleMethodNotAllowed = true
-	s.eng.Use(secureHeaders, s.recoverer(), s.observe())
+	s.eng.Use(secureHeaders, s.traced(), s.recoverer(), s.observe())
 	s.eng.NoRoute(func(c *gin.Context) {
 		s.fail(c, server.Errorf(server.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -271,7 +278,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 			c.Abort() // the client went away; nobody reads an answer
 			return
 		}
-		s.log.Error("request failed", "request_id", c.GetString(ctxRequestID), "method", c.Request.Method,
+		s.log.ErrorContext(c.Request.Context(), "request failed", "request_id", c.GetString(ctxRequestID), "method", c.Request.Method,
 			"path", c.FullPath(), "err", err)
 	}
 	if code == server.EUNAUTHORIZED && c.Writer.Header().Get("WWW-Authenticate") == "" {

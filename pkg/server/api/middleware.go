@@ -37,7 +37,7 @@ func (s *Server) observe() gin.HandlerFunc {
 		if route == "/healthz" || route == "/readyz" {
 			return
 		}
-		s.log.Info("http request", "request_id", id, "method", c.Request.Method, "route", route,
+		s.log.InfoContext(c.Request.Context(), "http request", "request_id", id, "method", c.Request.Method, "route", route,
 			"status", c.Writer.Status(), "bytes", c.Writer.Size(), "duration_ms", d.Milliseconds())
 	}
 }
@@ -62,7 +62,7 @@ func (s *Server) recoverer() gin.HandlerFunc {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("panic in handler", "request_id", c.GetString(ctxRequestID), "panic", fmt.Sprint(v),
+				s.log.ErrorContext(c.Request.Context(), "panic in handler", "request_id", c.GetString(ctxRequestID), "panic", fmt.Sprint(v),
 					"stack", string(debug.Stack()))
 				if !c.Writer.Written() {
 					c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody(server.EINTERNAL, "internal error"))

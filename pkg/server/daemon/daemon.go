@@ -22,6 +22,7 @@ import (
 	"github.com/v2m/v2m/internal/version"
 	"github.com/v2m/v2m/pkg/server/api"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/tracing"
 )
 
 // Main runs v2md with the process's arguments and returns its exit code.
@@ -112,10 +113,10 @@ func newLogger(s *settings, w io.Writer) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch s.str("log-format") {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "json": // records logged with a span's context carry its trace_id and span_id
+		return slog.New(tracing.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(tracing.LogHandler(slog.NewTextHandler(w, opts))), nil
 	default:
 		return nil, badSetting("--log-format must be text or json, not %q", s.str("log-format"))
 	}

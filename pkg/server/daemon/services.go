@@ -51,7 +51,7 @@ func service(stderr io.Writer, use, short, listen, metricsAddr string, run func(
 	s := bind(cmd, append([][]setting{{
 		{"listen", listen, "HTTP listen address (the API where the service has one; /healthz and /readyz on every service)"},
 		metricsSetting(metricsAddr),
-	}, httpSettings}, list...)...)
+	}, httpSettings, tracingSettings}, list...)...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -62,6 +62,11 @@ func service(stderr io.Writer, use, short, listen, metricsAddr string, run func(
 		}
 		log = log.With("service", use)
 		log.Info("starting", "version", version.Version)
+		flush, err := startTracing(cmd.Context(), s, log, use)
+		if err != nil {
+			return err
+		}
+		defer flush()
 		return run(cmd.Context(), s, log)
 	}
 	return subcommand{cmd: cmd, settings: s, paths: servicePaths}
@@ -110,7 +115,7 @@ func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Me
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// Publish failures and redeliveries are counted by metrics.CountQueue, around the queue.
-	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name})
+	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name, TracerProvider: s.tracer()})
 }
 
 // ----------------------------------------------------------------- auth
@@ -201,6 +206,7 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 		Logger: log, Metrics: m,
 
 		Revoker: accounts, Revocations: store, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
+		TracerProvider: s.tracer(), TrustTraceContext: true, // only gateways call auth
 	})
 	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(keys))
 	return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits)
@@ -299,11 +305,11 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: db.Blobs(), Queue: m.CountQueue(q), Updates: updates,
-		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m,
+		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m, TracerProvider: s.tracer(),
 		Quotas: quotas, Limits: db.Limits(), Retention: retention}
 	h := api.New(api.Config{
 		Accounts: accounts, Verifier: &auth.Verifier{JWT: verifier, Personal: accounts, States: revocations},
-		PersonalTokens: accounts, UserAdmin: accounts,
+		PersonalTokens: accounts, UserAdmin: accounts, TracerProvider: s.tracer(),
 		Service: svc, Limits: limits, Updates: local,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
 		Ready: func(ctx context.Context) error {
@@ -388,7 +394,8 @@ func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	defer q.Close()
 	w := &worker.Converter{Jobs: db.Jobs(), Blobs: db.Blobs(), Queue: m.CountQueue(q), Converter: conv, TmpDir: s.str("tmp-dir"),
-		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m, Updates: q.Updates(""), MaxDuration: s.dur("max-duration"), Limits: db.Limits()}
+		StaleAfter: s.dur("stale-after"), Logger: log, Metrics: m, Updates: q.Updates(""), MaxDuration: s.dur("max-duration"), Limits: db.Limits(),
+		TracerProvider: s.tracer()}
 	if _, err := w.CleanWorkDirs(ctx); err != nil {
 		return err
 	}
@@ -456,7 +463,8 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m,
-		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, Retention: retention}
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, Retention: retention,
+		TracerProvider: s.tracer()}
 	h := api.New(api.Config{
 		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
 		Logger: log, Metrics: m,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/v2m/v2m/pkg/wire"
 )
@@ -38,6 +39,7 @@ var commonSettings = []setting{
 type settings struct {
 	v    *viper.Viper
 	list []setting
+	tp   trace.TracerProvider // the service's, once startTracing ran
 }
 
 func bind(cmd *cobra.Command, list ...[]setting) *settings {

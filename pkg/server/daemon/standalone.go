@@ -25,6 +25,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/sandbox"
 	"github.com/v2m/v2m/pkg/server/sqlite"
 	"github.com/v2m/v2m/pkg/server/token"
+	"github.com/v2m/v2m/pkg/server/tracing"
 	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/server/worker"
 	"github.com/v2m/v2m/pkg/wire"
@@ -93,7 +94,7 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
 		{"sweep-interval", worker.DefaultSweepInterval, "how often the janitor applies retention and removes abandoned uploads and orphaned files"},
 	}, httpSettings, tokenSettings, uploadSettings, converterSettings, smtpSettings, throttleSettings, hashSettings, webhookSettings,
-		retentionSettings, quotaSettings)
+		retentionSettings, quotaSettings, tracingSettings)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := s.load(); err != nil {
 			return err
@@ -102,6 +103,11 @@ func standaloneCommand(stderr io.Writer) subcommand {
 		if err != nil {
 			return err
 		}
+		flush, err := startTracing(cmd.Context(), s, log, "standalone")
+		if err != nil {
+			return err
+		}
+		defer flush()
 		return runStandalone(cmd.Context(), s, log)
 	}
 	return subcommand{cmd: cmd, settings: s, paths: servicePaths}
@@ -154,9 +160,9 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		publicURL = "http://" + s.str("addr")
 	}
 	m := metrics.New()
-	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log})
+	q := db.Queue(sqlite.QueueConfig{MaxAttempts: s.int("max-attempts"), Logger: log, TracerProvider: s.tracer()})
 	// Mails keep trying for about an hour before they give up, as notify's do.
-	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log})
+	mailQ := db.Queue(sqlite.QueueConfig{MaxAttempts: server.DefaultMailAttempts, Logger: log, TracerProvider: s.tracer()})
 	videoQ := m.CountQueue(q) // publish failures and redeliveries are counted here, once
 	updates := inproc.New()   // job changes, from the converter to the event streams
 	quotas, retention, err := quotaPolicy(s)
@@ -164,7 +170,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		return err
 	}
 	svc := &jobs.Service{Jobs: db.Jobs(), Uploads: db.Uploads(), Blobs: blobs, Queue: videoQ, Updates: updates,
-		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m,
+		PartSize: partSize, MaxUploadSize: maxUpload, Logger: log, Metrics: m, TracerProvider: s.tracer(),
 		Quotas: quotas, Limits: db.Limits(), Retention: retention}
 	if err := worker.Recover(ctx, db.Jobs(), log); err != nil {
 		return err
@@ -196,14 +202,17 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		Logger:   log, Metrics: m,
 
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
+		TracerProvider: s.tracer(),
 	})
 	converter := &worker.Converter{Jobs: db.Jobs(), Blobs: blobs, Queue: videoQ, Converter: conv, TmpDir: s.str("tmp-dir"),
-		Logger: log, Metrics: m, Changed: changes.Notify, Updates: updates, MaxDuration: s.dur("max-duration"), Limits: db.Limits()}
+		Logger: log, Metrics: m, Changed: changes.Notify, Updates: updates, MaxDuration: s.dur("max-duration"), Limits: db.Limits(),
+		TracerProvider: s.tracer()}
 	if _, err := converter.CleanWorkDirs(ctx); err != nil {
 		return err
 	}
 	notifier := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: publicURL, Logger: log, Metrics: m,
-		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, Retention: retention}
+		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, Retention: retention,
+		TracerProvider: s.tracer()}
 	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"), Logger: log}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -236,9 +245,9 @@ func allowPrivate(s *settings, log *slog.Logger) (bool, error) {
 }
 
 // workIn runs h with the work context instead of the consumer's, so that a running job can
-// finish after the consumer stops taking new ones.
+// finish after the consumer stops taking new ones; the delivery's trace goes with it.
 func workIn(work context.Context, h server.Handler) server.Handler {
-	return func(_ context.Context, d server.Delivery) error { return h(work, d) }
+	return func(ctx context.Context, d server.Delivery) error { return h(tracing.Carry(ctx, work), d) }
 }
 
 func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.Converter, error) {
@@ -255,7 +264,7 @@ func newConverter(ctx context.Context, s *settings, log *slog.Logger) (*ffmpeg.C
 		return nil, badSetting("--encode-threads must be 0 (the free CPUs) or more")
 	}
 	conv, err := ffmpeg.New(ffmpeg.Config{Bitrate: s.str("bitrate"), Timeout: s.dur("job-timeout"), Logger: log, Sandbox: box,
-		EncodeThreads: s.int("encode-threads")})
+		EncodeThreads: s.int("encode-threads"), TracerProvider: s.tracer()})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/sandbox"
+	"github.com/v2m/v2m/pkg/server/tracing"
 )
 
 // errTimeout is the cause of a conversion's context when Config.Timeout expires.
@@ -103,7 +104,11 @@ func (c *Converter) convertOne(jctx context.Context, src, dst string, conv serve
 	if conv.Options.Loudness != 0 {
 		// Two passes: measuring counts for 0-49 %, encoding for 50-99 %.
 		pw.span = 50
-		if j.loud, err = c.measure(jctx, src, workDir(dst), j, pw); err != nil {
+		mctx, span := c.startSpan(jctx, "ffmpeg loudness")
+		j.loud, err = c.measure(mctx, src, workDir(dst), j, pw)
+		tracing.Fail(span, err)
+		span.End()
+		if err != nil {
 			return Info{}, err
 		}
 		pw.lo = 50
@@ -124,7 +129,11 @@ func (c *Converter) convertOne(jctx context.Context, src, dst string, conv serve
 // encode writes the job's MP3 to dst, finishes its tags, and checks that it holds the
 // audio's samples (or its trimmed span): not what the container or the timestamps claim.
 func (c *Converter) encode(ctx context.Context, src, dst string, j *job, meta *metaPlan, pw *progressWriter) (Info, error) {
-	if err := c.run(ctx, src, dst, j, meta, pw); err != nil {
+	ectx, span := c.startSpan(ctx, "ffmpeg encode")
+	err := c.run(ectx, src, dst, j, meta, pw)
+	tracing.Fail(span, err)
+	span.End()
+	if err != nil {
 		return Info{}, err
 	}
 	if err := commentFrame(dst); err != nil { // the comment as a COMM frame (tags.go)

@@ -21,8 +21,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/sandbox"
+	"github.com/v2m/v2m/pkg/server/tracing"
 )
 
 // installHint is how to get both programs on the Debian family.
@@ -52,6 +55,9 @@ type Config struct {
 	// libraries, their one input file and their work directory. Nil runs them unconfined
 	// (the demuxer allow-list, the work directory and the empty environment still apply).
 	Sandbox *sandbox.Launcher
+	// TracerProvider, when set, records spans of ffprobe runs and of the encode (and the
+	// loudness measure) within the caller's span.
+	TracerProvider trace.TracerProvider
 }
 
 // Formats are the demuxers that ffmpeg and ffprobe may use, passed as -format_whitelist:
@@ -71,6 +77,7 @@ type Converter struct {
 	bitrate         string
 	timeout         time.Duration
 	log             *slog.Logger
+	tracer          trace.Tracer
 	sandbox         *sandbox.Launcher
 	formats         string // -format_whitelist; tests of the Landlock layer alone clear it
 	encodeThreads   int
@@ -114,7 +121,7 @@ func New(cfg Config) (*Converter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Converter{ffmpeg: ff, ffprobe: fp, bitrate: cfg.Bitrate, timeout: cfg.Timeout, log: log,
+	return &Converter{ffmpeg: ff, ffprobe: fp, bitrate: cfg.Bitrate, timeout: cfg.Timeout, log: log, tracer: tracing.Tracer(cfg.TracerProvider),
 		sandbox: cfg.Sandbox, formats: strings.Join(Formats, ","),
 		encodeThreads: cfg.EncodeThreads, parallelMin: pmin, segFrames: defaultSegFrames, cpus: &cpuPool{}}, nil
 }
@@ -207,4 +214,12 @@ func (c *Converter) inputArgs() []string {
 func sandboxFailed(err error) bool {
 	var ee *exec.ExitError
 	return errors.As(err, &ee) && ee.Exited() && ee.ExitCode() == sandbox.ExitSetup
+}
+
+// startSpan starts a span of the converter's within ctx's.
+func (c *Converter) startSpan(ctx context.Context, name string) (context.Context, trace.Span) {
+	if c.tracer == nil {
+		return tracing.Tracer(nil).Start(ctx, name)
+	}
+	return c.tracer.Start(ctx, name)
 }

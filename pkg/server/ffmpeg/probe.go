@@ -14,6 +14,7 @@ import (
 
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/sandbox"
+	"github.com/v2m/v2m/pkg/server/tracing"
 )
 
 // Info is what ffprobe tells about a media file.
@@ -90,6 +91,15 @@ const probeEntries = "format=format_name,duration,bit_rate:format_tags" +
 // EINVALID error marked server.Permanent whose message says why; a file that cannot be
 // read, or ffprobe failing to run, gives a plain error.
 func (c *Converter) Probe(ctx context.Context, path string) (Info, error) {
+	ctx, span := c.startSpan(ctx, "ffprobe")
+	defer span.End()
+	in, err := c.probe(ctx, path)
+	tracing.Fail(span, err)
+	return in, err
+}
+
+// probe is Probe, in its span.
+func (c *Converter) probe(ctx context.Context, path string) (Info, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return Info{}, fmt.Errorf("probe: %w", err)

@@ -27,8 +27,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/tracing"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
@@ -72,6 +76,9 @@ type Service struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 	Now     func() time.Time // time.Now when nil
+	// TracerProvider, when set, records the spans of republished jobs (a trace of their own,
+	// named by v2m.job_id). Uploads and new jobs are named on the request's span.
+	TracerProvider trace.TracerProvider
 
 	admission sync.Mutex // serialises quota checks with what they admit
 }
@@ -153,6 +160,8 @@ func (s *Service) StartUpload(ctx context.Context, owner string, nu NewUpload) (
 	if err := s.Uploads.CreateUpload(ctx, u); err != nil {
 		return nil, fmt.Errorf("create upload: %w", err)
 	}
+	// The upload's id becomes its job's: every request of the upload is found by v2m.job_id.
+	trace.SpanFromContext(ctx).SetAttributes(tracing.JobID.String(u.ID))
 	return u, nil
 }
 
@@ -222,7 +231,7 @@ func (s *Service) Complete(ctx context.Context, owner, id string) (*server.Job, 
 	if err := s.Blobs.CompleteUpload(ctx, u); err != nil {
 		if server.IsCode(err, server.EINVALID) { // checksum mismatch: the parts are gone
 			if derr := s.Uploads.DeleteUpload(context.WithoutCancel(ctx), u.ID); derr != nil {
-				s.log().Warn("delete upload with a bad checksum", "upload_id", u.ID, "err", derr)
+				s.log().WarnContext(ctx, "delete upload with a bad checksum", "upload_id", u.ID, "err", derr)
 			}
 		}
 		return nil, err
@@ -234,7 +243,7 @@ func (s *Service) Complete(ctx context.Context, owner, id string) (*server.Job, 
 	}
 	// The job exists: the upload record has served. A failure here leaves it to the janitor.
 	if err := s.Uploads.DeleteUpload(ctx, u.ID); err != nil {
-		s.log().Warn("delete completed upload", "upload_id", u.ID, "err", err)
+		s.log().WarnContext(ctx, "delete completed upload", "upload_id", u.ID, "err", err)
 	}
 	return s.withExpiry(j), nil
 }
@@ -285,7 +294,7 @@ func (s *Service) Submit(ctx context.Context, owner, filename string, r io.Reade
 	if err != nil {
 		// No job refers to the video: remove it now rather than leave it to the janitor.
 		if derr := s.Blobs.Delete(context.WithoutCancel(ctx), server.BucketVideos, fid); derr != nil {
-			s.log().Warn("remove the video of a failed upload", "fid", fid, "err", derr)
+			s.log().WarnContext(ctx, "remove the video of a failed upload", "fid", fid, "err", derr)
 		}
 		return nil, err
 	}
@@ -323,6 +332,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // A failed publish is logged, not returned: the job stays queued, and the sweeper publishes
 // it again.
 func (s *Service) enqueue(ctx context.Context, j *server.Job) (*server.Job, error) {
+	trace.SpanFromContext(ctx).SetAttributes(tracing.JobID.String(j.ID))
 	now := s.now()
 	j.State, j.VideoFID, j.MP3FID, j.CreatedAt, j.UpdatedAt = server.JobQueued, j.ID, server.NewID(), now, now
 	size := j.Size
@@ -335,7 +345,7 @@ func (s *Service) enqueue(ctx context.Context, j *server.Job) (*server.Job, erro
 	s.Metrics.Job(string(server.JobQueued))
 	s.queued(ctx, j)
 	s.publishBounded(ctx, j)
-	s.log().Info("job queued", "job_id", j.ID, "size", size)
+	s.log().InfoContext(ctx, "job queued", "job_id", j.ID, "size", size)
 	return j, nil
 }
 
@@ -375,8 +385,10 @@ func (s *Service) publishBounded(ctx context.Context, j *server.Job) {
 // attempts). Both changes come before the publish: once the message is out a worker may claim
 // the job at any moment, and nothing may write the job under it. A job that changed meanwhile
 // (claimed, finished, deleted) is left alone and reported as not republished.
-func (s *Service) Republish(ctx context.Context, j *server.Job) (bool, error) {
-	var err error
+func (s *Service) Republish(ctx context.Context, j *server.Job) (_ bool, err error) {
+	ctx, span := tracing.Tracer(s.TracerProvider).Start(ctx, "republish job", trace.WithAttributes(tracing.JobID.String(j.ID),
+		attribute.String("v2m.job.state", string(j.State))))
+	defer func() { tracing.Fail(span, err); span.End() }()
 	switch j.State {
 	case server.JobConverting:
 		err = s.Jobs.RequeueJob(ctx, j.ID, j.Attempts, false)
@@ -410,7 +422,7 @@ func (s *Service) queued(ctx context.Context, j *server.Job) {
 	defer cancel()
 	u := server.JobUpdate{Kind: server.UpdateState, JobID: j.ID, Owner: j.Owner, State: server.JobQueued, At: s.now()}
 	if err := s.Updates.Publish(ctx, u); err != nil {
-		s.log().Debug("job update not published", "job_id", j.ID, "err", err)
+		s.log().DebugContext(ctx, "job update not published", "job_id", j.ID, "err", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/tracing"
 )
 
 // maxErrorHeader bounds the error text stored in a message header.
@@ -188,7 +189,9 @@ func (q *Queue) handle(ctx context.Context, ch *amqp.Channel, topic string, d am
 	}
 	var err error
 	if h != nil {
-		err = q.safeCall(ctx, h, server.Delivery{Topic: topic, Body: d.Body, Attempt: attempt, MaxAttempts: maxAttempts})
+		// The publisher's trace context, from the headers: the handler's spans join its trace.
+		hctx := tracing.Extract(ctx, tracing.CarrierFrom(func(k string) (any, bool) { v, ok := d.Headers[k]; return v, ok }))
+		err = q.safeCall(hctx, h, server.Delivery{Topic: topic, Body: d.Body, Attempt: attempt, MaxAttempts: maxAttempts})
 	}
 	if ch.IsClosed() {
 		// The broker has requeued the delivery already (consumer_timeout, broker restart):

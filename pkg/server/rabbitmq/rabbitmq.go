@@ -70,8 +70,10 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/tracing"
 )
 
 // Message headers.
@@ -141,6 +143,10 @@ type Config struct {
 	Observer       Observer // optional
 	// Name shows in the broker's connection list.
 	Name string
+	// TracerProvider, when set, records a producer span per Publish; its trace context
+	// travels in the message's headers (traceparent, tracestate, baggage), also through
+	// retries, and Consume hands it to the handler's ctx.
+	TracerProvider trace.TracerProvider
 }
 
 // Queue is a server.Queue on RabbitMQ. It is safe for concurrent use.
@@ -418,10 +424,18 @@ func (q *Queue) Publish(ctx context.Context, topic string, body []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
 	defer cancel()
-	err := q.publish(ctx, topic, topic, amqp.Publishing{Headers: amqp.Table{HeaderAttempt: int32(1)}, Body: body})
+	ctx, span, carrier := tracing.StartPublish(ctx, q.cfg.TracerProvider, "rabbitmq", topic)
+	defer span.End()
+	headers := amqp.Table{HeaderAttempt: int32(1)}
+	for k, v := range carrier {
+		headers[k] = v
+	}
+	err := q.publish(ctx, topic, topic, amqp.Publishing{Headers: headers, Body: body})
 	if err != nil {
 		q.observe(topic, EventPublishFailed)
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		err = fmt.Errorf("publish to %s: %w", topic, err)
+		tracing.Fail(span, err)
+		return err
 	}
 	q.observe(topic, EventPublished)
 	return nil

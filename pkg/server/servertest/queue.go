@@ -231,6 +231,7 @@ func TestQueue(t *testing.T, newQueue NewQueue, opts QueueOptions) {
 			t.Fatalf("delivered %v", bodies)
 		}
 	})
+	testQueueTrace(t, newQueue, opts)
 }
 
 // consume runs q.Consume in the background; stop cancels its context and returns its error.

@@ -2,13 +2,17 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/tracing"
 )
 
 // QueueConfig tunes the durable queue.
@@ -18,6 +22,9 @@ type QueueConfig struct {
 	Lease       time.Duration                   // how long a delivery is held without renewal; default 30 s
 	Poll        time.Duration                   // how often idle consumers look for due messages; default 1 s
 	Logger      *slog.Logger
+	// TracerProvider, when set, records a producer span per Publish; the message keeps its
+	// trace context, which Consume hands to the handler's ctx.
+	TracerProvider trace.TracerProvider
 }
 
 // Queue is a durable, at-least-once server.Queue in the messages table. A delivery is leased
@@ -62,10 +69,22 @@ func (q *Queue) wakeChan(topic string) chan struct{} {
 
 // Publish implements server.Queue: the message is committed before it returns.
 func (q *Queue) Publish(ctx context.Context, topic string, body []byte) error {
+	ctx, span, carrier := tracing.StartPublish(ctx, q.cfg.TracerProvider, "sqlite", topic)
+	defer span.End()
+	tc := ""
+	if len(carrier) > 0 {
+		b, err := json.Marshal(carrier)
+		if err != nil {
+			return fmt.Errorf("publish to %s: encode trace context: %w", topic, err)
+		}
+		tc = string(b)
+	}
 	now := ms(q.db.now())
-	if _, err := q.db.db.ExecContext(ctx, `INSERT INTO messages (topic, body, not_before, created_at) VALUES (?, ?, ?, ?)`,
-		topic, body, now, now); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+	if _, err := q.db.db.ExecContext(ctx, `INSERT INTO messages (topic, body, not_before, created_at, trace_context) VALUES (?, ?, ?, ?, ?)`,
+		topic, body, now, now, tc); err != nil {
+		err = fmt.Errorf("publish to %s: %w", topic, err)
+		tracing.Fail(span, err)
+		return err
 	}
 	select {
 	case q.wakeChan(topic) <- struct{}{}:
@@ -147,6 +166,16 @@ type message struct {
 	topic   string
 	body    []byte
 	attempt int
+	trace   string // the trace context as JSON, or ""
+}
+
+// traceCarrier decodes the message's trace context; a damaged one is dropped, not the message.
+func (m *message) traceCarrier() tracing.Carrier {
+	var raw map[string]any
+	if m.trace == "" || json.Unmarshal([]byte(m.trace), &raw) != nil {
+		return nil
+	}
+	return tracing.CarrierFrom(func(k string) (any, bool) { v, ok := raw[k]; return v, ok })
 }
 
 func (q *Queue) lease(ctx context.Context, topic string) (*message, error) {
@@ -154,7 +183,7 @@ func (q *Queue) lease(ctx context.Context, topic string) (*message, error) {
 	m := message{topic: topic}
 	err := q.db.db.QueryRowContext(ctx, `UPDATE messages SET attempt = attempt + 1, lease_until = ?
 		WHERE id = (SELECT id FROM messages WHERE topic = ? AND dead = 0 AND not_before <= ? AND lease_until < ? ORDER BY id LIMIT 1)
-		RETURNING id, body, attempt`, ms(now.Add(q.cfg.Lease)), topic, ms(now), ms(now)).Scan(&m.id, &m.body, &m.attempt)
+		RETURNING id, body, attempt, trace_context`, ms(now.Add(q.cfg.Lease)), topic, ms(now), ms(now)).Scan(&m.id, &m.body, &m.attempt, &m.trace)
 	if isNoRows(err) {
 		return nil, nil
 	}
@@ -184,7 +213,7 @@ func (q *Queue) run(ctx context.Context, m *message, h server.Handler) {
 			}
 		}
 	}()
-	err := h(ctx, server.Delivery{Topic: m.topic, Body: m.body, Attempt: m.attempt, MaxAttempts: q.cfg.MaxAttempts})
+	err := h(tracing.Extract(ctx, m.traceCarrier()), server.Delivery{Topic: m.topic, Body: m.body, Attempt: m.attempt, MaxAttempts: q.cfg.MaxAttempts})
 	stopRenew()
 	<-renewed
 

@@ -21,8 +21,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/tracing"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
@@ -48,6 +52,10 @@ type Converter struct {
 	// IOTimeout bounds copying a video in and storing its MP3, so that a hung store cannot
 	// hold a job forever while its heartbeat goes on; DefaultIOTimeout when zero.
 	IOTimeout time.Duration
+	// TracerProvider, when set, records a consumer span per delivery ("convert video", in the
+	// trace of the message's publisher), with child spans for fetching the video and storing
+	// the MP3; the converter's own spans (probe, encode) come from its own provider.
+	TracerProvider trace.TracerProvider
 	// MaxDuration is the longest audio converted, checked when the video is probed; 0 means no
 	// limit. Limits, when set, holds per-user limits that replace it.
 	MaxDuration time.Duration
@@ -117,7 +125,7 @@ func (w *Converter) update(ctx context.Context, kind server.UpdateKind, id, owne
 	defer cancel()
 	u := server.JobUpdate{Kind: kind, JobID: id, Owner: owner, State: state, Progress: pct, At: time.Now().UTC()}
 	if err := w.Updates.Publish(ctx, u); err != nil {
-		w.log().Debug("job update not published", "job_id", id, "kind", kind, "err", err)
+		w.log().DebugContext(ctx, "job update not published", "job_id", id, "kind", kind, "err", err)
 	}
 }
 
@@ -129,7 +137,7 @@ func (w *Converter) stateChanged(ctx context.Context, j *server.Job) {
 // requeue gives the job back to the queue (see JobStore.RequeueJob) and announces it.
 func (w *Converter) requeue(ctx context.Context, log *slog.Logger, j *server.Job) {
 	if err := w.Jobs.RequeueJob(ctx, j.ID, j.Attempts, true); err != nil {
-		log.Error("requeue job", "err", err)
+		log.ErrorContext(ctx, "requeue job", "err", err)
 		return
 	}
 	w.changed()
@@ -159,11 +167,14 @@ func (w *Converter) StaleAge() time.Duration {
 }
 
 // Handle is the server.Handler for TopicVideo.
-func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
+func (w *Converter) Handle(ctx context.Context, d server.Delivery) (err error) {
+	ctx, span := tracing.StartConsume(ctx, w.TracerProvider, "convert video", d.Topic, d.Attempt)
+	defer func() { tracing.Fail(span, err); span.End() }()
 	var msg server.VideoMessage
 	if err := json.Unmarshal(d.Body, &msg); err != nil || !server.ValidID(msg.JobID) {
 		return server.Permanent(fmt.Errorf("malformed video message %q", truncate(d.Body, 200)))
 	}
+	span.SetAttributes(tracing.JobID.String(msg.JobID))
 	log := w.log().With("job_id", msg.JobID, "attempt", d.Attempt)
 	j, err := w.Jobs.ClaimJob(ctx, msg.JobID, time.Now().Add(-w.StaleAge()))
 	switch {
@@ -179,10 +190,10 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	w.stateChanged(ctx, j)
 	if limit := d.MaxAttempts; limit > 0 && j.Attempts > limit {
 		// The job's messages keep coming back (a crash on every try, republished by a sweeper).
-		log.Error("job claimed too many times; giving up", "claims", j.Attempts)
+		log.ErrorContext(ctx, "job claimed too many times; giving up", "claims", j.Attempts)
 		return w.fail(context.WithoutCancel(ctx), log, j.ID, fmt.Sprintf("conversion gave up after %d attempts", j.Attempts-1))
 	}
-	log.Info("conversion started", "size", j.Size)
+	log.InfoContext(ctx, "conversion started", "size", j.Size)
 	start := time.Now()
 	// The heartbeat runs from the claim until the outcome is recorded, fetch and store included,
 	// so that no other worker takes over a job that is alive.
@@ -197,7 +208,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	// Past here the conversion failed; record why before returning.
 	bg := context.WithoutCancel(ctx)
 	if errors.Is(err, errLostClaim) {
-		log.Warn("job was taken over by another worker; leaving it to that one")
+		log.WarnContext(ctx, "job was taken over by another worker; leaving it to that one")
 		return nil
 	}
 	if (server.IsPermanent(err) || d.LastAttempt()) && ctx.Err() == nil && !w.holds(bg, j) {
@@ -206,20 +217,20 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) error {
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down: give the job back, and the queue hands the message back too.
-		log.Info("conversion interrupted; job requeued")
+		log.InfoContext(ctx, "conversion interrupted; job requeued")
 		w.requeue(bg, log, j)
 		return fmt.Errorf("job %s interrupted: %w", j.ID, ctx.Err())
 	case server.IsPermanent(err):
-		log.Info("conversion failed", "reason", reason(err))
+		log.InfoContext(ctx, "conversion failed", "reason", reason(err))
 		return w.fail(bg, log, j.ID, reason(err))
 	case d.LastAttempt():
-		log.Error("conversion failed on the last attempt", "err", err)
+		log.ErrorContext(ctx, "conversion failed on the last attempt", "err", err)
 		if ferr := w.fail(bg, log, j.ID, fmt.Sprintf("conversion failed after %d attempts: %s", d.Attempt, reason(err))); ferr != nil {
 			return ferr
 		}
 		return err // dead-letter the message; the job is settled
 	default:
-		log.Warn("conversion failed; will retry", "err", err)
+		log.WarnContext(ctx, "conversion failed; will retry", "err", err)
 		w.requeue(bg, log, j)
 		return err
 	}
@@ -234,10 +245,10 @@ func (w *Converter) alreadyClaimed(ctx context.Context, log *slog.Logger, id str
 		return fmt.Errorf("look up job %s: %w", id, err)
 	}
 	if !j.State.Final() {
-		log.Info("job is being converted by another worker; delivery dropped")
+		log.InfoContext(ctx, "job is being converted by another worker; delivery dropped")
 		return nil
 	}
-	log.Info("job already finished; announcing its outcome again", "state", j.State)
+	log.InfoContext(ctx, "job already finished; announcing its outcome again", "state", j.State)
 	return w.announce(ctx, j)
 }
 
@@ -255,7 +266,7 @@ func (w *Converter) make(ctx context.Context, j *server.Job, progress func(int))
 	}
 	defer func() {
 		if err := wd.remove(); err != nil {
-			w.log().Warn("remove work dir", "dir", wd.path, "err", err)
+			w.log().WarnContext(ctx, "remove work dir", "dir", wd.path, "err", err)
 		}
 	}()
 	dir := wd.path
@@ -264,7 +275,10 @@ func (w *Converter) make(ctx context.Context, j *server.Job, progress func(int))
 	src := filepath.Join(dir, "video")
 	dst := filepath.Join(dir, "audio.mp3")
 	fctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
+	fctx, span := tracing.Tracer(w.TracerProvider).Start(fctx, "fetch video")
 	src, err = w.fetch(fctx, j, src)
+	tracing.Fail(span, err)
+	span.End()
 	cancel()
 	if err != nil {
 		return nil, 0, err
@@ -301,10 +315,15 @@ func (w *Converter) make(ctx context.Context, j *server.Job, progress func(int))
 	if files != nil {
 		name = wire.AlbumName(j.Filename) + ".zip"
 	}
+	sctx, span = tracing.Tracer(w.TracerProvider).Start(sctx, "store mp3")
+	defer span.End()
 	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, name, f)
 	if err != nil {
-		return nil, 0, fmt.Errorf("store mp3: %w", err)
+		err = fmt.Errorf("store mp3: %w", err)
+		tracing.Fail(span, err)
+		return nil, 0, err
 	}
+	span.SetAttributes(attribute.Int64("v2m.mp3.bytes", n))
 	w.Metrics.BytesOut(n)
 	return files, n, nil
 }
@@ -359,7 +378,7 @@ func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job,
 	w.Metrics.Job(string(server.JobDone))
 	w.changed()
 	w.stateChanged(ctx, done)
-	log.Info("conversion done", "mp3_fid", done.MP3FID)
+	log.InfoContext(ctx, "conversion done", "mp3_fid", done.MP3FID)
 	return w.announce(ctx, done)
 }
 
@@ -427,7 +446,7 @@ func (w *Converter) startHeartbeat(ctx context.Context, j *server.Job) *heartbea
 		// way. The client would return at once, but a store without atomic updates (FerretDB)
 		// may still apply it after the job's final state, and undo that.
 		if err := w.Jobs.SetProgress(ctx, id, p); err != nil && ctx.Err() == nil {
-			w.log().Warn("heartbeat failed", "job_id", id, "err", err)
+			w.log().WarnContext(ctx, "heartbeat failed", "job_id", id, "err", err)
 		}
 		w.changed()
 	}

@@ -9,9 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/v2m/v2m/pkg/server"
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/metrics"
+	"github.com/v2m/v2m/pkg/server/tracing"
 	"github.com/v2m/v2m/pkg/server/webhook"
 	"github.com/v2m/v2m/pkg/wire"
 )
@@ -33,16 +37,23 @@ type Notifier struct {
 	Deliverer *webhook.Deliverer
 	// Retention says until when a done job's MP3 is kept, for the mail.
 	Retention jobs.Retention
+
+	// TracerProvider, when set, records a consumer span per delivery ("notify", in the trace
+	// of the job's conversion), with a child span for the mail and one per webhook delivery.
+	TracerProvider trace.TracerProvider
 }
 
 // Handle is the server.Handler for TopicMP3.
-func (n *Notifier) Handle(ctx context.Context, d server.Delivery) error {
+func (n *Notifier) Handle(ctx context.Context, d server.Delivery) (err error) {
+	ctx, span := tracing.StartConsume(ctx, n.TracerProvider, "notify", d.Topic, d.Attempt)
+	defer func() { tracing.Fail(span, err); span.End() }()
 	var ev server.JobEvent
 	if err := json.Unmarshal(d.Body, &ev); err != nil || ev.JobID == "" || ev.Username == "" || !ev.State.Final() {
 		return server.Permanent(fmt.Errorf("malformed job event %q", truncate(d.Body, 200)))
 	}
+	span.SetAttributes(tracing.JobID.String(ev.JobID), attribute.String("v2m.job.state", string(ev.State)))
 	log := n.log().With("job_id", ev.JobID, "state", ev.State)
-	err := n.mail(ctx, d, ev, log)
+	err = n.mail(ctx, d, ev, log)
 	if n.Webhooks != nil {
 		// A mail that failed does not hold the webhooks up, nor the other way round: each is
 		// retried with the event, and each that went out is not sent again.
@@ -59,21 +70,30 @@ func (n *Notifier) mail(ctx context.Context, d server.Delivery, ev server.JobEve
 		return fmt.Errorf("check sent log: %w", err)
 	}
 	if sent {
-		log.Info("mail already sent")
+		log.InfoContext(ctx, "mail already sent")
 		return nil
 	}
-	if err := n.Mailer.Send(ctx, n.Compose(ev)); err != nil {
+	if err := n.send(ctx, ev); err != nil {
 		n.Metrics.Mail("failed")
-		log.Warn("mail failed", "attempt", d.Attempt, "err", err)
+		log.WarnContext(ctx, "mail failed", "attempt", d.Attempt, "err", err)
 		return fmt.Errorf("send mail for job %s: %w", ev.JobID, err)
 	}
 	n.Metrics.Mail("sent")
-	log.Info("mail sent")
+	log.InfoContext(ctx, "mail sent")
 	if err := n.Sent.MarkSent(ctx, key); err != nil {
 		// The mail went out; failing now would send it again.
-		log.Error("record sent mail", "err", err)
+		log.ErrorContext(ctx, "record sent mail", "err", err)
 	}
 	return nil
+}
+
+// send sends the event's mail in a span of its own.
+func (n *Notifier) send(ctx context.Context, ev server.JobEvent) error {
+	ctx, span := tracing.Tracer(n.TracerProvider).Start(ctx, "send mail", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	err := n.Mailer.Send(ctx, n.Compose(ev))
+	tracing.Fail(span, err)
+	return err
 }
 
 func (n *Notifier) log() *slog.Logger {

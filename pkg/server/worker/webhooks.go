@@ -9,7 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/tracing"
 	"github.com/v2m/v2m/pkg/server/webhook"
 )
 
@@ -36,14 +40,14 @@ func (n *Notifier) webhooks(ctx context.Context, d server.Delivery, ev server.Jo
 	}
 	j, err := n.Jobs.Job(ctx, ev.JobID)
 	if server.IsCode(err, server.ENOTFOUND) {
-		log.Warn("the job is gone; its webhooks are not called")
+		log.WarnContext(ctx, "the job is gone; its webhooks are not called")
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read job %s for its webhooks: %w", ev.JobID, err)
 	}
 	if j.Owner != ev.Username || j.State != ev.State {
-		log.Warn("the event does not match its job; its webhooks are not called", "job_state", j.State)
+		log.WarnContext(ctx, "the event does not match its job; its webhooks are not called", "job_state", j.State)
 		return nil
 	}
 	e, err := webhook.Event(j)
@@ -76,26 +80,33 @@ func (n *Notifier) deliver(ctx context.Context, d server.Delivery, w *server.Web
 		return fmt.Errorf("check sent log: %w", err)
 	}
 	if sent {
-		log.Info("webhook already delivered")
+		log.InfoContext(ctx, "webhook already delivered")
 		return nil
 	}
-	status, err := n.Deliverer.Deliver(ctx, w, dv)
+	sctx, span := tracing.Tracer(n.TracerProvider).Start(ctx, "deliver webhook", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("v2m.webhook_id", w.ID), attribute.String("v2m.webhook.event", string(dv.Event))))
+	status, err := n.Deliverer.Deliver(sctx, w, dv)
+	if status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	tracing.Fail(span, err)
+	span.End()
 	switch {
 	case err == nil:
-		log.Info("webhook delivered", "status", status)
+		log.InfoContext(ctx, "webhook delivered", "status", status)
 	case server.IsPermanent(err):
-		log.Warn("webhook delivery refused; not retried", "status", status, "err", err)
+		log.WarnContext(ctx, "webhook delivery refused; not retried", "status", status, "err", err)
 	case ctx.Err() != nil:
 		return fmt.Errorf("deliver webhook %s: %w", w.ID, errors.Join(ctx.Err(), err))
 	default:
-		log.Warn("webhook delivery failed", "status", status, "err", err, "last_attempt", d.LastAttempt())
+		log.WarnContext(ctx, "webhook delivery failed", "status", status, "err", err, "last_attempt", d.LastAttempt())
 		return fmt.Errorf("deliver webhook %s: %w", w.ID, err)
 	}
 	// The delivery is settled; a cancelled ctx must not make it happen again.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := n.Sent.MarkSent(mctx, key); err != nil {
-		log.Error("record delivered webhook", "err", err)
+		log.ErrorContext(ctx, "record delivered webhook", "err", err)
 	}
 	return nil
 }
