@@ -28,7 +28,9 @@ type jobJSON struct {
 	Files      []fileJSON   `json:"files,omitempty"`   // the MP3s of a job split by chapters
 	CreatedAt  time.Time    `json:"created_at"`
 	UpdatedAt  time.Time    `json:"updated_at"`
-	FinishedAt *time.Time   `json:"finished_at"` // null until the job is done or failed
+	FinishedAt *time.Time   `json:"finished_at"`          // null until the job is done or failed
+	ExpiresAt  *time.Time   `json:"expires_at,omitempty"` // when its files are deleted; absent when kept for ever
+	Expired    bool         `json:"expired,omitempty"`    // its files were deleted
 }
 
 // optionsJSON is a job's MP3 options, as the API shows them (docs/api.md): only those that
@@ -72,7 +74,7 @@ func newJobJSON(j *client.Job) *jobJSON {
 	out := &jobJSON{
 		ID: j.ID, State: j.State, Progress: j.Progress, Error: j.Error, Filename: j.Filename,
 		Size: j.Size, SourceSize: j.SourceSize, MP3FID: j.MP3FID, Options: newOptionsJSON(j.Options),
-		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt,
+		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt, ExpiresAt: j.ExpiresAt, Expired: j.Expired,
 	}
 	for _, f := range j.Files {
 		out.Files = append(out.Files, fileJSON{FID: f.FID, Title: f.Title, Start: f.Start, End: f.End, Size: f.Size})

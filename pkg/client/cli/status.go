@@ -67,5 +67,11 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	if j.FinishedAt != nil {
 		fmt.Fprintf(tw, "Finished:\t%s\n", j.FinishedAt.Local().Format(time.DateTime))
 	}
+	switch {
+	case j.Expired:
+		fmt.Fprintf(tw, "Expired:\tits files were deleted\n")
+	case j.ExpiresAt != nil:
+		fmt.Fprintf(tw, "Kept until:\t%s\n", j.ExpiresAt.Local().Format(time.DateTime))
+	}
 	return tw.Flush()
 }

@@ -348,8 +348,6 @@ func retentionPolicy(s *settings) (jobs.Retention, error) {
 		return jobs.Retention{}, badSetting("--mp3-ttl must be 0 (keep for ever) or more, not %s", ttl)
 	case ttl == 0:
 		ttl = -1 // for ever
-	case ttl < time.Minute:
-		return jobs.Retention{}, badSetting("--mp3-ttl %s is too short to download anything; use 1m or more, or 0 to keep MP3s for ever", ttl)
 	}
 	return jobs.Retention{MP3TTL: ttl}, nil
 }
