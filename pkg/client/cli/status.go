@@ -71,7 +71,7 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	case j.Expired:
 		fmt.Fprintf(tw, "Expired:\tits files were deleted\n")
 	case j.ExpiresAt != nil:
-		fmt.Fprintf(tw, "Kept until:\t%s\n", j.ExpiresAt.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "Expires:\t%s\n", j.ExpiresAt.Local().Format(time.DateTime))
 	}
 	return tw.Flush()
 }
