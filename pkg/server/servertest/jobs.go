@@ -447,6 +447,7 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 		ctx, s, _ := setup(t)
 		wantCode(t, "TouchJob of a missing job", s.TouchJob(ctx, server.NewID(), server.JobQueued), server.ENOTFOUND)
 	})
+	adminJobCases(t, setup, put, opts)
 }
 
 // claimRace has claimRacers goroutines claim job id at once; exactly one must win, unless
