@@ -60,3 +60,10 @@ func TestContractQueue(t *testing.T) {
 func TestContractWebhookStore(t *testing.T) {
 	servertest.TestWebhookStore(t, func(t *testing.T) server.WebhookStore { return openClock(t, nil).Webhooks() })
 }
+
+func TestContractDeadLetters(t *testing.T) {
+	const maxAttempts = 3
+	servertest.TestDeadLetters(t, func(t *testing.T) server.Queue {
+		return openClock(t, nil).Queue(QueueConfig{MaxAttempts: maxAttempts, Backoff: func(int) time.Duration { return 0 }, Poll: 10 * time.Millisecond})
+	}, servertest.QueueOptions{MaxAttempts: maxAttempts})
+}
