@@ -25,7 +25,3 @@ func (s *Server) adminRoutes(authed *gin.RouterGroup) {
 
 // adminUserRoutes registers the routes that manage users (/v1/admin/users...).
 func (s *Server) adminUserRoutes(admin *gin.RouterGroup) {}
-
-// adminJobRoutes registers the routes that manage everyone's jobs and dead letters
-// (/v1/admin/jobs..., /v1/admin/dead-letters...).
-func (s *Server) adminJobRoutes(admin *gin.RouterGroup) {}
