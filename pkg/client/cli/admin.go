@@ -17,6 +17,3 @@ func newCmdAdmin(f *factory) *cobra.Command {
 
 // adminUserCommands are the subcommands of `v2m admin` that manage users.
 func adminUserCommands(f *factory) []*cobra.Command { return nil }
-
-// adminJobCommands are the subcommands of `v2m admin` that manage jobs and dead letters.
-func adminJobCommands(f *factory) []*cobra.Command { return nil }
