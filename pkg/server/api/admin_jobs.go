@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
@@ -23,20 +24,6 @@ func (s *Server) adminJobRoutes(admin *gin.RouterGroup) {
 	admin.DELETE("/dead-letters", s.purgeDeadLetters)
 }
 
-// parseSince reads ?since= as an RFC 3339 time or as a duration before now ("24h").
-func parseSince(v string, now time.Time) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, server.Errorf(server.EINVALID, "since must be a time like 2026-01-02T15:04:05Z or a duration like 24h")
-}
-
 func (s *Server) adminJobs(c *gin.Context) {
 	f := server.JobFilter{State: server.JobState(c.Query("state")), Owner: c.Query("owner")}
 	if v := c.Query("limit"); v != "" {
@@ -50,7 +37,7 @@ func (s *Server) adminJobs(c *gin.Context) {
 		}
 		f.Limit = n
 	}
-	since, err := parseSince(c.Query("since"), time.Now())
+	since, err := jobs.ParseSince(c.Query("since"), time.Now())
 	if err != nil {
 		s.fail(c, err)
 		return

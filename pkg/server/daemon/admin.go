@@ -23,6 +23,3 @@ func adminCommand(stdout, stderr io.Writer) *cobra.Command {
 // adminUserCommands are the subcommands of `v2md admin` that manage users (grant, users,
 // disable, enable, limits).
 func adminUserCommands(stdout, stderr io.Writer) []*cobra.Command { return nil }
-
-// adminJobCommands are the subcommands of `v2md admin` that manage jobs and dead letters.
-func adminJobCommands(stdout, stderr io.Writer) []*cobra.Command { return nil }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/v2m/v2m/pkg/server"
@@ -77,6 +78,21 @@ func (a *Admin) FindJobs(ctx context.Context, f server.JobFilter) ([]wire.AdminJ
 		out = append(out, wire.AdminJob{Job: WireJob(j), Owner: j.Owner, Attempts: j.Attempts})
 	}
 	return out, nil
+}
+
+// ParseSince reads a since filter: an RFC 3339 time, or a duration before now ("24h"); ""
+// is no filter.
+func ParseSince(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, server.Errorf(server.EINVALID, "since must be a time like 2026-01-02T15:04:05Z or a duration like 24h")
 }
 
 // CheckTopic validates a topic filter: "" (every topic), video or mp3.

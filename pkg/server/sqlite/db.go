@@ -1,7 +1,8 @@
 // Package sqlite implements v2m's stores for standalone on one SQLite file (modernc.org/sqlite,
 // pure Go): users, uploads, jobs, the notifications sent, and a durable message queue.
 //
-// Only one process may use a database: Open takes an exclusive lock file beside it.
+// Only one process may use a database: Open takes an exclusive lock file beside it. OpenBeside
+// opens it without the lock for v2md admin, which only reads and settles records.
 package sqlite
 
 import (
@@ -55,6 +56,22 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		lock.Close()
 		return nil, fmt.Errorf("database %s is in use by another v2md process", path)
 	}
+	return openWith(ctx, path, lock)
+}
+
+// OpenBeside opens an existing database without its lock, beside the v2md process that may
+// hold it, for an operator's short admin commands (v2md admin): SQLite's own locking keeps
+// the two writers apart. Such a DB must not consume its queues, whose leases belong to the
+// process holding the lock; what it publishes or replays is picked up by that process's next
+// poll.
+func OpenBeside(ctx context.Context, path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no database at %s: %w", path, err)
+	}
+	return openWith(ctx, path, nil)
+}
+
+func openWith(ctx context.Context, path string, lock *os.File) (*DB, error) {
 	// The database holds password hashes: only its owner may read it. SQLite gives its -wal
 	// and -shm files the database's mode.
 	if err := private(path); err != nil {
@@ -82,7 +99,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Close closes the database and releases its lock.
 func (d *DB) Close() error {
 	err := d.db.Close()
-	d.lock.Close()
+	if d.lock != nil {
+		d.lock.Close()
+	}
 	return err
 }
 
