@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/v2m/v2m/internal/testmedia"
+	mongostore "github.com/v2m/v2m/pkg/server/mongo"
 	"github.com/v2m/v2m/pkg/server/token"
 	"github.com/v2m/v2m/pkg/wire"
 )
@@ -168,5 +171,144 @@ func TestStandaloneAdminDeadLetters(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
 	if len(files) != 3 {
 		t.Errorf("%d mails in the outbox, want 3", len(files))
+	}
+}
+
+// TestDistributedAdminDeadLetters: on the distributed services, a corrupt video and a job
+// whose video was briefly missing from GridFS show up in video.dlq with their reasons; once
+// the video is back, the replay makes the job finish, with one mail per outcome. The broker's
+// dead-letter queues are shared with other tests, so only this test's letters are looked at.
+func TestDistributedAdminDeadLetters(t *testing.T) {
+	c := startCluster(t, 0) // no converter yet: the job waits in the queue
+	key, err := token.LoadOrCreateEd25519(filepath.Join(c.tmp, "jwt.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := adminUser(t, c.gateway.url(), "root-"+strings.ToLower(filepath.Base(c.tmp))+"@example.com", key)
+	ann := c.user("ann")
+	good := testmedia.Good[1]
+	ann.must("", "upload", media(t, good))
+	jobs := ann.jobs()
+	if len(jobs) != 1 || jobs[0].State != "queued" {
+		t.Fatalf("ann's jobs: %+v", jobs)
+	}
+	missing := jobs[0]
+
+	// The video goes missing before a converter takes the job, and is kept aside.
+	ctx := t.Context()
+	var dbName, uriFile string
+	for _, kv := range c.env {
+		if v, ok := strings.CutPrefix(kv, "V2MD_MONGO_DB="); ok {
+			dbName = v
+		}
+		if v, ok := strings.CutPrefix(kv, "V2MD_MONGO_URI_FILE="); ok {
+			uriFile = v
+		}
+	}
+	uri, err := os.ReadFile(uriFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := mongostore.Open(ctx, mongostore.Config{URI: strings.TrimSpace(string(uri)), Database: dbName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	b, err := db.Blobs().Open(ctx, "videos", missing.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	video, err := io.ReadAll(b)
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Blobs().Delete(ctx, "videos", missing.ID); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	c.converters = append(c.converters, start(t, "convert-1", addr, c.env, "convert", "--listen", addr,
+		"--concurrency", "1", "--stale-after", "20s", "--tmp-dir", c.tmp))
+
+	var corrupt testmedia.Sample
+	for _, s := range testmedia.Bad {
+		if s.Name == "corrupt" {
+			corrupt = s
+		}
+	}
+	if r := ann.run("", "upload", media(t, corrupt), "--wait", "--timeout", "3m"); r.code != 5 {
+		t.Fatalf("corrupt upload: %s", r)
+	}
+	var ls []wire.DeadLetter
+	mine := func(id string) (wire.DeadLetter, bool) {
+		for _, l := range ls {
+			if l.JobID == id {
+				return l, true
+			}
+		}
+		return wire.DeadLetter{}, false
+	}
+	jobs = ann.jobs()
+	badJob := jobs[0]
+	waitUntil(t, time.Minute, "both of ann's letters", func() bool {
+		ls = letters(t, root.must("", "admin", "dead-letters", "--topic", "video", "--json").stdout)
+		_, a := mine(missing.ID)
+		_, b := mine(badJob.ID)
+		return a && b
+	})
+	gone, _ := mine(missing.ID)
+	bad, _ := mine(badJob.ID)
+	if gone.Reason != "the uploaded video is missing" || gone.Owner != ann.email || gone.JobState != "failed" {
+		t.Errorf("the missing video's letter: %+v", gone)
+	}
+	if !strings.Contains(bad.Reason, corrupt.WantErr) || bad.JobError != bad.Reason {
+		t.Errorf("the corrupt video's letter: %+v, want %q", bad, corrupt.WantErr)
+	}
+	if r := ann.run("", "admin", "dead-letters"); r.code != 4 {
+		t.Errorf("dead-letters as a user: %s, want exit 4", r)
+	}
+	// v2md admin sees them too, on the gateway's MongoDB and RabbitMQ settings.
+	ls = letters(t, v2mdAdmin(t, c.env, "dead-letters", "--topic", "video", "--json"))
+	if l, ok := mine(missing.ID); !ok || l.ID != gone.ID {
+		t.Errorf("v2md admin dead-letters lacks %+v", gone)
+	}
+	failed := v2mdAdmin(t, c.env, "jobs", "--state", "failed", "--owner", ann.email)
+	if strings.Count(failed, "\n") != 2 {
+		t.Errorf("v2md admin jobs --state failed:\n%s", failed)
+	}
+
+	// The video is back: the replay makes the job finish.
+	if _, err := db.Blobs().Put(ctx, "videos", missing.ID, missing.Filename, bytes.NewReader(video)); err != nil {
+		t.Fatal(err)
+	}
+	if r := root.must("", "admin", "replay", gone.ID); !strings.Contains(r.stdout, "replayed "+gone.ID) {
+		t.Errorf("replay: %s", r)
+	}
+	waitUntil(t, 2*time.Minute, "the replayed job done", func() bool {
+		for _, j := range ann.jobs() {
+			if j.ID == missing.ID {
+				return j.State == "done"
+			}
+		}
+		return false
+	})
+	dst := filepath.Join(t.TempDir(), "replayed.mp3")
+	ann.must("", "download", missing.ID, "-o", dst)
+	checkMP3(t, dst, good.AudioDuration)
+	if r := root.run("", "admin", "replay", gone.ID); r.code != 4 {
+		t.Errorf("second replay: %s, want exit 4", r)
+	}
+	if r := root.must("", "admin", "purge", bad.ID); !strings.Contains(r.stdout, "purged 1 ") {
+		t.Errorf("purge: %s", r)
+	}
+	ls = letters(t, root.must("", "admin", "dead-letters", "--topic", "video", "--json").stdout)
+	if _, ok := mine(badJob.ID); ok {
+		t.Error("the purged letter is still listed")
+	}
+	// One mail per outcome: the missing video's failure and then its success, and the corrupt
+	// video's failure.
+	waitUntil(t, time.Minute, "three mails", func() bool { return len(c.mails(ann.email)) >= 3 })
+	if n := len(c.mails(ann.email)); n != 3 {
+		t.Errorf("%d mails to ann, want 3", n)
 	}
 }
