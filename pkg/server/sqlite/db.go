@@ -65,8 +65,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // process holding the lock; what it publishes or replays is picked up by that process's next
 // poll.
 func OpenBeside(ctx context.Context, path string) (*DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no database at %s: %w", path, err)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no database at %s (is it a standalone server's data directory?)", path)
+	} else if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return openWith(ctx, path, nil)
 }
