@@ -183,7 +183,8 @@ type user struct {
 	server string
 	email  string
 	dir    string
-	token  string // V2M_TOKEN: empty unless the user scripts with a token
+	token  string   // V2M_TOKEN: empty unless the user scripts with a token
+	env    []string // more environment for v2m, after the harness's own
 }
 
 func newUser(t *testing.T, server, email string) *user {
@@ -210,6 +211,7 @@ func (u *user) runCtx(ctx context.Context, stdin string, args ...string) result 
 	v2m, _ := binaries(u.t)
 	cmd := exec.CommandContext(ctx, v2m, args...)
 	cmd.Env = append(os.Environ(), "V2M_SERVER="+u.server, "V2M_CONFIG_DIR="+u.dir, "V2M_TOKEN="+u.token)
+	cmd.Env = append(cmd.Env, u.env...)
 	cmd.Dir = u.dir // a download without -o lands in the user's temp dir, never in the source tree
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -11,20 +8,6 @@ import (
 	"github.com/v2m/v2m/internal/testenv"
 	"github.com/v2m/v2m/pkg/server"
 )
-
-// v2mdAdmin runs `v2md admin args...` and fails the test unless it succeeds.
-func v2mdAdmin(t *testing.T, args ...string) string {
-	t.Helper()
-	_, v2md := binaries(t)
-	cmd := exec.Command(v2md, append([]string{"admin"}, args...)...)
-	cmd.Env = os.Environ()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("v2md admin %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return out.String()
-}
 
 // identityFlow, against a running server at base whose users' database db names (the flags
 // of v2md admin): an operator grants the admin role with v2md admin while the server runs;
@@ -39,10 +22,10 @@ func identityFlow(t *testing.T, base string, db ...string) {
 	if r := root.run("", "admin", "users"); r.code == 0 {
 		t.Fatalf("admin users before the grant: %s", r)
 	}
-	if out := v2mdAdmin(t, append([]string{"grant", root.email}, db...)...); !strings.Contains(out, root.email+" is an administrator") {
+	if out := v2mdAdmin(t, nil, append([]string{"grant", root.email}, db...)...); !strings.Contains(out, root.email+" is an administrator") {
 		t.Fatalf("grant: %s", out)
 	}
-	if out := v2mdAdmin(t, append([]string{"users"}, db...)...); !strings.Contains(out, root.email) || !strings.Contains(out, "admin") {
+	if out := v2mdAdmin(t, nil, append([]string{"users"}, db...)...); !strings.Contains(out, root.email) || !strings.Contains(out, "admin") {
 		t.Fatalf("v2md admin users: %s", out)
 	}
 	root.must("s3cret-password\n", "login", "--email", root.email, "--password-stdin")
@@ -86,7 +69,7 @@ func identityFlow(t *testing.T, base string, db ...string) {
 	if r := ann.run("s3cret-password\n", "login", "--email", ann.email, "--password-stdin"); r.code == 0 || !strings.Contains(r.stderr, "disabled") {
 		t.Fatalf("login of a disabled user: %s", r)
 	}
-	v2mdAdmin(t, append([]string{"enable", ann.email}, db...)...)
+	v2mdAdmin(t, nil, append([]string{"enable", ann.email}, db...)...)
 	waitUntil(t, 10*time.Second, "the enabled user's token to work again", func() bool { return status(t, base, "/v1/me", jwt) == 200 })
 }
 

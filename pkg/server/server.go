@@ -10,6 +10,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -193,6 +194,22 @@ type JobStore interface {
 	// not deleted (Size) plus the MP3s of done jobs not expired (MP3Size). An owner without jobs
 	// has zero usage.
 	Usage(ctx context.Context, owner string) (Usage, error)
+	// FindJobs returns the jobs of every owner that match f, newest CreatedAt first, at most
+	// f.Limit (> 0) of them, for administrators.
+	FindJobs(ctx context.Context, f JobFilter) ([]*Job, error)
+	// RetryJob moves a failed job back to queued, to run again from the start: it clears
+	// Error and FinishedAt, sets Progress and Attempts to 0 and UpdatedAt to now, and returns
+	// the job (Files and everything else are kept). Any other state gives ECONFLICT with no
+	// change; of concurrent retries of one job exactly one wins.
+	RetryJob(ctx context.Context, id string) (*Job, error)
+}
+
+// JobFilter selects jobs of every owner for JobStore.FindJobs. Its zero fields match all.
+type JobFilter struct {
+	State JobState // only jobs in this state
+	Owner string   // only this owner's jobs; the email matches in any letter case
+	Since time.Time
+	Limit int // at most this many (> 0)
 }
 
 // Upload is a chunked upload in progress. Its parts all have PartSize bytes except the last.
@@ -384,6 +401,47 @@ type Queue interface {
 	// at once. A handler that returns ctx's error after ctx ended hands its message back
 	// without using up an attempt: it is delivered again later with the same Attempt.
 	Consume(ctx context.Context, topic string, concurrency int, h Handler) error
+}
+
+// DeadLetter is a message that failed for good: it waits, out of its queue, for an
+// administrator to replay or purge it.
+type DeadLetter struct {
+	ID       string // unique among the queue's dead letters
+	Topic    string
+	JobID    string // the job its body names; "" when the body names none
+	Owner    string // the job's owner as the body names it
+	Reason   string // the handler's last error
+	Attempts int    // deliveries it had
+	At       time.Time
+	Body     []byte
+}
+
+// DeadLetters is an optional capability of a Queue: seeing and settling its dead letters.
+// Both queues implement it; callers assert it.
+type DeadLetters interface {
+	// DeadLetters returns up to limit (> 0) dead letters of topic ("" for every topic),
+	// oldest first within a topic. Listing removes nothing and changes no letter.
+	DeadLetters(ctx context.Context, topic string, limit int) ([]DeadLetter, error)
+	// Replay publishes dead letter id of topic on topic again, as a first attempt, and only
+	// then removes it from the dead letters: a replay that fails half way leaves the letter
+	// (possibly besides its copy), never neither. A letter that is not there gives ENOTFOUND.
+	Replay(ctx context.Context, topic, id string) error
+	// Purge removes the dead letters of topic named by ids, or every one of topic when ids is
+	// empty, and returns how many it removed; ids that are not there are skipped.
+	Purge(ctx context.Context, topic string, ids []string) (int, error)
+}
+
+// LetterOf fills in what a dead letter's body says about its job: the job id and owner of a
+// VideoMessage or a JobEvent, which both carry them.
+func LetterOf(l DeadLetter) DeadLetter {
+	var m struct {
+		JobID    string `json:"job_id"`
+		Username string `json:"username"`
+	}
+	if json.Unmarshal(l.Body, &m) == nil && ValidID(m.JobID) {
+		l.JobID, l.Owner = m.JobID, m.Username
+	}
+	return l
 }
 
 // VideoMessage asks for a job's conversion. The tutorial's field names are kept.

@@ -15,6 +15,3 @@ func newCmdAdmin(f *factory) *cobra.Command {
 	cmd.AddCommand(newCmdAdminLimits(f, nil))
 	return cmd
 }
-
-// adminJobCommands are the subcommands of `v2m admin` that manage jobs and dead letters.
-func adminJobCommands(f *factory) []*cobra.Command { return nil }

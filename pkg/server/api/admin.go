@@ -23,7 +23,3 @@ func (s *Server) adminRoutes(authed *gin.RouterGroup) {
 	s.adminJobRoutes(admin)
 	s.adminLimitRoutes(admin)
 }
-
-// adminJobRoutes registers the routes that manage everyone's jobs and dead letters
-// (/v1/admin/jobs..., /v1/admin/dead-letters...).
-func (s *Server) adminJobRoutes(admin *gin.RouterGroup) {}

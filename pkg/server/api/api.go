@@ -36,6 +36,7 @@ type Config struct {
 	Verifier server.TokenVerifier // bearer tokens; required by every authenticated route
 	Service  *jobs.Service        // the upload, job and file routes
 	Webhooks *webhook.Service     // the /v1/webhooks routes
+	Admin    *jobs.Admin          // /v1/admin/jobs and /v1/admin/dead-letters
 
 	JWKS  func() any                      // served at /.well-known/jwks.json when set
 	Ready func(ctx context.Context) error // /readyz; nil means always ready

@@ -19,6 +19,3 @@ func adminCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd.AddCommand(adminJobCommands(stdout, stderr)...)
 	return cmd
 }
-
-// adminJobCommands are the subcommands of `v2md admin` that manage jobs and dead letters.
-func adminJobCommands(stdout, stderr io.Writer) []*cobra.Command { return nil }

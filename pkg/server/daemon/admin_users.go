@@ -128,7 +128,7 @@ func withUsers(ctx context.Context, s *settings, f func(ctx context.Context, use
 	case data != "" && dsn != "":
 		return badSetting("give --data (standalone) or --mysql-dsn (the services), not both")
 	case data != "":
-		db, err := sqlite.OpenShared(ctx, filepath.Join(data, "v2m.db"))
+		db, err := sqlite.OpenBeside(ctx, filepath.Join(data, "v2m.db"))
 		if err != nil {
 			return err
 		}

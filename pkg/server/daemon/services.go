@@ -312,6 +312,7 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 		PersonalTokens: accounts, UserAdmin: accounts, TracerProvider: s.tracer(),
 		Service: svc, Limits: limits, Updates: local,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
+		Admin:    &jobs.Admin{Jobs: db.Jobs(), Letters: q, Logger: log},
 		Ready: func(ctx context.Context) error {
 			var keysErr error
 			if remoteKeys != nil && !remoteKeys.Loaded() {

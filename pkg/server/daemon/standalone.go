@@ -197,6 +197,7 @@ func runStandalone(ctx context.Context, s *settings, log *slog.Logger) error {
 		PersonalTokens: accounts, UserAdmin: accounts,
 		Service:  svc,
 		Webhooks: &webhook.Service{Store: db.Webhooks(), AllowPrivate: private, Logger: log},
+		Admin:    &jobs.Admin{Jobs: db.Jobs(), Letters: q, Logger: log},
 		Limits:   limits,
 		Ready:    func(ctx context.Context) error { return errors.Join(db.Ping(ctx), conv.Check(ctx)) },
 		Logger:   log, Metrics: m,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -426,4 +427,41 @@ func (s *JobStore) Usage(ctx context.Context, owner string) (server.Usage, error
 		return server.Usage{}, wrap("usage of "+owner, err)
 	}
 	return u, nil
+}
+
+// FindJobs returns the jobs of every owner that match f, newest first, at most f.Limit.
+// The owner matches in any letter case: an anchored, case-insensitive regular expression of
+// the quoted email (FerretDB has no collations).
+func (s *JobStore) FindJobs(ctx context.Context, f server.JobFilter) ([]*server.Job, error) {
+	filter := bson.D{}
+	if f.State != "" {
+		filter = append(filter, bson.E{Key: "state", Value: string(f.State)})
+	}
+	if f.Owner != "" {
+		filter = append(filter, bson.E{Key: "owner", Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(f.Owner) + "$", Options: "i"}})
+	}
+	if !f.Since.IsZero() {
+		filter = append(filter, bson.E{Key: "created_at", Value: bson.D{{Key: "$gte", Value: f.Since.UTC()}}})
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}})
+	if f.Limit > 0 {
+		opts.SetLimit(int64(f.Limit))
+	}
+	return s.find(ctx, filter, opts, "find jobs")
+}
+
+// RetryJob moves a failed job back to queued with its error, progress, attempts and finish
+// time reset. Any other state gives ECONFLICT.
+func (s *JobStore) RetryJob(ctx context.Context, id string) (*server.Job, error) {
+	update := bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: "state", Value: string(server.JobQueued)},
+			{Key: "error", Value: ""},
+			{Key: "progress", Value: 0},
+			{Key: "attempts", Value: 0},
+			{Key: "updated_at", Value: s.clock()},
+		}},
+		{Key: "$unset", Value: bson.D{{Key: "finished_at", Value: ""}}},
+	}
+	return s.change(ctx, id, "retry", inStates(server.JobFailed), update)
 }

@@ -167,6 +167,7 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		{collJobs, bson.D{{Key: "state", Value: 1}, {Key: "updated_at", Value: 1}}, false},
 		{collJobs, bson.D{{Key: "finished_at", Value: 1}}, false},
 		{collUploads, bson.D{{Key: "owner", Value: 1}}, false},
+		{collJobs, bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}, false},
 		{collUploadParts, bson.D{{Key: "upload", Value: 1}, {Key: "n", Value: 1}}, false},
 		{collWebhooks, bson.D{{Key: "owner", Value: 1}, {Key: "slot", Value: 1}}, true},
 	}

@@ -232,6 +232,13 @@ func (q *Queue) safeCall(ctx context.Context, h server.Handler, d server.Deliver
 }
 
 func (q *Queue) deadLetter(ctx context.Context, ch *amqp.Channel, topic string, d amqp.Delivery, attempts int, reason string) {
+	headers := amqp.Table{HeaderDeadAt: time.Now().UnixMilli()}
+	for k, v := range d.Headers {
+		if k != HeaderDeadAt {
+			headers[k] = v
+		}
+	}
+	d.Headers = headers
 	if q.move(ctx, ch, topic, topic+DLQSuffix, d, attempts, reason, 0) {
 		q.observe(topic, EventDeadLettered)
 	}

@@ -80,6 +80,7 @@ import (
 const (
 	HeaderAttempt = "x-v2m-attempt" // the attempt number of the next delivery, from 1
 	HeaderError   = "x-v2m-error"   // why the last attempt failed
+	HeaderDeadAt  = "x-v2m-dead-at" // when it was dead-lettered, in Unix milliseconds
 )
 
 // Suffixes of a topic's retry and dead-letter queues.

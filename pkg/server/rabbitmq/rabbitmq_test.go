@@ -203,6 +203,14 @@ func TestContractQueue(t *testing.T) {
 	})
 }
 
+func TestContractDeadLetters(t *testing.T) {
+	url := testenv.Get(t, testenv.AMQPURL)
+	const maxAttempts = 3
+	servertest.TestDeadLetters(t, func(t *testing.T) server.Queue {
+		return dial(t, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Backoff: fastBackoff})
+	}, servertest.QueueOptions{MaxAttempts: maxAttempts, Topic: func(t *testing.T) string { return topic(t, url) }})
+}
+
 func TestNilHandlerAcks(t *testing.T) {
 	t.Parallel()
 	url := testenv.Get(t, testenv.AMQPURL)

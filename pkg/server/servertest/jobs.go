@@ -580,6 +580,7 @@ func TestJobStore(t *testing.T, newStore NewJobStore, opts JobStoreOptions) {
 			t.Fatalf("Usage after the done job's video went = %+v, %v; want %+v", u, err, want)
 		}
 	})
+	adminJobCases(t, setup, put, opts)
 }
 
 // claimRace has claimRacers goroutines claim job id at once; exactly one must win, unless

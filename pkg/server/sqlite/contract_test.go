@@ -72,3 +72,10 @@ func TestContractLease(t *testing.T) {
 func TestContractPersonalTokenStore(t *testing.T) {
 	servertest.TestPersonalTokenStore(t, func(t *testing.T) server.PersonalTokenStore { return openClock(t, nil).PersonalTokens() })
 }
+
+func TestContractDeadLetters(t *testing.T) {
+	const maxAttempts = 3
+	servertest.TestDeadLetters(t, func(t *testing.T) server.Queue {
+		return openClock(t, nil).Queue(QueueConfig{MaxAttempts: maxAttempts, Backoff: func(int) time.Duration { return 0 }, Poll: 10 * time.Millisecond})
+	}, servertest.QueueOptions{MaxAttempts: maxAttempts})
+}

@@ -1,7 +1,8 @@
 // Package sqlite implements v2m's stores for standalone on one SQLite file (modernc.org/sqlite,
 // pure Go): users, uploads, jobs, the notifications sent, and a durable message queue.
 //
-// Only one process may use a database: Open takes an exclusive lock file beside it.
+// Only one process may use a database: Open takes an exclusive lock file beside it. OpenBeside
+// opens it without the lock for v2md admin, which only reads and settles records.
 package sqlite
 
 import (
@@ -55,6 +56,24 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		lock.Close()
 		return nil, fmt.Errorf("database %s is in use by another v2md process", path)
 	}
+	return openWith(ctx, path, lock)
+}
+
+// OpenBeside opens an existing database without its lock, beside the v2md process that may
+// hold it, for an operator's short admin commands (v2md admin): SQLite's own locking keeps
+// the two writers apart. Such a DB must not consume its queues, whose leases belong to the
+// process holding the lock; what it publishes or replays is picked up by that process's next
+// poll.
+func OpenBeside(ctx context.Context, path string) (*DB, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no database at %s (is it a standalone server's data directory?)", path)
+	} else if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return openWith(ctx, path, nil)
+}
+
+func openWith(ctx context.Context, path string, lock *os.File) (*DB, error) {
 	// The database holds password hashes: only its owner may read it. SQLite gives its -wal
 	// and -shm files the database's mode.
 	if err := private(path); err != nil {
@@ -67,25 +86,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	d := &DB{db: sqldb, lock: lock, now: time.Now, wake: map[string]chan struct{}{}, consuming: map[string]bool{}}
-	if err := d.migrate(ctx); err != nil {
-		d.Close()
-		return nil, err
-	}
-	return d, nil
-}
-
-// OpenShared opens the existing database at path without taking its lock, for `v2md admin`
-// while a v2md standalone runs on it: SQLite's WAL and busy timeout let both write. It
-// applies pending migrations (they run in transactions) and refuses a path with no database.
-func OpenShared(ctx context.Context, path string) (*DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no v2m database at %s: %w", path, err)
-	}
-	sqldb, err := sql.Open("sqlite", "file:"+path+"?"+dsnParams().Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	d := &DB{db: sqldb, now: time.Now, wake: map[string]chan struct{}{}, consuming: map[string]bool{}}
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err

@@ -240,3 +240,27 @@ func (s *jobStore) Usage(ctx context.Context, owner string) (server.Usage, error
 	}
 	return u, nil
 }
+
+func (s *jobStore) FindJobs(ctx context.Context, f server.JobFilter) ([]*server.Job, error) {
+	q := `SELECT ` + jobColumns + ` FROM jobs WHERE 1 = 1`
+	var args []any
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, f.State)
+	}
+	if f.Owner != "" {
+		q += ` AND owner = ? COLLATE NOCASE`
+		args = append(args, f.Owner)
+	}
+	if !f.Since.IsZero() {
+		q += ` AND created_at >= ?`
+		args = append(args, ms(f.Since))
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	return s.list(ctx, q, append(args, f.Limit)...)
+}
+
+func (s *jobStore) RetryJob(ctx context.Context, id string) (*server.Job, error) {
+	return s.update(ctx, id, `state = 'queued', error = '', progress = 0, attempts = 0, updated_at = ?, finished_at = NULL`,
+		`state = 'failed'`, ms(s.now()), id)
+}

@@ -229,7 +229,8 @@ func (q *Queue) run(ctx context.Context, m *message, h server.Handler) {
 		_, serr = q.db.db.ExecContext(sctx, `UPDATE messages SET lease_until = 0, attempt = attempt - 1 WHERE id = ?`, m.id)
 	case server.IsPermanent(err) || m.attempt >= q.cfg.MaxAttempts:
 		q.cfg.Logger.Warn("message dead-lettered", "topic", m.topic, "attempt", m.attempt, "err", err)
-		_, serr = q.db.db.ExecContext(sctx, `UPDATE messages SET dead = 1, lease_until = 0, error = ? WHERE id = ?`, err.Error(), m.id)
+		_, serr = q.db.db.ExecContext(sctx, `UPDATE messages SET dead = 1, lease_until = 0, error = ?, dead_at = ? WHERE id = ?`,
+			err.Error(), ms(q.db.now()), m.id)
 	default:
 		wait := q.cfg.Backoff(m.attempt)
 		q.cfg.Logger.Info("message will be retried", "topic", m.topic, "attempt", m.attempt, "in", wait.String(), "err", err)

@@ -2,8 +2,9 @@
 // behind them: Converter consumes TopicVideo, Notifier consumes TopicMP3, and Sweeper finds jobs
 // whose message was lost and publishes them again.
 //
-// Retry policy. A handler returns nil when the delivery is settled (done, or failed for good and
-// announced); an error marked server.Permanent when retrying cannot help; any other error when a
+// Retry policy. A handler returns nil when the delivery is settled (done, or announced again);
+// an error marked server.Permanent when retrying cannot help (a job that failed for good is
+// failed and announced first, so its message waits among the dead letters for an operator); any other error when a
 // later attempt may succeed (a store or broker that is down). The queue retries those with
 // backoff and dead-letters them after its MaxAttempts; on that last attempt the handler itself
 // fails the job and announces it, so that no job waits forever.
@@ -191,7 +192,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) (err error) {
 	if limit := d.MaxAttempts; limit > 0 && j.Attempts > limit {
 		// The job's messages keep coming back (a crash on every try, republished by a sweeper).
 		log.ErrorContext(ctx, "job claimed too many times; giving up", "claims", j.Attempts)
-		return w.fail(context.WithoutCancel(ctx), log, j.ID, fmt.Sprintf("conversion gave up after %d attempts", j.Attempts-1))
+		return w.failForGood(context.WithoutCancel(ctx), log, j.ID, fmt.Sprintf("conversion gave up after %d attempts", j.Attempts-1))
 	}
 	log.InfoContext(ctx, "conversion started", "size", j.Size)
 	start := time.Now()
@@ -222,7 +223,7 @@ func (w *Converter) Handle(ctx context.Context, d server.Delivery) (err error) {
 		return fmt.Errorf("job %s interrupted: %w", j.ID, ctx.Err())
 	case server.IsPermanent(err):
 		log.InfoContext(ctx, "conversion failed", "reason", reason(err))
-		return w.fail(bg, log, j.ID, reason(err))
+		return w.failForGood(bg, log, j.ID, reason(err))
 	case d.LastAttempt():
 		log.ErrorContext(ctx, "conversion failed on the last attempt", "err", err)
 		if ferr := w.fail(bg, log, j.ID, fmt.Sprintf("conversion failed after %d attempts: %s", d.Attempt, reason(err))); ferr != nil {
@@ -394,6 +395,15 @@ func (w *Converter) fail(ctx context.Context, log *slog.Logger, id, why string) 
 	w.changed()
 	w.stateChanged(ctx, j)
 	return w.announce(ctx, j)
+}
+
+// failForGood fails the job and announces it; then the message goes to the dead letters with
+// the reason, where an administrator sees it and can replay it once the cause is gone.
+func (w *Converter) failForGood(ctx context.Context, log *slog.Logger, id, why string) error {
+	if err := w.fail(ctx, log, id, why); err != nil {
+		return err
+	}
+	return server.Permanent(errors.New(why))
 }
 
 func (w *Converter) announce(ctx context.Context, j *server.Job) error {

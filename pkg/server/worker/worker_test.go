@@ -257,10 +257,12 @@ func TestBadVideosFailWithReason(t *testing.T) {
 		for _, s := range testmedia.Bad {
 			t.Run(s.File(), func(t *testing.T) {
 				j := f.jobT(t, s, nil)
-				if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {
-					t.Fatalf("handler error %v: a bad video must settle the delivery", err)
-				}
+				// The job is settled, and its message goes to the dead letters with the reason.
+				err := f.w.Handle(ctx, delivery(j, 1))
 				got, _ := f.jobs.Job(ctx, j.ID)
+				if !server.IsPermanent(err) || err.Error() != got.Error {
+					t.Fatalf("handler error %v: a bad video must dead-letter its delivery with the job's error %q", err, got.Error)
+				}
 				if got.State != server.JobFailed || !strings.Contains(got.Error, s.WantErr) {
 					t.Fatalf("job = %s %q, want failed with %q", got.State, got.Error, s.WantErr)
 				}
@@ -478,9 +480,9 @@ func TestSweeperRepublishesLostJobs(t *testing.T) {
 func TestJobClaimedTooOftenFails(t *testing.T) {
 	forEachStack(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		j := f.jobT(t, testmedia.Good[1], abandoned(3, 10*time.Minute)) // three workers died holding it
-		if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {         // MaxAttempts is 3
-			t.Fatal(err)
+		j := f.jobT(t, testmedia.Good[1], abandoned(3, 10*time.Minute))       // three workers died holding it
+		if err := f.w.Handle(ctx, delivery(j, 1)); !server.IsPermanent(err) { // MaxAttempts is 3
+			t.Fatalf("handler error %v, want a permanent one: the message goes to the dead letters", err)
 		}
 		got, _ := f.jobs.Job(ctx, j.ID)
 		if got.State != server.JobFailed || !strings.Contains(got.Error, "gave up after 3 attempts") || f.conv.runs.Load() != 0 {
@@ -614,8 +616,8 @@ func TestSplitJobStoresItsFiles(t *testing.T) {
 
 		f.w.Converter = f.conv // a Converter only
 		j = f.jobT(t, testmedia.Chapters, split)
-		if err := f.w.Handle(ctx, delivery(j, 1)); err != nil {
-			t.Fatal(err)
+		if err := f.w.Handle(ctx, delivery(j, 1)); !server.IsPermanent(err) {
+			t.Fatalf("handler error %v, want a permanent one", err)
 		}
 		if got, _ := f.jobs.Job(ctx, j.ID); got.State != server.JobFailed || got.Error != "this server cannot split by chapters" {
 			t.Errorf("split job on a converter that cannot split: %+v", got)
