@@ -58,7 +58,7 @@ type RetryPolicy struct {
 // (not a 503 or 429, no retries configured, or the time is up).
 func (p RetryPolicy) wait(err error, start time.Time, attempt int) (time.Duration, bool) {
 	var ae *APIError
-	if p.For <= 0 || !errors.As(err, &ae) || (ae.Status != http.StatusServiceUnavailable && ae.Status != http.StatusTooManyRequests) {
+	if p.For <= 0 || !IsPutOff(err) || !errors.As(err, &ae) {
 		return 0, false
 	}
 	d := ae.RetryAfter
@@ -69,6 +69,17 @@ func (p RetryPolicy) wait(err error, start time.Time, attempt int) (time.Duratio
 		return 0, false
 	}
 	return d, true
+}
+
+// IsPutOff reports whether the server put the request off for a while: 503 (unavailable) or
+// 429 (too many attempts), which a later try may pass. A 429 "limit_reached" is not: the user
+// holds as many uploads or jobs as their quota allows, and only the end of one helps.
+func IsPutOff(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusTooManyRequests && ae.Code != "limit_reached"
 }
 
 // retryLater waits out err, at attempt number attempt of a request first sent at start, and
@@ -87,8 +98,7 @@ func (c *Client) retryLater(ctx context.Context, err error, start time.Time, att
 // waitedOut reports whether err is a 503 or 429 that a retrying request waited out already:
 // retrying it again would stretch RetryPolicy.For.
 func (c *Client) waitedOut(err error) bool {
-	st := StatusOf(err)
-	return c.Retry.For > 0 && (st == http.StatusServiceUnavailable || st == http.StatusTooManyRequests)
+	return c.Retry.For > 0 && IsPutOff(err)
 }
 
 // retryable reports whether a request may be sent again after a 503 or 429; see RetryPolicy.
@@ -252,7 +262,7 @@ func transient(ctx context.Context, err error) bool {
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusRequestTimeout
+		return ae.Status >= 500 || IsPutOff(err) || ae.Status == http.StatusRequestTimeout
 	}
 	return true
 }

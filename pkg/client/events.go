@@ -53,7 +53,7 @@ func (c *Client) Watch(ctx context.Context, id string, fn func(*Job)) (*Job, err
 		got, err := w.stream(ctx)
 		if got {
 			outage, putOff = time.Time{}, 0
-		} else if StatusOf(err) == http.StatusServiceUnavailable || StatusOf(err) == http.StatusTooManyRequests {
+		} else if IsPutOff(err) {
 			if outage.IsZero() {
 				outage = start
 			}

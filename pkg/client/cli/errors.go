@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/v2m/v2m/pkg/client"
 )
@@ -42,7 +41,7 @@ func exitCode(err error) int {
 		return ExitTimeout
 	case client.IsUnreachable(err):
 		return ExitUnreachable
-	case client.StatusOf(err) == http.StatusServiceUnavailable, client.StatusOf(err) == http.StatusTooManyRequests:
+	case client.IsPutOff(err):
 		return ExitUnavailable
 	}
 	return ExitError

@@ -115,3 +115,23 @@ func TestAdminLimitsCommand(t *testing.T) {
 		t.Fatalf("whoami on a terminal: %q", r.stdout)
 	}
 }
+
+// TestQuotaLimitIsNotRetried: a 429 "limit_reached" (a quota of open uploads) is said at once,
+// not waited out as an outage.
+func TestQuotaLimitIsNotRetried(t *testing.T) {
+	s := testserver.New(t, testserver.Options{})
+	e := newEnv(t, s)
+	e.login("ann@example.com")
+	e.vars["V2M_TOKEN"] = s.AdminToken(t, "root@example.com")
+	e.want(e.run("", "admin", "limits", "ann@example.com", "--max-open-uploads", "1"), 0)
+	delete(e.vars, "V2M_TOKEN")
+	seedUpload(t, s, storedToken(t, s.URL), []byte("an upload left open"), 0)
+	path := filepath.Join(t.TempDir(), "b.mp4")
+	if err := os.WriteFile(path, []byte("another video"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("", "upload", path, "--retry-for", "1m")
+	if r.code == 0 || r.code == 8 || !strings.Contains(r.stderr, "uploads open") || strings.Contains(r.stderr, "waiting for it") {
+		t.Fatalf("upload over the open-uploads quota: %+v", r)
+	}
+}
