@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -115,46 +114,8 @@ func noLimit(n int64, s string) string {
 // applyLimits sets on l the limits named in set.
 func applyLimits(l *wire.Limits, set map[string]string) error {
 	for name, v := range set {
-		v = strings.TrimSpace(v)
-		def := strings.EqualFold(v, "default")
-		bad := func(what string) error { return usageError("--%s: %q is not %s, 0 or \"default\"", name, v, what) }
-		switch name {
-		case "quota-bytes":
-			l.QuotaBytes = nil
-			if !def {
-				n, err := wire.ParseSize(v)
-				if err != nil {
-					return bad("a size like 20GiB")
-				}
-				l.QuotaBytes = &n
-			}
-		case "max-open-uploads", "max-active-jobs":
-			var p *int
-			if !def {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 0 {
-					return bad("a whole number")
-				}
-				p = &n
-			}
-			if name == "max-open-uploads" {
-				l.MaxOpenUploads = p
-			} else {
-				l.MaxActiveJobs = p
-			}
-		case "max-duration":
-			l.MaxDuration = nil
-			if !def {
-				d, err := time.ParseDuration(v)
-				if v == "0" {
-					d, err = 0, nil
-				}
-				if err != nil || d < 0 {
-					return bad("a duration like 2h")
-				}
-				secs := d.Seconds()
-				l.MaxDuration = &secs
-			}
+		if err := l.SetLimit(name, v); err != nil {
+			return usageError("%v", err)
 		}
 	}
 	return nil

@@ -1,14 +1,13 @@
 package api
 
 import (
-	"math"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/v2m/v2m/pkg/server"
+	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
@@ -43,7 +42,7 @@ func (s *Server) getLimits(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, toWireLimits(l))
+	c.JSON(http.StatusOK, jobs.WireLimits(l))
 }
 
 func (s *Server) putLimits(c *gin.Context) {
@@ -57,7 +56,7 @@ func (s *Server) putLimits(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	l, err := fromWireLimits(body)
+	l, err := jobs.ParseLimits(body)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -67,40 +66,5 @@ func (s *Server) putLimits(c *gin.Context) {
 		return
 	}
 	s.log.Info("user limits set by an administrator", "admin", claimsOf(c).Subject, "user", email)
-	c.JSON(http.StatusOK, toWireLimits(l))
-}
-
-func toWireLimits(l server.Limits) wire.Limits {
-	out := wire.Limits{QuotaBytes: l.QuotaBytes, MaxOpenUploads: l.MaxOpenUploads, MaxActiveJobs: l.MaxActiveJobs}
-	if l.MaxDuration != nil {
-		v := l.MaxDuration.Seconds()
-		out.MaxDuration = &v
-	}
-	return out
-}
-
-// fromWireLimits checks a body of limits: no negative values, durations within a year.
-func fromWireLimits(w wire.Limits) (server.Limits, error) {
-	neg := func(name string) error {
-		return server.Errorf(server.EINVALID, `field %q must be 0 (no limit) or more`, name)
-	}
-	if w.QuotaBytes != nil && *w.QuotaBytes < 0 {
-		return server.Limits{}, neg("quota_bytes")
-	}
-	if w.MaxOpenUploads != nil && *w.MaxOpenUploads < 0 {
-		return server.Limits{}, neg("max_open_uploads")
-	}
-	if w.MaxActiveJobs != nil && *w.MaxActiveJobs < 0 {
-		return server.Limits{}, neg("max_active_jobs")
-	}
-	l := server.Limits{QuotaBytes: w.QuotaBytes, MaxOpenUploads: w.MaxOpenUploads, MaxActiveJobs: w.MaxActiveJobs}
-	if w.MaxDuration != nil {
-		v := *w.MaxDuration
-		if math.IsNaN(v) || v < 0 || v > 366*24*3600 {
-			return server.Limits{}, server.Errorf(server.EINVALID, `field "max_duration" must be seconds from 0 (no limit) to a year`)
-		}
-		d := time.Duration(v * float64(time.Second))
-		l.MaxDuration = &d
-	}
-	return l, nil
+	c.JSON(http.StatusOK, jobs.WireLimits(l))
 }

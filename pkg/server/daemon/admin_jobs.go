@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/v2m/v2m/pkg/server/jobs"
 	"github.com/v2m/v2m/pkg/server/rabbitmq"
 	"github.com/v2m/v2m/pkg/server/sqlite"
+	"github.com/v2m/v2m/pkg/wire"
 )
 
 // adminStoreSettings say where v2md admin finds the jobs and the queue: --data for a
@@ -114,6 +116,10 @@ func adminJobCommands(stdout, stderr io.Writer) []*cobra.Command {
 				}
 				return admintable.Replayed(stdout, stderr, f, &res)
 			}),
+		command("limits EMAIL", "Show or set a user's own limits; each flag takes a value, 0 for no limit, or \"default\"", cobra.ExactArgs(1), limitSettings,
+			func(ctx context.Context, s *settings, a *jobs.Admin, _ admintable.Format, args []string) error {
+				return adminLimits(ctx, s, a.Limits, args[0], stdout)
+			}),
 		command("purge [ID...]", "Remove dead letters for good: those named, or every one (of --topic)", cobra.ArbitraryArgs, topic,
 			func(ctx context.Context, s *settings, a *jobs.Admin, f admintable.Format, ids []string) error {
 				n, err := a.Purge(ctx, s.str("topic"), ids, len(ids) == 0)
@@ -144,7 +150,7 @@ func openAdmin(ctx context.Context, s *settings, log *slog.Logger) (*jobs.Admin,
 			return nil, nil, err
 		}
 		q := db.Queue(sqlite.QueueConfig{Logger: log})
-		return &jobs.Admin{Jobs: db.Jobs(), Letters: q, Logger: log}, func() { db.Close() }, nil
+		return &jobs.Admin{Jobs: db.Jobs(), Letters: q, Limits: db.Limits(), Logger: log}, func() { db.Close() }, nil
 	}
 	if err := required(s, "mongo-uri", "amqp-url"); err != nil {
 		return nil, nil, fmt.Errorf("%w (or --data for a standalone server)", err)
@@ -158,5 +164,47 @@ func openAdmin(ctx context.Context, s *settings, log *slog.Logger) (*jobs.Admin,
 		db.Close(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
-	return &jobs.Admin{Jobs: db.Jobs(), Letters: q, Logger: log}, func() { q.Close(); db.Close(context.WithoutCancel(ctx)) }, nil
+	return &jobs.Admin{Jobs: db.Jobs(), Letters: q, Limits: db.Limits(), Logger: log}, func() { q.Close(); db.Close(context.WithoutCancel(ctx)) }, nil
+}
+
+// limitSettings are the flags of `v2md admin limits`, one per limit.
+var limitSettings = []setting{
+	{"quota-bytes", "", "storage quota, like 20GiB"},
+	{"max-open-uploads", "", "uploads started and not completed"},
+	{"max-active-jobs", "", "jobs queued or converting at once"},
+	{"max-duration", "", "longest audio of one job, like 2h"},
+}
+
+// adminLimits shows the limits of email, after setting those given.
+func adminLimits(ctx context.Context, s *settings, store server.LimitStore, email string, stdout io.Writer) error {
+	cur, err := store.UserLimits(ctx, email)
+	if err != nil {
+		return err
+	}
+	w := jobs.WireLimits(cur)
+	changed := false
+	for _, name := range wire.LimitNames {
+		if !s.isSet(name) {
+			continue
+		}
+		if err := w.SetLimit(name, s.str(name)); err != nil {
+			return badSetting("%v", err)
+		}
+		changed = true
+	}
+	if changed {
+		l, err := jobs.ParseLimits(w)
+		if err != nil {
+			return adminErr(err)
+		}
+		if err := store.SetUserLimits(ctx, email, l); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(w, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", b)
+	return err
 }

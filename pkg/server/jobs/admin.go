@@ -32,7 +32,9 @@ type Admin struct {
 	// Letters are the queue's dead letters; nil when the queue has none (every dead-letter
 	// operation then gives EUNAVAILABLE).
 	Letters server.DeadLetters
-	Logger  *slog.Logger
+	// Limits are the users' own limits.
+	Limits server.LimitStore
+	Logger *slog.Logger
 }
 
 func (a *Admin) log() *slog.Logger {
