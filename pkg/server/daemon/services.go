@@ -38,6 +38,7 @@ var (
 	amqpSettings = []setting{
 		{"amqp-url", "", "RabbitMQ URL"},
 		{"amqp-url-file", "", "file holding the RabbitMQ URL (instead of --amqp-url)"},
+		{"amqp-queue-type", rabbitmq.QueueClassic, "type of the work, retry and dead-letter queues: classic, or quorum (replicated on a RabbitMQ cluster; every service must use the same)"},
 	}
 	jwtAlgSettings = []setting{
 		{"jwt-alg", token.EdDSA, "token signature algorithm: EdDSA, or HS256 with a shared secret"},
@@ -107,10 +108,24 @@ func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Me
 	if s.isSet("max-attempts") || s.v.Get("max-attempts") != nil {
 		maxAttempts = s.int("max-attempts")
 	}
+	queueType, err := amqpQueueType(s)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// Publish failures and redeliveries are counted by metrics.CountQueue, around the queue.
-	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name})
+	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name, QueueType: queueType})
+}
+
+// amqpQueueType reads --amqp-queue-type; the services check it before they connect anywhere.
+func amqpQueueType(s *settings) (string, error) {
+	switch t := s.str("amqp-queue-type"); t {
+	case rabbitmq.QueueClassic, rabbitmq.QueueQuorum:
+		return t, nil
+	default:
+		return "", badSetting("--amqp-queue-type must be %s or %s, not %q", rabbitmq.QueueClassic, rabbitmq.QueueQuorum, t)
+	}
 }
 
 // ----------------------------------------------------------------- auth
@@ -219,6 +234,9 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "auth-url", "mongo-uri", "amqp-url"); err != nil {
 		return err
 	}
+	if _, err := amqpQueueType(s); err != nil {
+		return err
+	}
 	limits, err := httpLimits(s)
 	if err != nil {
 		return err
@@ -307,7 +325,9 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 			if !revocations.Loaded() {
 				revErr = revocations.Refresh(ctx)
 			}
-			return errors.Join(db.Ping(ctx), q.Ping(ctx), keysErr, revErr)
+			// Not the broker: uploads and downloads work without it, and the sweeper
+			// publishes the jobs that could not be published once it is back.
+			return errors.Join(db.Ping(ctx), keysErr, revErr)
 		},
 		Logger: log, Metrics: m,
 
@@ -355,6 +375,9 @@ func convertCommand(stderr io.Writer) subcommand {
 
 func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "mongo-uri", "amqp-url"); err != nil {
+		return err
+	}
+	if _, err := amqpQueueType(s); err != nil {
 		return err
 	}
 	if err := staleLimit("stale-after", s.dur("stale-after")); err != nil {
@@ -422,6 +445,9 @@ func notifyCommand(stderr io.Writer) subcommand {
 
 func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "mongo-uri", "amqp-url", "smtp-addr"); err != nil {
+		return err
+	}
+	if _, err := amqpQueueType(s); err != nil {
 		return err
 	}
 	mailer, err := newMailer(s, log, "")
