@@ -2,15 +2,20 @@ package validate
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -646,5 +651,169 @@ func TestDockerfile(t *testing.T) {
 		case "go.mod", "go.sum", "cmd", "pkg", "internal", "*", "**/*.go":
 			t.Errorf(".dockerignore excludes %q, which the build needs", line)
 		}
+	}
+}
+
+// fakeKubectl answers the script's lookups from a state directory (STATE/SECRET/KEY files
+// and STATE/SECRET/rotated-at), keeps what it is asked to apply in STATE/applied.yaml, and
+// hands everything else (create --dry-run, annotate --local) to the real kubectl.
+const fakeKubectl = `#!/usr/bin/env bash
+set -e
+S=$FAKE_KUBECTL_STATE
+args=("$@")
+[ "${args[0]}" = -n ] && args=("${args[@]:2}")
+case "${args[0]} ${args[1]}" in
+"get secret")
+	jp=${args[4]}
+	case "$jp" in
+	*annotations*) [ -f "$S/${args[2]}/rotated-at" ] || exit 1; cat "$S/${args[2]}/rotated-at" ;;
+	*) key=${jp#jsonpath=\{.data.}; key=${key%\}}; [ -f "$S/${args[2]}/$key" ] || exit 1; base64 -w0 <"$S/${args[2]}/$key" ;;
+	esac ;;
+"get configmap") exit 1 ;;
+"apply -f") if [ "${args[2]}" = - ]; then cat >/dev/null; else cp "${args[2]}" "$S/applied.yaml"; fi ;;
+*) exec "$REAL_KUBECTL" "$@" ;;
+esac
+`
+
+// publicPEM returns the PKIX public key PEM of an Ed25519 PKCS #8 private key PEM.
+func publicPEM(t *testing.T, priv []byte) string {
+	t.Helper()
+	block, _ := pem.Decode(priv)
+	if block == nil {
+		t.Fatalf("not a PEM key: %q", priv)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(k.(ed25519.PrivateKey).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// TestCreateSecretsRotateJWT runs create-secrets.sh against a fake cluster: the first run
+// stores the key's public half as jwt-previous-key; --rotate-jwt makes a new key, keeps the
+// old one's public half and stamps the time; a second rotation within the token TTL is
+// refused unless --force; a plain run keeps all of it.
+func TestCreateSecretsRotateJWT(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		missing(t, "kubectl is not in PATH")
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		missing(t, "openssl is not in PATH")
+	}
+	contract(t)
+	if v2mdBin == "" {
+		t.Skip("v2md does not build: no keygen")
+	}
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	fake := filepath.Join(dir, "kubectl")
+	if err := os.WriteFile(fake, []byte(fakeKubectl), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (secret *corev1.Secret, stderr string, err error) {
+		t.Helper()
+		os.Remove(filepath.Join(state, "applied.yaml"))
+		cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot, "scripts/create-secrets.sh")}, args...)...)
+		cmd.Env = append(os.Environ(), "KUBECTL="+fake, "REAL_KUBECTL="+kubectl, "FAKE_KUBECTL_STATE="+state, "V2MD="+v2mdBin,
+			"V2M_MYSQL_DSN=v2m:pw@tcp(db:3306)/auth", "V2M_MONGO_URI=mongodb://m/", "V2M_SMTP_PASSWORD=x", "V2M_TOKEN_TTL=1h30m")
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			return nil, errb.String(), err
+		}
+		data, err := os.ReadFile(filepath.Join(state, "applied.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, probs := Decode(data)
+		for _, p := range probs {
+			t.Errorf("%s", p)
+		}
+		for _, o := range objs {
+			s, ok := o.Typed.(*corev1.Secret)
+			if !ok {
+				continue
+			}
+			// The cluster now holds it.
+			sd := filepath.Join(state, s.Name)
+			if err := os.MkdirAll(sd, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range s.Data {
+				if err := os.WriteFile(filepath.Join(sd, k), v, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if at := s.Annotations["v2m.io/jwt-rotated-at"]; at != "" {
+				if err := os.WriteFile(filepath.Join(sd, "rotated-at"), []byte(at), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if s.Name == "v2m-auth" {
+				secret = s
+			}
+		}
+		if secret == nil {
+			t.Fatal("no v2m-auth applied")
+		}
+		return secret, errb.String(), nil
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	first, _, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key0 := first.Data["jwt-key"]
+	if got := string(first.Data["jwt-previous-key"]); got != publicPEM(t, key0) {
+		t.Fatalf("before any rotation jwt-previous-key is %q, want the key's public half", got)
+	}
+	if _, ok := first.Annotations["v2m.io/jwt-rotated-at"]; ok {
+		t.Error("rotated-at is set before any rotation")
+	}
+
+	rotated, stderr, err := run("--rotate-jwt")
+	if err != nil {
+		t.Fatalf("--rotate-jwt: %v\n%s", err, stderr)
+	}
+	key1 := rotated.Data["jwt-key"]
+	if string(key1) == string(key0) || !strings.Contains(string(key1), "PRIVATE KEY") {
+		t.Fatal("--rotate-jwt did not make a new private key")
+	}
+	if got := string(rotated.Data["jwt-previous-key"]); got != publicPEM(t, key0) {
+		t.Fatalf("after --rotate-jwt jwt-previous-key is %q, want the old key's public half", got)
+	}
+	at, err := strconv.ParseInt(rotated.Annotations["v2m.io/jwt-rotated-at"], 10, 64)
+	if err != nil || time.Since(time.Unix(at, 0)).Abs() > time.Minute {
+		t.Fatalf("rotated-at %q, want now", rotated.Annotations["v2m.io/jwt-rotated-at"])
+	}
+
+	_, stderr, err = run("--rotate-jwt")
+	if err == nil || !strings.Contains(stderr, "Rotating again now would refuse them") || !strings.Contains(stderr, "token TTL 1h30m") {
+		t.Fatalf("a second rotation within the TTL: err %v, stderr %q", err, stderr)
+	}
+
+	forced, stderr, err := run("--rotate-jwt", "--force")
+	if err != nil {
+		t.Fatalf("--rotate-jwt --force: %v\n%s", err, stderr)
+	}
+	if string(forced.Data["jwt-previous-key"]) != publicPEM(t, key1) || string(forced.Data["jwt-key"]) == string(key1) {
+		t.Fatal("--rotate-jwt --force did not rotate")
+	}
+
+	kept, _, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(kept.Data["jwt-key"]) != string(forced.Data["jwt-key"]) || string(kept.Data["jwt-previous-key"]) != publicPEM(t, key1) ||
+		kept.Annotations["v2m.io/jwt-rotated-at"] != forced.Annotations["v2m.io/jwt-rotated-at"] {
+		t.Error("a plain run changed the keys or the rotation time")
 	}
 }

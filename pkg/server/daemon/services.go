@@ -136,6 +136,7 @@ func authCommand(stderr io.Writer) subcommand {
 			{"mysql-dsn", "", "MySQL data source name, e.g. user:pass@tcp(host:3306)/auth"},
 			{"mysql-dsn-file", "", "file holding the MySQL DSN (instead of --mysql-dsn)"},
 			{"jwt-verify-key-files", []string{}, "older public keys (or HS256 secrets) that stay valid during a key rotation"},
+			{"jwt-reload-interval", token.DefaultReloadInterval, "how often --jwt-key-file and --jwt-verify-key-files are read again, so that a rotated key takes effect without a restart (0: never)"},
 			{"token-ttl", token.DefaultTTL, "lifetime of tokens"},
 			{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
 		}, jwtAlgSettings, tokenSettings, throttleSettings, hashSettings)
@@ -173,12 +174,20 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	key, keys, err := loadKeys(s)
+	key, _, err := loadKeys(s)
 	if err != nil {
 		return err
 	}
 	if key.Alg == token.EdDSA && key.Private == nil {
 		return badSetting("--jwt-key-file must hold a private key")
+	}
+	if s.dur("jwt-reload-interval") < 0 {
+		return badSetting("--jwt-reload-interval must not be negative")
+	}
+	// The keys in use: those files, read again when a rotation changes them.
+	fileKeys, err := token.LoadFileKeys(key.Alg, s.str("jwt-key-file"), s.strings("jwt-verify-key-files"))
+	if err != nil {
+		return err
 	}
 	dsn, _ := s.secret("mysql-dsn")
 	store, err := mysql.Open(ctx, dsn, log)
@@ -199,20 +208,26 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	accounts.Tokens = &token.Issuer{Signer: fileKeys, Issuer: issuer, TTL: s.dur("token-ttl")}
 	if len(proxies) == 0 {
 		log.Warn("no --trusted-proxies: every login through a gateway counts against the gateway's IP; list the gateways' CIDR")
 	}
 	h := api.New(api.Config{
 		Limits:   limits,
 		Accounts: accounts,
-		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second, Revocations: store},
-		JWKS:     func() any { return token.PublicJWKS(keys) },
+		Verifier: &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: fileKeys, Leeway: 30 * time.Second, Revocations: store},
+		JWKS:     func() any { return token.PublicJWKS(fileKeys.Keys()) },
 		Ready:    store.Ping,
 		Logger:   log, Metrics: m,
 
 		Revoker: accounts, Revocations: store, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
-	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(keys))
+	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(fileKeys.Keys()))
+	if d := s.dur("jwt-reload-interval"); d > 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go fileKeys.Watch(ctx, d, log)
+	}
 	return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits)
 }
 
