@@ -219,7 +219,8 @@ func TestAutoscalingChoice(t *testing.T) {
 		if so, ok := o.Typed.(*ScaledObject); ok {
 			tr := so.Spec.Triggers[0]
 			if so.Spec.ScaleTargetRef.Name != "convert" || tr.Type != "rabbitmq" || tr.Metadata["queueName"] != "video" ||
-				*so.Spec.MinReplicaCount != 1 || so.Spec.CooldownPeriod == nil || so.Spec.PollingInterval == nil {
+				tr.Metadata["protocol"] != "http" || tr.AuthenticationRef == nil ||
+				*so.Spec.MinReplicaCount != 1 || so.Spec.Fallback == nil || so.Spec.PollingInterval == nil {
 				t.Errorf("ScaledObject: %+v", so.Spec)
 			}
 		}
@@ -256,8 +257,33 @@ func TestBroken(t *testing.T) {
 		{"both-autoscalers", "autoscaling", "more than one autoscaler"},
 		{"no-pdb", "pdb", "no PodDisruptionBudget"},
 		{"text-logs", "drift", "use json"},
-		{"public-rabbitmq", "ingress", "is not the gateway"},
+		{"public-auth", "edge", "is not the gateway: only the gateway is public"},
 		{"metrics-loopback", "metrics", "metrics-addr 127.0.0.1:9090 is loopback"},
+		{"ingress-present", "edge", "an Ingress: the edge is the Gateway API"},
+		{"route-catchall", "edge", "routes PathPrefix /: only /v1"},
+		{"route-readyz", "edge", "routes Exact /readyz"},
+		{"body-unlimited", "edge-body", "body.maxSize is 0 (no limit)"},
+		{"body-mismatch", "edge-body", "differs from the gateway's max-upload-size 4GiB"},
+		{"request-buffering", "edge-streaming", "proxy_request_buffering off"},
+		{"short-timeout", "edge-streaming", "proxy_read_timeout is 1m0s, below 10m0s"},
+		{"response-buffering", "edge-streaming", "disables response buffering"},
+		{"no-ratelimit", "edge-ratelimit", "no RateLimitPolicy limits it"},
+		{"spoofable-ip", "client-ip", "mode XForwardedFor behind an NLB that sends the PROXY protocol"},
+		{"tls-mismatch", "tls", "Secret v2m-tls-old is not issued by a cert-manager Certificate"},
+		{"rabbitmq-313", "broker", "is RabbitMQ 3.13.7-management: use 4.x"},
+		{"rabbitmq-even", "broker", "2 replicas: an even cluster"},
+		{"rabbitmq-relative", "broker", "vm_memory_high_watermark.relative is computed from the node's RAM"},
+		{"rabbitmq-consumer-timeout", "broker", "is not above convert's job-timeout 30m"},
+		{"rabbitmq-no-pdb", "pdb", "3 nodes but no PodDisruptionBudget"},
+		{"classic-queues", "broker", "declare different queue types"},
+		{"keda-amqp", "autoscaling", "counts waiting messages only"},
+		{"keda-no-fallback", "autoscaling", "no fallback"},
+		{"keda-idle-cooldown", "autoscaling", "cooldownPeriod only applies when scaling to zero"},
+		{"podmonitor-port", "podmonitor", "endpoint port"},
+		{"psa-latest", "psa", "enforce-version is \"latest\""},
+		{"no-prestop", "lifecycle", "no preStop: the pod stops before the edge"},
+		{"convert-disruptable", "lifecycle", "not marked do-not-disrupt"},
+		{"no-zone-spread", "topology", "no topology spread over topology.kubernetes.io/zone"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			objs := renderDecode(t, filepath.Join("testdata/broken", tc.dir))
