@@ -27,6 +27,8 @@
 #   V2M_MONGO_URI        MongoDB URI (Atlas): mongodb+srv://user:pass@cluster.example.mongodb.net/
 #   V2M_RABBITMQ_USER    RabbitMQ user (default v2m); V2M_RABBITMQ_PASSWORD generated if unset
 #   V2M_AMQP_URL         default amqp://USER:PASSWORD@rabbitmq.NS.svc:5672/
+#   V2M_RABBITMQ_MANAGEMENT_URL  KEDA's URL of the management API (ready + unacked counts),
+#                        default http://USER:PASSWORD@rabbitmq.NS.svc:15672/
 #   V2M_SMTP_PASSWORD    notify's SMTP password
 #   V2M_JWT_KEY_FILE     auth's Ed25519 private key (PEM); generated with `v2md keygen` when
 #                        neither this nor the cluster has one (V2MD=path/to/v2md, else v2md
@@ -130,6 +132,15 @@ require V2M_SMTP_PASSWORD "$SMTP_PASSWORD"
 put mysql-dsn "$MYSQL_DSN"
 put mongo-uri "$MONGO_URI"
 put amqp-url "$AMQP_URL"
+# The RabbitmqCluster's default user (spec.secretBackend.externalSecret): the operator reads
+# default_user.conf; KEDA reads management-url.
+MGMT_URL=$(value V2M_RABBITMQ_MANAGEMENT_URL v2m-rabbitmq management-url "http://$RMQ_USER:$RMQ_PASS@rabbitmq.$NS.svc:15672/")
+put management-url "$MGMT_URL"
+printf 'default_user = %s\ndefault_pass = %s\n' "$RMQ_USER" "$RMQ_PASS" > "$WORK/default_user.conf"
+put rmq-host "rabbitmq.$NS.svc"
+put rmq-port 5672
+put rmq-provider rabbitmq
+put rmq-type rabbitmq
 put smtp-password "$SMTP_PASSWORD"
 
 keygen() {
@@ -216,7 +227,9 @@ cmp -s "$WORK/jwt-key" "$WORK/jwt-key.cluster" && [ "$ROTATE" = 1 ] && { log "--
 		fi
 	secret v2m-backends "mongo-uri=$WORK/mongo-uri" "amqp-url=$WORK/amqp-url"
 	secret v2m-notify "smtp-password=$WORK/smtp-password"
-	secret v2m-rabbitmq "username=$WORK/rmq-user" "password=$WORK/rmq-pass"
+	secret v2m-rabbitmq "username=$WORK/rmq-user" "password=$WORK/rmq-pass" "default_user.conf=$WORK/default_user.conf" \
+		"management-url=$WORK/management-url" "host=$WORK/rmq-host" "port=$WORK/rmq-port" \
+		"provider=$WORK/rmq-provider" "type=$WORK/rmq-type"
 	if [ "$LOCAL" = 1 ]; then
 		secret v2m-mysql "username=$WORK/mysql-user" "password=$WORK/mysql-pass" "root-password=$WORK/mysql-root"
 		secret v2m-mongodb "username=$WORK/mongo-user" "password=$WORK/mongo-pass"

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	rabbitmqv1beta1 "github.com/rabbitmq/cluster-operator/v2/api/v1beta1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -841,5 +842,108 @@ func TestCreateSecretsRotateJWT(t *testing.T) {
 	if string(kept.Data["jwt-key"]) != string(forced.Data["jwt-key"]) || string(kept.Data["jwt-previous-key"]) != publicPEM(t, key1) ||
 		kept.Annotations["v2m.io/jwt-rotated-at"] != forced.Annotations["v2m.io/jwt-rotated-at"] {
 		t.Error("a plain run changed the keys or the rotation time")
+	}
+}
+
+// TestNetworkFlows: in the eks and local overlays, the NetworkPolicies allow every flow of
+// manifests/flows.yaml and nothing else between its endpoints.
+func TestNetworkFlows(t *testing.T) {
+	fs, err := ReadFlows(filepath.Join(manifestsDir, "flows.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ov := range []string{"eks", "local"} {
+		t.Run(ov, func(t *testing.T) {
+			for _, p := range fs.CheckFlows(renderDecode(t, filepath.Join(manifestsDir, "overlays", ov)), ov) {
+				t.Errorf("%s", p)
+			}
+		})
+	}
+}
+
+// TestNetworkFlowsBroken: a policy that allows too much, or too little, fails the flow check.
+func TestNetworkFlowsBroken(t *testing.T) {
+	fs, err := ReadFlows(filepath.Join(manifestsDir, "flows.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ dir, want string }{
+		{"netpol-dns-anywhere", "unneeded flow gateway -> internet UDP/53 is allowed"},
+		{"netpol-blocked", "needed flow gateway -> auth TCP/8081 is blocked"},
+		{"netpol-mongodb-27017", "needed flow convert -> atlas-privatelink TCP/65535 is blocked"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			probs := fs.CheckFlows(renderDecode(t, filepath.Join("testdata/broken", tc.dir)), "eks")
+			for _, p := range probs {
+				if strings.Contains(p.Msg, tc.want) {
+					t.Logf("caught: %s", p)
+					return
+				}
+			}
+			t.Errorf("no problem containing %q; got %v", tc.want, probs)
+		})
+	}
+}
+
+// TestEKSImagesByDigest: the eks overlay pins every image by digest; an image by tag fails.
+func TestEKSImagesByDigest(t *testing.T) {
+	for _, p := range DigestProblems(renderDecode(t, filepath.Join(manifestsDir, "overlays/eks"))) {
+		t.Errorf("%s", p)
+	}
+	probs := DigestProblems(renderDecode(t, "testdata/broken/eks-by-tag"))
+	if len(probs) == 0 || !strings.Contains(probs[0].Msg, "is not pinned by digest") {
+		t.Errorf("an image by tag passed: %v", probs)
+	}
+}
+
+// TestEKSBroker: three broker nodes on EKS, gp3 volumes, the absolute watermark.
+func TestEKSBroker(t *testing.T) {
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		rc, ok := o.Typed.(*rabbitmqv1beta1.RabbitmqCluster)
+		if !ok {
+			continue
+		}
+		if rc.Spec.Replicas == nil || *rc.Spec.Replicas != 3 {
+			t.Errorf("RabbitmqCluster replicas %v, want 3", rc.Spec.Replicas)
+		}
+		if rc.Spec.Persistence.StorageClassName == nil || *rc.Spec.Persistence.StorageClassName != "gp3" {
+			t.Errorf("RabbitmqCluster storage class %v, want gp3", rc.Spec.Persistence.StorageClassName)
+		}
+		return
+	}
+	t.Fatal("the eks overlay has no RabbitmqCluster")
+}
+
+// TestClusterIssuer: the ClusterIssuer applied next to the eks overlay solves DNS-01 in
+// Route 53 (no solver pod needing inbound traffic), and the Certificate names it.
+func TestClusterIssuer(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(manifestsDir, "overlays/eks/cluster-issuer.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, probs := Decode(data)
+	for _, p := range probs {
+		t.Fatalf("%s", p)
+	}
+	ci, ok := objs[0].Typed.(*ClusterIssuer)
+	if !ok {
+		t.Fatalf("cluster-issuer.yaml holds a %T", objs[0].Typed)
+	}
+	for _, s := range ci.Spec.ACME.Solvers {
+		if s.HTTP01 != nil || s.DNS01 == nil || s.DNS01.Route53 == nil {
+			t.Errorf("solver %+v: want DNS-01 with Route 53 only", s)
+		}
+	}
+	found := false
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		if c, ok := o.Typed.(*Certificate); ok {
+			found = true
+			if c.Spec.IssuerRef.Kind != "ClusterIssuer" || c.Spec.IssuerRef.Name != ci.Name {
+				t.Errorf("Certificate %s is issued by %+v, not ClusterIssuer %s", c.Name, c.Spec.IssuerRef, ci.Name)
+			}
+		}
+	}
+	if !found {
+		t.Error("the eks overlay has no Certificate")
 	}
 }
