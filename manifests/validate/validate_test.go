@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	rabbitmqv1beta1 "github.com/rabbitmq/cluster-operator/v2/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -518,8 +520,21 @@ type eksctlConfig struct {
 		Version string            `json:"version"`
 		Tags    map[string]string `json:"tags"`
 	} `json:"metadata"`
+	VPC struct {
+		CIDR string `json:"cidr"`
+		NAT  struct {
+			Gateway string `json:"gateway"`
+		} `json:"nat"`
+	} `json:"vpc"`
 	IAM struct {
-		WithOIDC bool `json:"withOIDC"`
+		WithOIDC        bool `json:"withOIDC"`
+		ServiceAccounts []struct {
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+			WellKnownPolicies map[string]bool `json:"wellKnownPolicies"`
+		} `json:"serviceAccounts"`
 	} `json:"iam"`
 	Addons []struct {
 		Name                string   `json:"name"`
@@ -541,13 +556,16 @@ type eksctlConfig struct {
 		VolumeType        string            `json:"volumeType"`
 		PrivateNetworking bool              `json:"privateNetworking"`
 		Labels            map[string]string `json:"labels"`
+		Taints            []corev1.Taint    `json:"taints"`
+		PropagateASGTags  bool              `json:"propagateASGTags"`
 		IAM               struct {
 			WithAddonPolicies map[string]bool `json:"withAddonPolicies"`
 		} `json:"iam"`
 	} `json:"managedNodeGroups"`
 	CloudWatch struct {
 		ClusterLogging struct {
-			EnableTypes []string `json:"enableTypes"`
+			EnableTypes        []string `json:"enableTypes"`
+			LogRetentionInDays int      `json:"logRetentionInDays"`
 		} `json:"clusterLogging"`
 	} `json:"cloudWatch"`
 }
@@ -586,6 +604,80 @@ func TestEksctlCluster(t *testing.T) {
 	for _, ng := range c.ManagedNodeGroups {
 		if ng.MinSize == nil || ng.MaxSize == nil || *ng.MinSize > *ng.MaxSize {
 			t.Errorf("node group %s: sizes", ng.Name)
+		}
+	}
+	// A VPC of its own in 10.0.0.0/8, clear of Atlas's usual peering range.
+	_, vpc, err := net.ParseCIDR(c.VPC.CIDR)
+	_, atlas, _ := net.ParseCIDR("192.168.248.0/21")
+	if ones, _ := vpc.Mask.Size(); err != nil || !strings.HasPrefix(c.VPC.CIDR, "10.") || ones != 16 || vpc.Contains(atlas.IP) || atlas.Contains(vpc.IP) {
+		t.Errorf("vpc.cidr %q: want a 10.x.0.0/16 that does not overlap 192.168.248.0/21", c.VPC.CIDR)
+	}
+	if c.CloudWatch.ClusterLogging.LogRetentionInDays <= 0 {
+		t.Error("cloudWatch.clusterLogging.logRetentionInDays is not set: logs are kept forever")
+	}
+	sas := map[string]bool{}
+	for _, sa := range c.IAM.ServiceAccounts {
+		for p, on := range sa.WellKnownPolicies {
+			sas[p] = sas[p] || on
+		}
+	}
+	for _, p := range []string{"awsLoadBalancerController", "certManager", "autoScaler"} {
+		if !sas[p] {
+			t.Errorf("no IAM service account with the well-known policy %s", p)
+		}
+	}
+	// Converters on their own compute-optimised, tainted, autoscaled node group, and the
+	// Cluster Autoscaler lets their grace period run.
+	var convertPool bool
+	for _, ng := range c.ManagedNodeGroups {
+		if ng.Labels["v2m.io/pool"] != "convert" {
+			continue
+		}
+		convertPool = true
+		for _, it := range ng.InstanceTypes {
+			if !strings.HasPrefix(it, "c") {
+				t.Errorf("convert node group instance type %s is not compute-optimised", it)
+			}
+		}
+		if len(ng.Taints) == 0 || !ng.PropagateASGTags || *ng.MaxSize <= *ng.MinSize {
+			t.Errorf("convert node group: taint %v, propagateASGTags %v, sizes %d-%d", ng.Taints, ng.PropagateASGTags, *ng.MinSize, *ng.MaxSize)
+		}
+	}
+	if !convertPool {
+		t.Error("no node group labelled v2m.io/pool: convert")
+	}
+	var ca struct {
+		AutoDiscovery struct {
+			ClusterName string `json:"clusterName"`
+		} `json:"autoDiscovery"`
+		AWSRegion string `json:"awsRegion"`
+		RBAC      struct {
+			ServiceAccount struct {
+				Create bool   `json:"create"`
+				Name   string `json:"name"`
+			} `json:"serviceAccount"`
+		} `json:"rbac"`
+		ExtraArgs map[string]string `json:"extraArgs"`
+	}
+	caData, err := os.ReadFile(filepath.Join(manifestsDir, "eksctl/cluster-autoscaler-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(caData, &ca); err != nil {
+		t.Fatalf("cluster-autoscaler-values.yaml: %v", err)
+	}
+	if ca.AutoDiscovery.ClusterName != c.Metadata.Name || ca.AWSRegion != c.Metadata.Region {
+		t.Errorf("the Cluster Autoscaler discovers %s in %s, the cluster is %s in %s", ca.AutoDiscovery.ClusterName, ca.AWSRegion, c.Metadata.Name, c.Metadata.Region)
+	}
+	maxGrace, _ := strconv.Atoi(ca.ExtraArgs["max-graceful-termination-sec"])
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		if d, ok := o.Typed.(*appsv1.Deployment); ok && d.Name == "convert" {
+			if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || int64(maxGrace) < *g {
+				t.Errorf("Cluster Autoscaler max-graceful-termination-sec %d is below convert's terminationGracePeriodSeconds %v", maxGrace, g)
+			}
+			if d.Spec.Template.Spec.NodeSelector["v2m.io/pool"] != "convert" || len(d.Spec.Template.Spec.Tolerations) == 0 {
+				t.Error("convert does not run on the convert node group")
+			}
 		}
 	}
 	// The gp3 StorageClass of the eks overlay uses the driver this addon installs.
