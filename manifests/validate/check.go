@@ -37,7 +37,7 @@ const v2mdUID = 65532
 
 // Check runs every check on the rendered objects; c is the `v2md describe` contract.
 func Check(objs []Object, c *Contract) []Problem {
-	ck := &checker{objs: objs, c: c}
+	ck := &checker{objs: objs, c: c, resolved: map[string]map[string]string{}}
 	for _, o := range objs {
 		switch t := o.Typed.(type) {
 		case *appsv1.Deployment:
@@ -53,11 +53,14 @@ func Check(objs []Object, c *Contract) []Problem {
 		case *corev1.Service:
 			ck.service(o, t)
 		case *networkingv1.Ingress:
-			ck.ingress(o, t)
+			ck.add(o.ID(), "edge", "an Ingress: the edge is the Gateway API (Gateway and HTTPRoutes in base/gateway-api.yaml)")
 		}
 	}
 	ck.autoscalers()
 	ck.disruptionBudgets()
+	ck.edge()
+	ck.broker()
+	ck.operations()
 	sort.SliceStable(ck.probs, func(i, j int) bool { return ck.probs[i].Object < ck.probs[j].Object })
 	return ck.probs
 }
@@ -66,6 +69,19 @@ type checker struct {
 	objs  []Object
 	c     *Contract
 	probs []Problem
+	// resolved holds, per subcommand, the value of every setting in the v2md container that
+	// runs it (the last one seen), for checks across objects.
+	resolved map[string]map[string]string
+}
+
+// setting returns the resolved value of a subcommand's setting, and whether a container runs
+// that subcommand.
+func (ck *checker) setting(sub, name string) (string, bool) {
+	m, ok := ck.resolved[sub]
+	if !ok {
+		return "", false
+	}
+	return m[name], true
 }
 
 func (ck *checker) add(obj, rule, format string, args ...any) {
@@ -288,6 +304,11 @@ func (ck *checker) drift(o Object, id string, spec *corev1.PodSpec, ctr *corev1.
 		return "", false
 	}
 
+	res := map[string]string{}
+	for _, st := range sub.Settings {
+		res[st.Name], _ = get(st.Name)
+	}
+	ck.resolved[sub.Name] = res
 	if v, ok := get("log-format"); sub.ByName("log-format") != nil && (!ok || v != "json") {
 		ck.add(id, "drift", "log-format is %q: use json in Kubernetes", v)
 	}
@@ -509,7 +530,7 @@ func (ck *checker) podTemplates() map[string]*corev1.PodTemplateSpec {
 
 func (ck *checker) service(o Object, svc *corev1.Service) {
 	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer || svc.Spec.Type == corev1.ServiceTypeNodePort {
-		ck.add(o.ID(), "service", "type %s exposes the service outside the cluster: use the Ingress", svc.Spec.Type)
+		ck.add(o.ID(), "service", "type %s exposes the service outside the cluster: use the Gateway", svc.Spec.Type)
 	}
 	if len(svc.Spec.Selector) == 0 {
 		return
@@ -538,50 +559,6 @@ func (ck *checker) service(o Object, svc *corev1.Service) {
 	}
 	if !matched {
 		ck.add(o.ID(), "service", "selector %v matches no workload", svc.Spec.Selector)
-	}
-}
-
-func (ck *checker) ingress(o Object, ing *networkingv1.Ingress) {
-	if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
-		ck.add(o.ID(), "ingress", "ingressClassName is not nginx")
-	}
-	a := ing.Annotations
-	if v := a["nginx.ingress.kubernetes.io/proxy-body-size"]; v != "0" {
-		ck.add(o.ID(), "ingress", "proxy-body-size is %q: uploads need \"0\" (no limit)", v)
-	}
-	if v := a["nginx.ingress.kubernetes.io/proxy-request-buffering"]; v != "off" {
-		ck.add(o.ID(), "ingress", "proxy-request-buffering is %q, want off", v)
-	}
-	if len(ing.Spec.TLS) > 0 && a["cert-manager.io/cluster-issuer"] == "" && a["cert-manager.io/issuer"] == "" {
-		ck.add(o.ID(), "ingress", "TLS without a cert-manager issuer annotation")
-	}
-	for _, r := range ing.Spec.Rules {
-		if r.HTTP == nil {
-			continue
-		}
-		for _, p := range r.HTTP.Paths {
-			s := p.Backend.Service
-			if s == nil {
-				ck.add(o.ID(), "ingress", "path %s has no service backend", p.Path)
-				continue
-			}
-			so := ck.find("Service", o.Namespace, s.Name)
-			if so == nil {
-				ck.add(o.ID(), "ingress", "backend Service %q is not in the manifests", s.Name)
-				continue
-			}
-			svc := so.Typed.(*corev1.Service)
-			if svc.Spec.Selector["app.kubernetes.io/component"] != "gateway" {
-				ck.add(o.ID(), "ingress", "backend Service %q is not the gateway: only the gateway is public", s.Name)
-			}
-			ok := false
-			for _, sp := range svc.Spec.Ports {
-				ok = ok || (s.Port.Name != "" && sp.Name == s.Port.Name) || (s.Port.Number != 0 && sp.Port == s.Port.Number)
-			}
-			if !ok {
-				ck.add(o.ID(), "ingress", "backend port %v is not a port of Service %q", s.Port, s.Name)
-			}
-		}
 	}
 }
 

@@ -13,10 +13,13 @@ import (
 	"os/exec"
 	"strings"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	rabbitmqv1beta1 "github.com/rabbitmq/cluster-operator/v2/api/v1beta1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -100,12 +103,26 @@ func stripComments(doc []byte) []byte {
 	return b.Bytes()
 }
 
-// strictCodecs decodes every type registered in client-go's scheme and fails on unknown or
-// duplicate fields.
-var strictCodecs = serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict)
+// strictCodecs decodes every type registered in client-go's scheme, the Gateway API (v1),
+// the Prometheus Operator's monitoring.coreos.com/v1 and the RabbitMQ Cluster Operator's
+// rabbitmq.com/v1beta1, with their own Go types, and fails on unknown or duplicate fields.
+var strictCodecs = serializer.NewCodecFactory(typedScheme(), serializer.EnableStrict)
 
-// Decode decodes every document strictly. Built-in kinds are decoded into client-go's types;
-// the CRDs v2m uses (KEDA ScaledObject and TriggerAuthentication) into this package's types.
+func typedScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		scheme.AddToScheme, gatewayv1.Install, monitoringv1.AddToScheme, rabbitmqv1beta1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			panic(fmt.Sprintf("validate: build the scheme: %v", err)) // a programming error, at init
+		}
+	}
+	return s
+}
+
+// Decode decodes every document strictly. Built-in kinds, the Gateway API, PodMonitors and
+// RabbitmqClusters are decoded into their projects' Go types; the CRDs whose modules are not
+// available (KEDA, NGINX Gateway Fabric, cert-manager) into this package's types.
 // Any unknown field, wrong type, unknown kind or missing name is a problem.
 func Decode(data []byte) ([]Object, []Problem) {
 	docs, err := SplitYAML(data)

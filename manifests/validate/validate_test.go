@@ -2,16 +2,24 @@ package validate
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	rabbitmqv1beta1 "github.com/rabbitmq/cluster-operator/v2/api/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -214,7 +222,8 @@ func TestAutoscalingChoice(t *testing.T) {
 		if so, ok := o.Typed.(*ScaledObject); ok {
 			tr := so.Spec.Triggers[0]
 			if so.Spec.ScaleTargetRef.Name != "convert" || tr.Type != "rabbitmq" || tr.Metadata["queueName"] != "video" ||
-				*so.Spec.MinReplicaCount != 1 || so.Spec.CooldownPeriod == nil || so.Spec.PollingInterval == nil {
+				tr.Metadata["protocol"] != "http" || tr.AuthenticationRef == nil ||
+				*so.Spec.MinReplicaCount != 1 || so.Spec.Fallback == nil || so.Spec.PollingInterval == nil {
 				t.Errorf("ScaledObject: %+v", so.Spec)
 			}
 		}
@@ -251,8 +260,33 @@ func TestBroken(t *testing.T) {
 		{"both-autoscalers", "autoscaling", "more than one autoscaler"},
 		{"no-pdb", "pdb", "no PodDisruptionBudget"},
 		{"text-logs", "drift", "use json"},
-		{"public-rabbitmq", "ingress", "is not the gateway"},
+		{"public-auth", "edge", "is not the gateway: only the gateway is public"},
 		{"metrics-loopback", "metrics", "metrics-addr 127.0.0.1:9090 is loopback"},
+		{"ingress-present", "edge", "an Ingress: the edge is the Gateway API"},
+		{"route-catchall", "edge", "routes PathPrefix /: only /v1"},
+		{"route-readyz", "edge", "routes Exact /readyz"},
+		{"body-unlimited", "edge-body", "body.maxSize is 0 (no limit)"},
+		{"body-mismatch", "edge-body", "differs from the gateway's max-upload-size 4GiB"},
+		{"request-buffering", "edge-streaming", "proxy_request_buffering off"},
+		{"short-timeout", "edge-streaming", "proxy_read_timeout is 1m0s, below 10m0s"},
+		{"response-buffering", "edge-streaming", "disables response buffering"},
+		{"no-ratelimit", "edge-ratelimit", "no RateLimitPolicy limits it"},
+		{"spoofable-ip", "client-ip", "mode XForwardedFor behind an NLB that sends the PROXY protocol"},
+		{"tls-mismatch", "tls", "Secret v2m-tls-old is not issued by a cert-manager Certificate"},
+		{"rabbitmq-313", "broker", "is RabbitMQ 3.13.7-management: use 4.x"},
+		{"rabbitmq-even", "broker", "2 replicas: an even cluster"},
+		{"rabbitmq-relative", "broker", "vm_memory_high_watermark.relative is computed from the node's RAM"},
+		{"rabbitmq-consumer-timeout", "broker", "is not above convert's job-timeout 30m"},
+		{"rabbitmq-no-pdb", "pdb", "3 nodes but no PodDisruptionBudget"},
+		{"classic-queues", "broker", "declare different queue types"},
+		{"keda-amqp", "autoscaling", "counts waiting messages only"},
+		{"keda-no-fallback", "autoscaling", "no fallback"},
+		{"keda-idle-cooldown", "autoscaling", "cooldownPeriod only applies when scaling to zero"},
+		{"podmonitor-port", "podmonitor", "endpoint port"},
+		{"psa-latest", "psa", "enforce-version is \"latest\""},
+		{"no-prestop", "lifecycle", "no preStop: the pod stops before the edge"},
+		{"convert-disruptable", "lifecycle", "not marked do-not-disrupt"},
+		{"no-zone-spread", "topology", "no topology spread over topology.kubernetes.io/zone"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			objs := renderDecode(t, filepath.Join("testdata/broken", tc.dir))
@@ -486,8 +520,21 @@ type eksctlConfig struct {
 		Version string            `json:"version"`
 		Tags    map[string]string `json:"tags"`
 	} `json:"metadata"`
+	VPC struct {
+		CIDR string `json:"cidr"`
+		NAT  struct {
+			Gateway string `json:"gateway"`
+		} `json:"nat"`
+	} `json:"vpc"`
 	IAM struct {
-		WithOIDC bool `json:"withOIDC"`
+		WithOIDC        bool `json:"withOIDC"`
+		ServiceAccounts []struct {
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+			WellKnownPolicies map[string]bool `json:"wellKnownPolicies"`
+		} `json:"serviceAccounts"`
 	} `json:"iam"`
 	Addons []struct {
 		Name                string   `json:"name"`
@@ -509,13 +556,16 @@ type eksctlConfig struct {
 		VolumeType        string            `json:"volumeType"`
 		PrivateNetworking bool              `json:"privateNetworking"`
 		Labels            map[string]string `json:"labels"`
+		Taints            []corev1.Taint    `json:"taints"`
+		PropagateASGTags  bool              `json:"propagateASGTags"`
 		IAM               struct {
 			WithAddonPolicies map[string]bool `json:"withAddonPolicies"`
 		} `json:"iam"`
 	} `json:"managedNodeGroups"`
 	CloudWatch struct {
 		ClusterLogging struct {
-			EnableTypes []string `json:"enableTypes"`
+			EnableTypes        []string `json:"enableTypes"`
+			LogRetentionInDays int      `json:"logRetentionInDays"`
 		} `json:"clusterLogging"`
 	} `json:"cloudWatch"`
 }
@@ -554,6 +604,80 @@ func TestEksctlCluster(t *testing.T) {
 	for _, ng := range c.ManagedNodeGroups {
 		if ng.MinSize == nil || ng.MaxSize == nil || *ng.MinSize > *ng.MaxSize {
 			t.Errorf("node group %s: sizes", ng.Name)
+		}
+	}
+	// A VPC of its own in 10.0.0.0/8, clear of Atlas's usual peering range.
+	_, vpc, err := net.ParseCIDR(c.VPC.CIDR)
+	_, atlas, _ := net.ParseCIDR("192.168.248.0/21")
+	if ones, _ := vpc.Mask.Size(); err != nil || !strings.HasPrefix(c.VPC.CIDR, "10.") || ones != 16 || vpc.Contains(atlas.IP) || atlas.Contains(vpc.IP) {
+		t.Errorf("vpc.cidr %q: want a 10.x.0.0/16 that does not overlap 192.168.248.0/21", c.VPC.CIDR)
+	}
+	if c.CloudWatch.ClusterLogging.LogRetentionInDays <= 0 {
+		t.Error("cloudWatch.clusterLogging.logRetentionInDays is not set: logs are kept forever")
+	}
+	sas := map[string]bool{}
+	for _, sa := range c.IAM.ServiceAccounts {
+		for p, on := range sa.WellKnownPolicies {
+			sas[p] = sas[p] || on
+		}
+	}
+	for _, p := range []string{"awsLoadBalancerController", "certManager", "autoScaler"} {
+		if !sas[p] {
+			t.Errorf("no IAM service account with the well-known policy %s", p)
+		}
+	}
+	// Converters on their own compute-optimised, tainted, autoscaled node group, and the
+	// Cluster Autoscaler lets their grace period run.
+	var convertPool bool
+	for _, ng := range c.ManagedNodeGroups {
+		if ng.Labels["v2m.io/pool"] != "convert" {
+			continue
+		}
+		convertPool = true
+		for _, it := range ng.InstanceTypes {
+			if !strings.HasPrefix(it, "c") {
+				t.Errorf("convert node group instance type %s is not compute-optimised", it)
+			}
+		}
+		if len(ng.Taints) == 0 || !ng.PropagateASGTags || *ng.MaxSize <= *ng.MinSize {
+			t.Errorf("convert node group: taint %v, propagateASGTags %v, sizes %d-%d", ng.Taints, ng.PropagateASGTags, *ng.MinSize, *ng.MaxSize)
+		}
+	}
+	if !convertPool {
+		t.Error("no node group labelled v2m.io/pool: convert")
+	}
+	var ca struct {
+		AutoDiscovery struct {
+			ClusterName string `json:"clusterName"`
+		} `json:"autoDiscovery"`
+		AWSRegion string `json:"awsRegion"`
+		RBAC      struct {
+			ServiceAccount struct {
+				Create bool   `json:"create"`
+				Name   string `json:"name"`
+			} `json:"serviceAccount"`
+		} `json:"rbac"`
+		ExtraArgs map[string]string `json:"extraArgs"`
+	}
+	caData, err := os.ReadFile(filepath.Join(manifestsDir, "eksctl/cluster-autoscaler-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(caData, &ca); err != nil {
+		t.Fatalf("cluster-autoscaler-values.yaml: %v", err)
+	}
+	if ca.AutoDiscovery.ClusterName != c.Metadata.Name || ca.AWSRegion != c.Metadata.Region {
+		t.Errorf("the Cluster Autoscaler discovers %s in %s, the cluster is %s in %s", ca.AutoDiscovery.ClusterName, ca.AWSRegion, c.Metadata.Name, c.Metadata.Region)
+	}
+	maxGrace, _ := strconv.Atoi(ca.ExtraArgs["max-graceful-termination-sec"])
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		if d, ok := o.Typed.(*appsv1.Deployment); ok && d.Name == "convert" {
+			if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || int64(maxGrace) < *g {
+				t.Errorf("Cluster Autoscaler max-graceful-termination-sec %d is below convert's terminationGracePeriodSeconds %v", maxGrace, g)
+			}
+			if d.Spec.Template.Spec.NodeSelector["v2m.io/pool"] != "convert" || len(d.Spec.Template.Spec.Tolerations) == 0 {
+				t.Error("convert does not run on the convert node group")
+			}
 		}
 	}
 	// The gp3 StorageClass of the eks overlay uses the driver this addon installs.
@@ -646,5 +770,272 @@ func TestDockerfile(t *testing.T) {
 		case "go.mod", "go.sum", "cmd", "pkg", "internal", "*", "**/*.go":
 			t.Errorf(".dockerignore excludes %q, which the build needs", line)
 		}
+	}
+}
+
+// fakeKubectl answers the script's lookups from a state directory (STATE/SECRET/KEY files
+// and STATE/SECRET/rotated-at), keeps what it is asked to apply in STATE/applied.yaml, and
+// hands everything else (create --dry-run, annotate --local) to the real kubectl.
+const fakeKubectl = `#!/usr/bin/env bash
+set -e
+S=$FAKE_KUBECTL_STATE
+args=("$@")
+[ "${args[0]}" = -n ] && args=("${args[@]:2}")
+case "${args[0]} ${args[1]}" in
+"get secret")
+	jp=${args[4]}
+	case "$jp" in
+	*annotations*) [ -f "$S/${args[2]}/rotated-at" ] || exit 1; cat "$S/${args[2]}/rotated-at" ;;
+	*) key=${jp#jsonpath=\{.data.}; key=${key%\}}; [ -f "$S/${args[2]}/$key" ] || exit 1; base64 -w0 <"$S/${args[2]}/$key" ;;
+	esac ;;
+"get configmap") exit 1 ;;
+"apply -f") if [ "${args[2]}" = - ]; then cat >/dev/null; else cp "${args[2]}" "$S/applied.yaml"; fi ;;
+*) exec "$REAL_KUBECTL" "$@" ;;
+esac
+`
+
+// publicPEM returns the PKIX public key PEM of an Ed25519 PKCS #8 private key PEM.
+func publicPEM(t *testing.T, priv []byte) string {
+	t.Helper()
+	block, _ := pem.Decode(priv)
+	if block == nil {
+		t.Fatalf("not a PEM key: %q", priv)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(k.(ed25519.PrivateKey).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// TestCreateSecretsRotateJWT runs create-secrets.sh against a fake cluster: the first run
+// stores the key's public half as jwt-previous-key; --rotate-jwt makes a new key, keeps the
+// old one's public half and stamps the time; a second rotation within the token TTL is
+// refused unless --force; a plain run keeps all of it.
+func TestCreateSecretsRotateJWT(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		missing(t, "kubectl is not in PATH")
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		missing(t, "openssl is not in PATH")
+	}
+	contract(t)
+	if v2mdBin == "" {
+		t.Skip("v2md does not build: no keygen")
+	}
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	fake := filepath.Join(dir, "kubectl")
+	if err := os.WriteFile(fake, []byte(fakeKubectl), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (secret *corev1.Secret, stderr string, err error) {
+		t.Helper()
+		os.Remove(filepath.Join(state, "applied.yaml"))
+		cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot, "scripts/create-secrets.sh")}, args...)...)
+		cmd.Env = append(os.Environ(), "KUBECTL="+fake, "REAL_KUBECTL="+kubectl, "FAKE_KUBECTL_STATE="+state, "V2MD="+v2mdBin,
+			"V2M_MYSQL_DSN=v2m:pw@tcp(db:3306)/auth", "V2M_MONGO_URI=mongodb://m/", "V2M_SMTP_PASSWORD=x", "V2M_TOKEN_TTL=1h30m")
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		if err := cmd.Run(); err != nil {
+			return nil, errb.String(), err
+		}
+		data, err := os.ReadFile(filepath.Join(state, "applied.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, probs := Decode(data)
+		for _, p := range probs {
+			t.Errorf("%s", p)
+		}
+		for _, o := range objs {
+			s, ok := o.Typed.(*corev1.Secret)
+			if !ok {
+				continue
+			}
+			// The cluster now holds it.
+			sd := filepath.Join(state, s.Name)
+			if err := os.MkdirAll(sd, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range s.Data {
+				if err := os.WriteFile(filepath.Join(sd, k), v, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if at := s.Annotations["v2m.io/jwt-rotated-at"]; at != "" {
+				if err := os.WriteFile(filepath.Join(sd, "rotated-at"), []byte(at), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if s.Name == "v2m-auth" {
+				secret = s
+			}
+		}
+		if secret == nil {
+			t.Fatal("no v2m-auth applied")
+		}
+		return secret, errb.String(), nil
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	first, _, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key0 := first.Data["jwt-key"]
+	if got := string(first.Data["jwt-previous-key"]); got != publicPEM(t, key0) {
+		t.Fatalf("before any rotation jwt-previous-key is %q, want the key's public half", got)
+	}
+	if _, ok := first.Annotations["v2m.io/jwt-rotated-at"]; ok {
+		t.Error("rotated-at is set before any rotation")
+	}
+
+	rotated, stderr, err := run("--rotate-jwt")
+	if err != nil {
+		t.Fatalf("--rotate-jwt: %v\n%s", err, stderr)
+	}
+	key1 := rotated.Data["jwt-key"]
+	if string(key1) == string(key0) || !strings.Contains(string(key1), "PRIVATE KEY") {
+		t.Fatal("--rotate-jwt did not make a new private key")
+	}
+	if got := string(rotated.Data["jwt-previous-key"]); got != publicPEM(t, key0) {
+		t.Fatalf("after --rotate-jwt jwt-previous-key is %q, want the old key's public half", got)
+	}
+	at, err := strconv.ParseInt(rotated.Annotations["v2m.io/jwt-rotated-at"], 10, 64)
+	if err != nil || time.Since(time.Unix(at, 0)).Abs() > time.Minute {
+		t.Fatalf("rotated-at %q, want now", rotated.Annotations["v2m.io/jwt-rotated-at"])
+	}
+
+	_, stderr, err = run("--rotate-jwt")
+	if err == nil || !strings.Contains(stderr, "Rotating again now would refuse them") || !strings.Contains(stderr, "token TTL 1h30m") {
+		t.Fatalf("a second rotation within the TTL: err %v, stderr %q", err, stderr)
+	}
+
+	forced, stderr, err := run("--rotate-jwt", "--force")
+	if err != nil {
+		t.Fatalf("--rotate-jwt --force: %v\n%s", err, stderr)
+	}
+	if string(forced.Data["jwt-previous-key"]) != publicPEM(t, key1) || string(forced.Data["jwt-key"]) == string(key1) {
+		t.Fatal("--rotate-jwt --force did not rotate")
+	}
+
+	kept, _, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(kept.Data["jwt-key"]) != string(forced.Data["jwt-key"]) || string(kept.Data["jwt-previous-key"]) != publicPEM(t, key1) ||
+		kept.Annotations["v2m.io/jwt-rotated-at"] != forced.Annotations["v2m.io/jwt-rotated-at"] {
+		t.Error("a plain run changed the keys or the rotation time")
+	}
+}
+
+// TestNetworkFlows: in the eks and local overlays, the NetworkPolicies allow every flow of
+// manifests/flows.yaml and nothing else between its endpoints.
+func TestNetworkFlows(t *testing.T) {
+	fs, err := ReadFlows(filepath.Join(manifestsDir, "flows.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ov := range []string{"eks", "local"} {
+		t.Run(ov, func(t *testing.T) {
+			for _, p := range fs.CheckFlows(renderDecode(t, filepath.Join(manifestsDir, "overlays", ov)), ov) {
+				t.Errorf("%s", p)
+			}
+		})
+	}
+}
+
+// TestNetworkFlowsBroken: a policy that allows too much, or too little, fails the flow check.
+func TestNetworkFlowsBroken(t *testing.T) {
+	fs, err := ReadFlows(filepath.Join(manifestsDir, "flows.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ dir, want string }{
+		{"netpol-dns-anywhere", "unneeded flow gateway -> internet UDP/53 is allowed"},
+		{"netpol-blocked", "needed flow gateway -> auth TCP/8081 is blocked"},
+		{"netpol-mongodb-27017", "needed flow convert -> atlas-privatelink TCP/65535 is blocked"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			probs := fs.CheckFlows(renderDecode(t, filepath.Join("testdata/broken", tc.dir)), "eks")
+			for _, p := range probs {
+				if strings.Contains(p.Msg, tc.want) {
+					t.Logf("caught: %s", p)
+					return
+				}
+			}
+			t.Errorf("no problem containing %q; got %v", tc.want, probs)
+		})
+	}
+}
+
+// TestEKSImagesByDigest: the eks overlay pins every image by digest; an image by tag fails.
+func TestEKSImagesByDigest(t *testing.T) {
+	for _, p := range DigestProblems(renderDecode(t, filepath.Join(manifestsDir, "overlays/eks"))) {
+		t.Errorf("%s", p)
+	}
+	probs := DigestProblems(renderDecode(t, "testdata/broken/eks-by-tag"))
+	if len(probs) == 0 || !strings.Contains(probs[0].Msg, "is not pinned by digest") {
+		t.Errorf("an image by tag passed: %v", probs)
+	}
+}
+
+// TestEKSBroker: three broker nodes on EKS, gp3 volumes, the absolute watermark.
+func TestEKSBroker(t *testing.T) {
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		rc, ok := o.Typed.(*rabbitmqv1beta1.RabbitmqCluster)
+		if !ok {
+			continue
+		}
+		if rc.Spec.Replicas == nil || *rc.Spec.Replicas != 3 {
+			t.Errorf("RabbitmqCluster replicas %v, want 3", rc.Spec.Replicas)
+		}
+		if rc.Spec.Persistence.StorageClassName == nil || *rc.Spec.Persistence.StorageClassName != "gp3" {
+			t.Errorf("RabbitmqCluster storage class %v, want gp3", rc.Spec.Persistence.StorageClassName)
+		}
+		return
+	}
+	t.Fatal("the eks overlay has no RabbitmqCluster")
+}
+
+// TestClusterIssuer: the ClusterIssuer applied next to the eks overlay solves DNS-01 in
+// Route 53 (no solver pod needing inbound traffic), and the Certificate names it.
+func TestClusterIssuer(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(manifestsDir, "overlays/eks/cluster-issuer.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, probs := Decode(data)
+	for _, p := range probs {
+		t.Fatalf("%s", p)
+	}
+	ci, ok := objs[0].Typed.(*ClusterIssuer)
+	if !ok {
+		t.Fatalf("cluster-issuer.yaml holds a %T", objs[0].Typed)
+	}
+	for _, s := range ci.Spec.ACME.Solvers {
+		if s.HTTP01 != nil || s.DNS01 == nil || s.DNS01.Route53 == nil {
+			t.Errorf("solver %+v: want DNS-01 with Route 53 only", s)
+		}
+	}
+	found := false
+	for _, o := range renderDecode(t, filepath.Join(manifestsDir, "overlays/eks")) {
+		if c, ok := o.Typed.(*Certificate); ok {
+			found = true
+			if c.Spec.IssuerRef.Kind != "ClusterIssuer" || c.Spec.IssuerRef.Name != ci.Name {
+				t.Errorf("Certificate %s is issued by %+v, not ClusterIssuer %s", c.Name, c.Spec.IssuerRef, ci.Name)
+			}
+		}
+	}
+	if !found {
+		t.Error("the eks overlay has no Certificate")
 	}
 }

@@ -147,6 +147,8 @@ func TestBadSettingsRefused(t *testing.T) {
 		{[]string{"gateway", "--auth-url", "http://a", "--mongo-uri", "m", "--amqp-url", "a", "--sweep-stale-after", "10s"}, "--sweep-stale-after 10s is too short"},
 		{[]string{"convert", "--mongo-uri", "m", "--amqp-url", "a", "--stale-after", "5s"}, "--stale-after 5s is too short"},
 		{[]string{"convert", "--mongo-uri-file", "/nonexistent/uri", "--amqp-url", "a"}, "--mongo-uri-file: open /nonexistent/uri: no such file"},
+		{[]string{"notify", "--mongo-uri", "m", "--amqp-url", "a", "--smtp-addr", "s:25", "--amqp-queue-type", "stream"}, "--amqp-queue-type must be classic or quorum"},
+		{[]string{"gateway", "--auth-url", "http://a", "--mongo-uri", "m", "--amqp-url", "a", "--amqp-queue-type", "Quorum"}, "--amqp-queue-type must be classic or quorum"},
 		{[]string{"standalone", "--data", "d", "--tmp-dir", "d/tmp"}, "inside --data"},
 	} {
 		_, err := run(t, tc.args...)

@@ -38,6 +38,7 @@ var (
 	amqpSettings = []setting{
 		{"amqp-url", "", "RabbitMQ URL"},
 		{"amqp-url-file", "", "file holding the RabbitMQ URL (instead of --amqp-url)"},
+		{"amqp-queue-type", rabbitmq.QueueClassic, "type of the work, retry and dead-letter queues: classic, or quorum (replicated on a RabbitMQ cluster; every service must use the same)"},
 	}
 	jwtAlgSettings = []setting{
 		{"jwt-alg", token.EdDSA, "token signature algorithm: EdDSA, or HS256 with a shared secret"},
@@ -112,10 +113,24 @@ func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Me
 	if s.isSet("max-attempts") || s.v.Get("max-attempts") != nil {
 		maxAttempts = s.int("max-attempts")
 	}
+	queueType, err := amqpQueueType(s)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// Publish failures and redeliveries are counted by metrics.CountQueue, around the queue.
-	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name, TracerProvider: s.tracer()})
+	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name, QueueType: queueType, TracerProvider: s.tracer()})
+}
+
+// amqpQueueType reads --amqp-queue-type; the services check it before they connect anywhere.
+func amqpQueueType(s *settings) (string, error) {
+	switch t := s.str("amqp-queue-type"); t {
+	case rabbitmq.QueueClassic, rabbitmq.QueueQuorum:
+		return t, nil
+	default:
+		return "", badSetting("--amqp-queue-type must be %s or %s, not %q", rabbitmq.QueueClassic, rabbitmq.QueueQuorum, t)
+	}
 }
 
 // ----------------------------------------------------------------- auth
@@ -126,6 +141,7 @@ func authCommand(stderr io.Writer) subcommand {
 			{"mysql-dsn", "", "MySQL data source name, e.g. user:pass@tcp(host:3306)/auth"},
 			{"mysql-dsn-file", "", "file holding the MySQL DSN (instead of --mysql-dsn)"},
 			{"jwt-verify-key-files", []string{}, "older public keys (or HS256 secrets) that stay valid during a key rotation"},
+			{"jwt-reload-interval", token.DefaultReloadInterval, "how often --jwt-key-file and --jwt-verify-key-files are read again, so that a rotated key takes effect without a restart (0: never)"},
 			{"token-ttl", token.DefaultTTL, "lifetime of tokens"},
 			{"bcrypt-cost", auth.DefaultCost, "bcrypt cost of password hashes"},
 		}, jwtAlgSettings, tokenSettings, throttleSettings, hashSettings)
@@ -163,12 +179,20 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	key, keys, err := loadKeys(s)
+	key, _, err := loadKeys(s)
 	if err != nil {
 		return err
 	}
 	if key.Alg == token.EdDSA && key.Private == nil {
 		return badSetting("--jwt-key-file must hold a private key")
+	}
+	if s.dur("jwt-reload-interval") < 0 {
+		return badSetting("--jwt-reload-interval must not be negative")
+	}
+	// The keys in use: those files, read again when a rotation changes them.
+	fileKeys, err := token.LoadFileKeys(key.Alg, s.str("jwt-key-file"), s.strings("jwt-verify-key-files"))
+	if err != nil {
+		return err
 	}
 	dsn, _ := s.secret("mysql-dsn")
 	store, err := mysql.Open(ctx, dsn, log)
@@ -189,6 +213,7 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	accounts.Tokens = &token.Issuer{Signer: fileKeys, Issuer: issuer, TTL: s.dur("token-ttl")}
 	accounts.Personal, accounts.Issuer, accounts.Logger = store, issuer, log
 	if len(proxies) == 0 {
 		log.Warn("no --trusted-proxies: every login through a gateway counts against the gateway's IP; list the gateways' CIDR")
@@ -197,18 +222,23 @@ func runAuth(ctx context.Context, s *settings, log *slog.Logger) error {
 		Limits:   limits,
 		Accounts: accounts,
 		Verifier: &auth.Verifier{
-			JWT:      &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: token.StaticKeys(keys), Leeway: 30 * time.Second, Revocations: store},
+			JWT:      &token.Verifier{Alg: key.Alg, Issuer: issuer, Keys: fileKeys, Leeway: 30 * time.Second, Revocations: store},
 			Personal: accounts, States: auth.StoreStates{Users: store},
 		},
 		PersonalTokens: accounts, UserAdmin: accounts, Users: store,
-		JWKS:   func() any { return token.PublicJWKS(keys) },
+		JWKS:   func() any { return token.PublicJWKS(fileKeys.Keys()) },
 		Ready:  store.Ping,
 		Logger: log, Metrics: m,
 
 		Revoker: accounts, Revocations: store, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 		TracerProvider: s.tracer(), TrustTraceContext: true, // only gateways call auth
 	})
-	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(keys))
+	log.Info("auth ready", "alg", key.Alg, "kid", key.ID, "verification_keys", len(fileKeys.Keys()))
+	if d := s.dur("jwt-reload-interval"); d > 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go fileKeys.Watch(ctx, d, log)
+	}
 	return serveHTTP(ctx, log, s.str("listen"), s.str("metrics-addr"), h, m, limits)
 }
 
@@ -229,6 +259,9 @@ func gatewayCommand(stderr io.Writer) subcommand {
 
 func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "auth-url", "mongo-uri", "amqp-url"); err != nil {
+		return err
+	}
+	if _, err := amqpQueueType(s); err != nil {
 		return err
 	}
 	limits, err := httpLimits(s)
@@ -322,7 +355,9 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 			if !revocations.Loaded() {
 				revErr = revocations.Refresh(ctx)
 			}
-			return errors.Join(db.Ping(ctx), q.Ping(ctx), keysErr, revErr)
+			// Not the broker: uploads and downloads work without it, and the sweeper
+			// publishes the jobs that could not be published once it is back.
+			return errors.Join(db.Ping(ctx), keysErr, revErr)
 		},
 		Logger: log, Metrics: m,
 
@@ -370,6 +405,9 @@ func convertCommand(stderr io.Writer) subcommand {
 
 func runConvert(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "mongo-uri", "amqp-url"); err != nil {
+		return err
+	}
+	if _, err := amqpQueueType(s); err != nil {
 		return err
 	}
 	if err := staleLimit("stale-after", s.dur("stale-after")); err != nil {
@@ -438,6 +476,9 @@ func notifyCommand(stderr io.Writer) subcommand {
 
 func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 	if err := required(s, "mongo-uri", "amqp-url", "smtp-addr"); err != nil {
+		return err
+	}
+	if _, err := amqpQueueType(s); err != nil {
 		return err
 	}
 	mailer, err := newMailer(s, log, "")

@@ -95,7 +95,7 @@ func (q *Queue) consumeOnce(ctx context.Context, topic string, sem chan struct{}
 	if err := ch.Qos(cap(sem), 0, false); err != nil {
 		return fmt.Errorf("qos: %w", err)
 	}
-	if err := declare(ch, topic); err != nil {
+	if err := declare(ch, topic, q.cfg.QueueType); err != nil {
 		return setupErr(err)
 	}
 	tag := "v2m-" + server.NewID()

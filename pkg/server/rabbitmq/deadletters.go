@@ -52,7 +52,7 @@ func (q *Queue) walk(ctx context.Context, topic string, limit int, visit func(d 
 		return fmt.Errorf("open channel: %w", err)
 	}
 	defer ch.Close() // requeues whatever is still unacknowledged
-	if err := declare(ch, topic); err != nil {
+	if err := declare(ch, topic, q.cfg.QueueType); err != nil {
 		return err
 	}
 	var held, taken []uint64
@@ -182,7 +182,7 @@ func (q *Queue) Purge(ctx context.Context, topic string, ids []string) (int, err
 			return 0, fmt.Errorf("open channel: %w", err)
 		}
 		defer ch.Close()
-		if err := declare(ch, topic); err != nil {
+		if err := declare(ch, topic, q.cfg.QueueType); err != nil {
 			return 0, err
 		}
 		n, err := ch.QueuePurge(topic+DLQSuffix, false)

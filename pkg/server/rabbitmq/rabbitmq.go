@@ -17,6 +17,11 @@
 // is moved back to T with the next attempt number before the handler sees it, so a message
 // that crashes its consumer every time still ends in T.dlq after MaxAttempts.
 //
+// Config.QueueType chooses the type of these queues: classic (declared without arguments) or
+// quorum (x-queue-type: quorum, replicated on every node of a broker cluster, so that a node
+// drain loses no message). The type of an existing queue is fixed: switching a deployment
+// from one to the other means deleting its queues first, while they are empty.
+//
 // Note that RabbitMQ expires messages only at the head of a queue: a delivery in T.retry
 // waits at least as long as the one in front of it. Backoffs are capped (one minute by
 // default), which bounds that wait.
@@ -148,6 +153,41 @@ type Config struct {
 	// travels in the message's headers (traceparent, tracestate, baggage), also through
 	// retries, and Consume hands it to the handler's ctx.
 	TracerProvider trace.TracerProvider
+	// QueueType is the type of the durable queues of every topic: QueueClassic (the
+	// default, also when empty) or QueueQuorum, replicated on a cluster of brokers. A queue
+	// that exists with another type is not converted: the declaration fails.
+	QueueType string
+}
+
+// Queue types of Config.QueueType.
+const (
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
+)
+
+// queueArgs returns the declaration arguments that give a durable queue its type. Classic
+// queues are declared without any, as before the setting existed, so that queues declared
+// then stay equivalent.
+func queueArgs(queueType string) amqp.Table {
+	if queueType == QueueQuorum {
+		return amqp.Table{"x-queue-type": QueueQuorum}
+	}
+	return nil
+}
+
+// withArgs returns base plus extra (base may be nil).
+func withArgs(base, extra amqp.Table) amqp.Table {
+	if len(extra) == 0 {
+		return base
+	}
+	out := amqp.Table{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
 }
 
 // Queue is a server.Queue on RabbitMQ. It is safe for concurrent use.
@@ -177,6 +217,13 @@ func Dial(ctx context.Context, cfg Config) (*Queue, error) {
 	if _, err := amqp.ParseURI(cfg.URL); err != nil {
 		// The parser's error quotes the URL, password included.
 		return nil, errors.New("rabbitmq: the URL is malformed (check the password for characters that need %-encoding)")
+	}
+	switch cfg.QueueType {
+	case "":
+		cfg.QueueType = QueueClassic
+	case QueueClassic, QueueQuorum:
+	default:
+		return nil, fmt.Errorf("rabbitmq: queue type %q is neither %s nor %s", cfg.QueueType, QueueClassic, QueueQuorum)
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = server.DefaultMaxAttempts
@@ -391,16 +438,17 @@ func (q *Queue) observe(topic string, e Event) {
 	}
 }
 
-// declare makes sure topic's queues exist. ch is any open channel on conn.
-func declare(ch *amqp.Channel, topic string) error {
-	if _, err := ch.QueueDeclare(topic, true, false, false, false, nil); err != nil {
+// declare makes sure topic's queues exist, of type queueType. ch is any open channel on conn.
+func declare(ch *amqp.Channel, topic, queueType string) error {
+	typ := queueArgs(queueType)
+	if _, err := ch.QueueDeclare(topic, true, false, false, false, typ); err != nil {
 		return fmt.Errorf("declare queue %s: %w", topic, err)
 	}
 	retryArgs := amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": topic}
-	if _, err := ch.QueueDeclare(topic+RetrySuffix, true, false, false, false, retryArgs); err != nil {
+	if _, err := ch.QueueDeclare(topic+RetrySuffix, true, false, false, false, withArgs(retryArgs, typ)); err != nil {
 		return fmt.Errorf("declare queue %s%s: %w", topic, RetrySuffix, err)
 	}
-	if _, err := ch.QueueDeclare(topic+DLQSuffix, true, false, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(topic+DLQSuffix, true, false, false, false, typ); err != nil {
 		return fmt.Errorf("declare queue %s%s: %w", topic, DLQSuffix, err)
 	}
 	return nil
@@ -505,7 +553,7 @@ func (q *Queue) pubChannel(ctx context.Context, topic string) (*amqp.Channel, er
 			}
 		}
 		if !declared {
-			if err := declare(ch, topic); err != nil {
+			if err := declare(ch, topic, q.cfg.QueueType); err != nil {
 				_ = ch.Close()
 				return nil, err
 			}

@@ -191,16 +191,64 @@ func numbered(prefix string, n int) []string {
 	return out
 }
 
+// queueTypes are the queue types the contract runs with: the classic default and quorum.
+var queueTypes = []string{rabbitmq.QueueClassic, rabbitmq.QueueQuorum}
+
 func TestContractQueue(t *testing.T) {
 	url := testenv.Get(t, testenv.AMQPURL)
 	const maxAttempts = 3
-	servertest.TestQueue(t, func(t *testing.T) server.Queue {
-		return dial(t, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Backoff: fastBackoff})
-	}, servertest.QueueOptions{
-		MaxAttempts: maxAttempts,
-		Topic:       func(t *testing.T) string { return topic(t, url) },
-		DeadLetters: func(t *testing.T, _ server.Queue, topic string) int { return depth(t, url, topic+rabbitmq.DLQSuffix) },
-	})
+	for _, qt := range queueTypes {
+		t.Run(qt, func(t *testing.T) {
+			servertest.TestQueue(t, func(t *testing.T) server.Queue {
+				return dial(t, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Backoff: fastBackoff, QueueType: qt})
+			}, servertest.QueueOptions{
+				MaxAttempts: maxAttempts,
+				Topic:       func(t *testing.T) string { return topic(t, url) },
+				DeadLetters: func(t *testing.T, _ server.Queue, topic string) int { return depth(t, url, topic+rabbitmq.DLQSuffix) },
+			})
+		})
+	}
+}
+
+// TestQueueType: with QueueType quorum the three queues of a topic are quorum queues (a
+// declaration without x-queue-type is refused as inequivalent), with classic they take no
+// argument; an unknown type is refused by Dial.
+func TestQueueType(t *testing.T) {
+	t.Parallel()
+	url := testenv.Get(t, testenv.AMQPURL)
+	for _, tc := range []struct {
+		typ         string
+		plainRefuse bool // a declaration without arguments is refused
+	}{{rabbitmq.QueueQuorum, true}, {rabbitmq.QueueClassic, false}, {"", false}} {
+		t.Run("type="+tc.typ, func(t *testing.T) {
+			q := dial(t, rabbitmq.Config{URL: url, QueueType: tc.typ})
+			tp := topic(t, url)
+			publish(t, q, tp, "one")
+			for _, name := range []string{tp, tp + rabbitmq.RetrySuffix, tp + rabbitmq.DLQSuffix} {
+				var err error
+				onChannel(url, func(ch *amqp.Channel) {
+					args := amqp.Table(nil)
+					if name == tp+rabbitmq.RetrySuffix {
+						args = amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": tp}
+					}
+					_, err = ch.QueueDeclare(name, true, false, false, false, args)
+				})
+				var aerr *amqp.Error
+				switch {
+				case tc.plainRefuse && !(errors.As(err, &aerr) && aerr.Code == amqp.PreconditionFailed && strings.Contains(aerr.Reason, "x-queue-type")):
+					t.Errorf("%s: a classic redeclaration gave %v, want PRECONDITION_FAILED on x-queue-type", name, err)
+				case !tc.plainRefuse && err != nil:
+					t.Errorf("%s: a classic redeclaration failed: %v", name, err)
+				}
+			}
+			if n := depth(t, url, tp); n != 1 {
+				t.Errorf("%d messages in %s, want 1", n, tp)
+			}
+		})
+	}
+	if _, err := rabbitmq.Dial(t.Context(), rabbitmq.Config{URL: url, QueueType: "stream"}); err == nil || !strings.Contains(err.Error(), `queue type "stream"`) {
+		t.Errorf("Dial with queue type stream: %v", err)
+	}
 }
 
 func TestContractDeadLetters(t *testing.T) {
@@ -230,9 +278,15 @@ func TestNilHandlerAcks(t *testing.T) {
 
 func TestRetryThenDeadLetter(t *testing.T) {
 	t.Parallel()
+	for _, qt := range queueTypes {
+		t.Run(qt, func(t *testing.T) { t.Parallel(); testRetryThenDeadLetter(t, qt) })
+	}
+}
+
+func testRetryThenDeadLetter(t *testing.T, queueType string) {
 	url := testenv.Get(t, testenv.AMQPURL)
 	var backoffs atomic.Int32
-	q := dial(t, rabbitmq.Config{URL: url, MaxAttempts: 3, Backoff: func(a int) time.Duration {
+	q := dial(t, rabbitmq.Config{URL: url, MaxAttempts: 3, QueueType: queueType, Backoff: func(a int) time.Duration {
 		backoffs.Add(1)
 		return time.Duration(a) * 30 * time.Millisecond
 	}})

@@ -89,7 +89,10 @@ const DefaultTTL = 24 * time.Hour
 
 // Issuer signs tokens.
 type Issuer struct {
-	Key    Key
+	Key Key
+	// Signer, when set, gives the key to sign with at each Issue instead of Key (a FileKeys
+	// that follows a key rotation).
+	Signer interface{ Signing() Key }
 	Issuer string        // iss claim
 	TTL    time.Duration // lifetime; DefaultTTL when zero
 	Now    func() time.Time
@@ -122,15 +125,19 @@ func (i *Issuer) IssueRole(subject, role string) (string, time.Time, error) {
 	}
 	iat := now().UTC().Truncate(time.Second)
 	exp := iat.Add(ttl)
-	t := jwt.NewWithClaims(method(i.Key.Alg), claims{RegisteredClaims: jwt.RegisteredClaims{
+	key := i.Key
+	if i.Signer != nil {
+		key = i.Signer.Signing()
+	}
+	t := jwt.NewWithClaims(method(key.Alg), claims{RegisteredClaims: jwt.RegisteredClaims{
 		ID:        server.NewID(),
 		Subject:   subject,
 		Issuer:    i.Issuer,
 		IssuedAt:  jwt.NewNumericDate(iat),
 		ExpiresAt: jwt.NewNumericDate(exp),
 	}, Role: role})
-	t.Header["kid"] = i.Key.ID
-	s, err := t.SignedString(i.Key.signingKey())
+	t.Header["kid"] = key.ID
+	s, err := t.SignedString(key.signingKey())
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
 	}
