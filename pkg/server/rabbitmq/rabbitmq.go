@@ -168,12 +168,21 @@ const (
 // queueArgs returns the declaration arguments that give a durable queue its type. Classic
 // queues are declared without any, as before the setting existed, so that queues declared
 // then stay equivalent.
+//
+// A quorum queue also gets a delivery limit far above any use: from RabbitMQ 4.0 quorum queues
+// drop (or dead-letter) a message delivered more than 20 times by default, and v2m hands
+// messages back on purpose (a converter shutting down, a listing of the dead letters, which
+// returns each letter it reads), counting attempts itself. -1, which disables the limit on 4.x,
+// drops every requeued message on 3.x, so a large number it is.
 func queueArgs(queueType string) amqp.Table {
 	if queueType == QueueQuorum {
-		return amqp.Table{"x-queue-type": QueueQuorum}
+		return amqp.Table{"x-queue-type": QueueQuorum, "x-delivery-limit": int64(quorumDeliveryLimit)}
 	}
 	return nil
 }
+
+// quorumDeliveryLimit is the delivery limit of quorum queues: in effect none.
+const quorumDeliveryLimit = 1 << 30
 
 // withArgs returns base plus extra (base may be nil).
 func withArgs(base, extra amqp.Table) amqp.Table {

@@ -254,9 +254,37 @@ func TestQueueType(t *testing.T) {
 func TestContractDeadLetters(t *testing.T) {
 	url := testenv.Get(t, testenv.AMQPURL)
 	const maxAttempts = 3
-	servertest.TestDeadLetters(t, func(t *testing.T) server.Queue {
-		return dial(t, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Backoff: fastBackoff})
-	}, servertest.QueueOptions{MaxAttempts: maxAttempts, Topic: func(t *testing.T) string { return topic(t, url) }})
+	for _, qt := range queueTypes {
+		t.Run(qt, func(t *testing.T) {
+			servertest.TestDeadLetters(t, func(t *testing.T) server.Queue {
+				return dial(t, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Backoff: fastBackoff, QueueType: qt})
+			}, servertest.QueueOptions{MaxAttempts: maxAttempts, Topic: func(t *testing.T) string { return topic(t, url) }})
+		})
+	}
+}
+
+// TestListingKeepsQuorumLetters: listing dead letters hands each back to the broker, which
+// counts a delivery each time. A quorum queue drops a message past its delivery limit (20 by
+// default from RabbitMQ 4.0), so listing must not be a way to lose letters: after more
+// listings than that, the letter is still there.
+func TestListingKeepsQuorumLetters(t *testing.T) {
+	url := testenv.Get(t, testenv.AMQPURL)
+	q := dial(t, rabbitmq.Config{URL: url, MaxAttempts: 1, Backoff: fastBackoff, QueueType: rabbitmq.QueueQuorum})
+	tp := topic(t, url)
+	publish(t, q, tp, `{"job_id":"j1","username":"ann@example.com"}`)
+	stop := consume(t, q, tp, 1, func(context.Context, server.Delivery) error {
+		return server.Permanent(errors.New("bad"))
+	})
+	eventually(t, "the dead letter", func() bool { return depth(t, url, tp+rabbitmq.DLQSuffix) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 {
+		ls, err := q.DeadLetters(t.Context(), tp, 10)
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("listing %d: %d letters, %v", i+1, len(ls), err)
+		}
+	}
 }
 
 func TestNilHandlerAcks(t *testing.T) {
