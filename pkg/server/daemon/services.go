@@ -448,7 +448,14 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 	n := &worker.Notifier{Mailer: mailer, Sent: db.SentLog(), PublicURL: s.str("public-url"), Logger: log, Metrics: m,
 		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}}
 	h := api.New(api.Config{
-		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
+		Ready: func(ctx context.Context) error {
+			// Without SMTP nothing is delivered: not ready (the check keeps its answer a while).
+			var smtpErr error
+			if c, ok := mailer.(interface{ Check(context.Context) error }); ok {
+				smtpErr = c.Check(ctx)
+			}
+			return errors.Join(db.Ping(ctx), q.Ping(ctx), smtpErr)
+		},
 		Logger: log, Metrics: m,
 	})
 	// One mail at a time: two deliveries of the same outcome must not race past the sent log.
