@@ -292,7 +292,11 @@ func (w *Converter) store(ctx context.Context, j *server.Job, dst, name string) 
 	// replaces the file instead of adding one. A worker that was taken over (it looked dead)
 	// must not replace the file under the worker that holds the job now.
 	if !w.holds(ctx, j) {
-		return errLostClaim
+		again := w.reclaim(ctx, w.log().With("job_id", j.ID), j.ID)
+		if again == nil {
+			return errLostClaim
+		}
+		j.Attempts = again.Attempts
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
 	defer cancel()
@@ -401,6 +405,11 @@ func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job,
 		return err
 	})
 	if server.IsCode(err, server.ECONFLICT) {
+		if again := w.reclaim(ctx, log, j.ID); again != nil {
+			done, err = w.Jobs.FinishJob(ctx, again.ID, again.Attempts, files)
+		}
+	}
+	if server.IsCode(err, server.ECONFLICT) {
 		// Another worker took the job over (this one looked dead); whatever stands is its to
 		// settle, or already settled and announced again here.
 		return w.alreadyClaimed(ctx, log, j.ID)
@@ -413,6 +422,21 @@ func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job,
 	w.stateChanged(ctx, done)
 	log.Info("conversion done", "mp3_fid", done.MP3FID)
 	return w.announce(ctx, done)
+}
+
+// reclaim claims job id again when it is back in the queue: a sweeper took this worker's claim
+// for dead while the database was away, but no other worker has taken the job yet, and this
+// one has its MP3 made already. It returns the new claim, or nil.
+func (w *Converter) reclaim(ctx context.Context, log *slog.Logger, id string) *server.Job {
+	if cur, err := w.Jobs.Job(ctx, id); err != nil || cur.State != server.JobQueued {
+		return nil
+	}
+	j, err := w.Jobs.ClaimJob(ctx, id, time.Now().Add(-w.StaleAge()))
+	if err != nil {
+		return nil
+	}
+	log.Info("job was handed back to the queue while the database was away; claimed again to finish it with its MP3", "claims", j.Attempts)
+	return j
 }
 
 func (w *Converter) fail(ctx context.Context, log *slog.Logger, id, why string) error {

@@ -18,6 +18,7 @@ import (
 // progress hang until it returns or driverTimeout (as a driver waits for its server) and then fail; storing a
 // file and finishing a job fail at once. The stores behind it are real.
 type dbOutage struct {
+	began       atomic.Bool
 	down        atomic.Bool
 	back        chan struct{}
 	hung        atomic.Int32 // SetProgress calls waiting for the database
@@ -43,7 +44,7 @@ type outageJobs struct {
 
 func (s outageJobs) ClaimJob(ctx context.Context, id string, staleBefore time.Time) (*server.Job, error) {
 	j, err := s.JobStore.ClaimJob(ctx, id, staleBefore)
-	if err == nil {
+	if err == nil && s.o.began.CompareAndSwap(false, true) { // the first claim only
 		s.o.down.Store(true)
 	}
 	return j, err
@@ -102,7 +103,17 @@ func (c reportingConverter) Convert(ctx context.Context, src, dst string, conv s
 // never written on ffmpeg's output reader) nor throws the MP3 away: it is stored, and the job
 // finished, once the database is back, and the video is converted once.
 func TestDatabaseOutageDuringConversionKeepsTheResult(t *testing.T) {
-	forEachStack(t, func(t *testing.T, f *fixture) {
+	forEachStack(t, func(t *testing.T, f *fixture) { outageDuringConversion(t, f, false) })
+}
+
+// The same when a sweeper takes the silent claim for dead and hands the job back to the queue
+// before this worker can finish it: the worker claims it again and finishes it with its MP3.
+func TestDatabaseOutageDuringConversionJobRequeued(t *testing.T) {
+	forEachStack(t, func(t *testing.T, f *fixture) { outageDuringConversion(t, f, true) })
+}
+
+func outageDuringConversion(t *testing.T, f *fixture, requeued bool) {
+	{
 		ctx := context.Background()
 		o := &dbOutage{back: make(chan struct{})}
 		rc := reportingConverter{Converter: f.conv, done: make(chan error, 1)}
@@ -120,6 +131,11 @@ func TestDatabaseOutageDuringConversionKeepsTheResult(t *testing.T) {
 			t.Fatal("the conversion hangs while the database is down")
 		}
 		eventually(t, "storing the MP3 to be tried again", func() bool { return o.putFails.Load() >= 2 })
+		if requeued {
+			if err := f.jobs.RequeueJob(ctx, j.ID, 1, false); err != nil { // as the sweeper does
+				t.Fatal(err)
+			}
+		}
 		select {
 		case err := <-handled:
 			t.Fatalf("Handle returned %v while the database was down; the MP3 must be kept", err)
@@ -135,7 +151,7 @@ func TestDatabaseOutageDuringConversionKeepsTheResult(t *testing.T) {
 			t.Fatal("the job is not finished after the database came back")
 		}
 		got, err := f.jobs.Job(ctx, j.ID)
-		if err != nil || got.State != server.JobDone || got.Attempts != 1 {
+		if wantClaims := map[bool]int{false: 1, true: 2}[requeued]; err != nil || got.State != server.JobDone || got.Attempts != wantClaims {
 			t.Fatalf("job = %+v, %v", got, err)
 		}
 		if n := f.conv.runs.Load(); n != 1 {
@@ -149,7 +165,7 @@ func TestDatabaseOutageDuringConversionKeepsTheResult(t *testing.T) {
 		if evs := f.events(1); evs[0].State != server.JobDone {
 			t.Fatalf("events = %+v", evs)
 		}
-	})
+	}
 }
 
 // A database that stays away longer than KeepResultFor gives a retryable error: the queue's
