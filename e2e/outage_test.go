@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -289,5 +290,41 @@ func TestLoadFiftyUsers(t *testing.T) {
 		quantile(totals, 0.5).Round(time.Millisecond), quantile(totals, 0.99).Round(time.Millisecond))
 	if len(totals) != n {
 		t.Fatalf("%d of %d users got their MP3", len(totals), n)
+	}
+}
+
+// TestOutageConverterKilledDuringBrokerRestart: a converter is killed mid-job and RabbitMQ
+// restarts right after; the other converter finishes the job once, with one mail.
+func TestOutageConverterKilledDuringBrokerRestart(t *testing.T) {
+	srv := sharedServers(t)
+	mq := startPrivate(t, "rabbitmq")
+	srv.amqpURL = mq.vars[testenv.AMQPURL]
+	c := startClusterOn(t, srv, 1, 2)
+	u := c.user("ann")
+	id := strings.TrimSpace(u.must("", "upload", media(t, longSample)).stdout)
+	var victim, survivor *proc
+	waitUntil(t, 2*time.Minute, "a converter to start the job", func() bool {
+		for i, p := range c.converters {
+			if started(p.out.String(), id) {
+				victim, survivor = p, c.converters[1-i]
+				return true
+			}
+		}
+		return false
+	})
+	victim.stop(syscall.SIGKILL)
+	mq.stop()
+	mq.start()
+	back := time.Now()
+	if r := u.run("", "wait", id, "--timeout", "4m"); r.code != 0 {
+		t.Fatalf("wait: %s", r)
+	}
+	t.Logf("converter killed and broker restarted: the job was done %v after the broker was back", time.Since(back).Round(100*time.Millisecond))
+	mp3 := filepath.Join(t.TempDir(), "after.mp3")
+	u.must("", "download", id, "-o", mp3)
+	checkMP3(t, mp3, longSample.AudioDuration)
+	c.checkOneMailPerJob(u, u.jobs())
+	if n := metric(t, survivor, "v2m_jobs_total", `state="done"`); n != 1 {
+		t.Errorf("the surviving converter finished %v jobs, want 1", n)
 	}
 }

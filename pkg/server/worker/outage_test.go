@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -215,7 +216,8 @@ func TestSweeperRepublishesOnReconnect(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s := &Sweeper{Service: &jobs.Service{Jobs: f.jobs, Queue: f.q}, Interval: time.Hour, QueuedAfter: time.Hour}
+		log := slog.New(slog.NewTextHandler(t.Output(), nil))
+		s := &Sweeper{Service: &jobs.Service{Jobs: f.jobs, Queue: f.q, Logger: log}, Interval: time.Hour, QueuedAfter: time.Hour, Logger: log}
 		s.Reconnected(lostAt) // before Run: kept
 		done := make(chan struct{})
 		go func() { defer close(done); s.Run(ctx) }()

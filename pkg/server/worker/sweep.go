@@ -54,6 +54,9 @@ type Sweeper struct {
 // queued shortly before the connection dropped may have had its publish cut off too.
 const reconnectMargin = time.Minute
 
+// reconnectRetry is how long afterReconnect waits after a failure before it tries again.
+const reconnectRetry = 2 * time.Second
+
 // Reconnected tells the sweeper that the connection to the broker, lost at lostAt, is back.
 // Run then publishes again at once the jobs still queued that were queued (or published
 // again) since a minute before lostAt: their publish may have failed during the outage, and
@@ -82,7 +85,8 @@ func (s *Sweeper) wakeLocked() chan struct{} {
 // RepublishQueuedSince publishes again the queued jobs last updated at or after since (among
 // the 500 oldest queued jobs) and returns how many it published.
 func (s *Sweeper) RepublishQueuedSince(ctx context.Context, since time.Time) (int, error) {
-	queued, err := s.Service.Jobs.StaleJobs(ctx, server.JobQueued, time.Now(), 500)
+	// Up to a moment from now: the stores keep milliseconds, and a job queued in this one counts.
+	queued, err := s.Service.Jobs.StaleJobs(ctx, server.JobQueued, time.Now().Add(time.Millisecond), 500)
 	if err != nil {
 		return 0, fmt.Errorf("list queued jobs: %w", err)
 	}
@@ -110,16 +114,17 @@ func (s *Sweeper) republish(ctx context.Context, jobs []*server.Job) (int, error
 	return published, nil
 }
 
-// afterReconnect runs RepublishQueuedSince for the outage Reconnected was told of; a failure
-// (the broker dropped again) keeps it pending for the next Reconnected.
+// afterReconnect runs RepublishQueuedSince for the outage Reconnected was told of; after a
+// failure (the broker dropped again, the store is busy) it tries again in reconnectRetry.
 func (s *Sweeper) afterReconnect(ctx context.Context) {
 	s.mu.Lock()
-	since := s.since.Add(-reconnectMargin)
+	lostAt := s.since
 	s.since = time.Time{}
 	s.mu.Unlock()
-	n, err := s.RepublishQueuedSince(ctx, since)
+	n, err := s.RepublishQueuedSince(ctx, lostAt.Add(-reconnectMargin))
 	if err != nil && ctx.Err() == nil {
-		s.log().Warn("publishing queued jobs again after the broker came back failed; the sweeper retries later", "err", err)
+		s.log().Warn("publishing queued jobs again after the broker came back failed; trying again", "err", err, "retry_in", reconnectRetry)
+		time.AfterFunc(reconnectRetry, func() { s.Reconnected(lostAt) })
 	}
 	if n > 0 {
 		s.log().Info("queued jobs published again after the broker came back", "count", n)
