@@ -96,6 +96,23 @@ func (p *private) services(args ...string) {
 func (p *private) stop()  { p.services("down") }
 func (p *private) start() { p.services("up") }
 
+// clusterOnPrivate starts a cluster of one gateway and the given converters on the shared
+// servers, but for service, which is a private one that the test may stop.
+func clusterOnPrivate(t *testing.T, service string, converters int, gatewayArgs ...string) (*cluster, *private) {
+	t.Helper()
+	srv := sharedServers(t)
+	p := startPrivate(t, service)
+	switch service {
+	case "rabbitmq":
+		srv.amqpURL = p.vars[testenv.AMQPURL]
+	case "ferretdb":
+		srv.mongoURI = p.vars[testenv.MongoURI]
+	case "mailpit":
+		srv.smtpAddr, srv.mailpitAPI = p.vars[testenv.SMTPAddr], p.vars[testenv.MailpitAPI]
+	}
+	return startClusterOn(t, srv, 1, converters, gatewayArgs...), p
+}
+
 // quantile returns the q-quantile of ds (nearest rank).
 func quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
@@ -133,10 +150,7 @@ func waitJobs(t *testing.T, u *user, n int, timeout time.Duration) []job {
 // TestOutageSMTP: the mail server is down while jobs finish. notify answers not ready, the mails
 // are retried, and once it is back each is delivered once, promptly.
 func TestOutageSMTP(t *testing.T) {
-	srv := sharedServers(t)
-	mp := startPrivate(t, "mailpit")
-	srv.smtpAddr, srv.mailpitAPI = mp.vars[testenv.SMTPAddr], mp.vars[testenv.MailpitAPI]
-	c := startClusterOn(t, srv, 1, 1)
+	c, mp := clusterOnPrivate(t, "mailpit", 1)
 	mp.stop()
 	waitUntil(t, 30*time.Second, "notify to report not ready", func() bool {
 		resp, err := http.Get(c.notify.url() + "/readyz")
@@ -177,10 +191,7 @@ func TestOutageSMTP(t *testing.T) {
 // they stay queued), and once it is back the gateway publishes them again at once, not after
 // --sweep-queued-after.
 func TestOutageBroker(t *testing.T) {
-	srv := sharedServers(t)
-	mq := startPrivate(t, "rabbitmq")
-	srv.amqpURL = mq.vars[testenv.AMQPURL]
-	c := startClusterOn(t, srv, 1, 1, "--sweep-queued-after", "10m")
+	c, mq := clusterOnPrivate(t, "rabbitmq", 1, "--sweep-queued-after", "10m")
 	u := c.user("ann")
 	mq.stop()
 	var ids []string
@@ -205,10 +216,7 @@ func TestOutageBroker(t *testing.T) {
 // on, the MP3 is kept, and once the database is back it is stored and the job finished: one
 // conversion, one mail.
 func TestOutageMongoDuringConversion(t *testing.T) {
-	srv := sharedServers(t)
-	mg := startPrivate(t, "ferretdb")
-	srv.mongoURI = mg.vars[testenv.MongoURI]
-	c := startClusterOn(t, srv, 1, 1)
+	c, mg := clusterOnPrivate(t, "ferretdb", 1)
 	u := c.user("ann")
 	r := u.must("", "upload", media(t, longSample))
 	id := strings.TrimSpace(r.stdout)
@@ -296,10 +304,7 @@ func TestLoadFiftyUsers(t *testing.T) {
 // TestOutageConverterKilledDuringBrokerRestart: a converter is killed mid-job and RabbitMQ
 // restarts right after; the other converter finishes the job once, with one mail.
 func TestOutageConverterKilledDuringBrokerRestart(t *testing.T) {
-	srv := sharedServers(t)
-	mq := startPrivate(t, "rabbitmq")
-	srv.amqpURL = mq.vars[testenv.AMQPURL]
-	c := startClusterOn(t, srv, 1, 2)
+	c, mq := clusterOnPrivate(t, "rabbitmq", 2)
 	u := c.user("ann")
 	id := strings.TrimSpace(u.must("", "upload", media(t, longSample)).stdout)
 	var victim, survivor *proc
