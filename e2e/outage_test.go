@@ -255,6 +255,10 @@ func roundRobin(t *testing.T, targets []*proc) string {
 // round-robin proxy and two converters: no errors, one MP3 per user. The latencies are logged,
 // not asserted.
 func TestLoadFiftyUsers(t *testing.T) {
+	// 50 users from one IP: their registrations and logins must not be throttled.
+	for _, k := range []string{"V2MD_REGISTER_IP_RATE", "V2MD_LOGIN_IP_RATE"} {
+		t.Setenv(k, "off")
+	}
 	c := startClusterOn(t, sharedServers(t), 2, 2)
 	front := roundRobin(t, c.gateways)
 	tiny := testmedia.Good[1]
