@@ -227,7 +227,9 @@ func TestOutageMongoDuringConversion(t *testing.T) {
 		return strings.Contains(conv.out.String(), "cannot record the converted result yet")
 	})
 	mg.start()
+	back := time.Now()
 	waitJobs(t, u, 1, 3*time.Minute)
+	t.Logf("MongoDB outage during a conversion: the job was done %v after the database was back", time.Since(back).Round(100*time.Millisecond))
 	if n := strings.Count(conv.out.String(), `"msg":"conversion started"`); n != 1 {
 		t.Errorf("the video was converted %d times, want once", n)
 	}
