@@ -113,6 +113,16 @@ func clusterOnPrivate(t *testing.T, service string, converters int, gatewayArgs 
 	return startClusterOn(t, srv, 1, converters, gatewayArgs...), p
 }
 
+// readyz returns the status of p's /readyz, 0 when it does not answer.
+func readyz(p *proc) int {
+	resp, err := http.Get(p.url() + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // quantile returns the q-quantile of ds (nearest rank).
 func quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
@@ -152,14 +162,7 @@ func waitJobs(t *testing.T, u *user, n int, timeout time.Duration) []job {
 func TestOutageSMTP(t *testing.T) {
 	c, mp := clusterOnPrivate(t, "mailpit", 1)
 	mp.stop()
-	waitUntil(t, 30*time.Second, "notify to report not ready", func() bool {
-		resp, err := http.Get(c.notify.url() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
+	waitUntil(t, 30*time.Second, "notify to report not ready", func() bool { return readyz(c.notify) == http.StatusServiceUnavailable })
 	u := c.user("ann")
 	uploadAll(t, u, testmedia.Good[:4], t.TempDir())
 	jobs := waitJobs(t, u, 4, 2*time.Minute)
@@ -177,14 +180,7 @@ func TestOutageSMTP(t *testing.T) {
 	})
 	t.Logf("SMTP outage: all %d mails delivered %v after Mailpit was back", len(jobs), last.Round(100*time.Millisecond))
 	c.checkOneMailPerJob(u, jobs)
-	waitUntil(t, 30*time.Second, "notify to be ready again", func() bool {
-		resp, err := http.Get(c.notify.url() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitUntil(t, 30*time.Second, "notify to be ready again", func() bool { return readyz(c.notify) == http.StatusOK })
 }
 
 // TestOutageBroker: RabbitMQ is stopped, jobs are uploaded meanwhile (their publish fails and
