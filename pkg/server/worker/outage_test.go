@@ -16,20 +16,17 @@ import (
 )
 
 // dbOutage is a database that goes away once a job is claimed, until back is closed: writes of
-// progress hang until it returns or driverTimeout (as a driver waits for its server) and then fail; storing a
-// file and finishing a job fail at once. The stores behind it are real.
+// progress hang until it returns or their timeout (as a driver waits for its server), then
+// fail; storing a file and finishing a job fail at once. The stores behind it are real.
 type dbOutage struct {
 	began       atomic.Bool
 	down        atomic.Bool
 	back        chan struct{}
-	hung        atomic.Int32 // SetProgress calls waiting for the database
+	hung        atomic.Int32  // SetProgress calls waiting for the database
+	timeout     time.Duration // how long they wait at most (as a driver does); 0: until back
 	putFails    atomic.Int32
 	finishFails atomic.Int32
 }
-
-// driverTimeout is how long a write waits for the database that is away (10 s for MongoDB's
-// driver; shorter here).
-const driverTimeout = 2 * time.Second
 
 var errDBDown = errors.New("server selection error: connection refused")
 
@@ -55,12 +52,16 @@ func (s outageJobs) SetProgress(ctx context.Context, id string, pct int) error {
 	if s.o.down.Load() {
 		s.o.hung.Add(1)
 		defer s.o.hung.Add(-1)
-		t := time.NewTimer(driverTimeout)
-		defer t.Stop()
+		var timeout <-chan time.Time
+		if s.o.timeout > 0 {
+			t := time.NewTimer(s.o.timeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-s.o.back:
 		case <-ctx.Done():
-		case <-t.C:
+		case <-timeout:
 		}
 		return errDBDown
 	}
@@ -174,7 +175,7 @@ func outageDuringConversion(t *testing.T, f *fixture, requeued bool) {
 func TestDatabaseOutageLongerThanKeepResultFor(t *testing.T) {
 	forEachStack(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		o := &dbOutage{back: make(chan struct{})}
+		o := &dbOutage{back: make(chan struct{}), timeout: 2 * time.Second} // MongoDB's driver: 10 s
 		defer close(o.back)
 		f.w.Jobs, f.w.Blobs, f.w.KeepResultFor = outageJobs{f.jobs, o}, outageBlobs{f.blobs, o}, 600*time.Millisecond
 		j := f.job(testmedia.Good[1])
