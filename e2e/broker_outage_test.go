@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,32 +26,9 @@ func privateBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	port, dist := freePort(t), freePort(t)
-	env := append(os.Environ(), "SERVICES=rabbitmq", "RABBITMQ_PORT="+port, "RABBITMQ_DIST_PORT="+dist)
-	up := exec.Command(script, "--data", dir, "up")
-	up.Env = env
-	if out, err := up.CombinedOutput(); err != nil {
-		t.Fatalf("private broker: services.sh up: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { // before t.TempDir removes its data
-		down := exec.Command(script, "--data", dir, "down")
-		down.Env = env
-		if out, err := down.CombinedOutput(); err != nil {
-			t.Logf("private broker: services.sh down: %v\n%s", err, out)
-		}
-	})
-	t.Setenv(testenv.AMQPURL, "amqp://guest:guest@127.0.0.1:"+port+"/")
-	t.Setenv(testenv.RabbitCtl, script+" --data "+dir+" rabbitmq")
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	_, port, err := net.SplitHostPort(freeAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
+	p := startPrivate(t, "rabbitmq")
+	t.Setenv(testenv.AMQPURL, p.vars["V2M_TEST_AMQP_URL"])
+	t.Setenv(testenv.RabbitCtl, script+" --data "+p.dir+" rabbitmq")
 }
 
 // ready reports whether p answers /readyz with 200.

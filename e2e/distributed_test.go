@@ -29,6 +29,7 @@ import (
 type cluster struct {
 	t          *testing.T
 	gateway    *proc
+	gateways   []*proc // gateway among them
 	converters []*proc
 	notify     *proc
 	mailpit    string
@@ -54,22 +55,35 @@ func startCluster(t *testing.T, converters int, gatewayArgs ...string) *cluster 
 	return startClusterWith(t, clusterConfig{converters: converters, gatewayArgs: gatewayArgs})
 }
 
-// startClusterWith is startCluster on the servers cfg names.
+// startClusterWith is startCluster on the servers cfg names, the shared ones otherwise.
 func startClusterWith(t *testing.T, cfg clusterConfig) *cluster {
 	t.Helper()
-	converters, gatewayArgs := cfg.converters, cfg.gatewayArgs
-	testenv.Tool(t, "ffmpeg")
-	dsn := testenv.Get(t, testenv.MySQLDSN)
-	mongoURI := testenv.Get(t, testenv.MongoURI)
+	srv := sharedServers(t)
 	if cfg.mysqlDSN != "" {
-		dsn = cfg.mysqlDSN
+		srv.dsn = cfg.mysqlDSN
 	}
 	if cfg.mongoURI != "" {
-		mongoURI = cfg.mongoURI
+		srv.mongoURI = cfg.mongoURI
 	}
-	amqpURL := testenv.Get(t, testenv.AMQPURL)
-	smtpAddr := testenv.Get(t, testenv.SMTPAddr)
-	c := &cluster{t: t, mailpit: testenv.Get(t, testenv.MailpitAPI), rabbitctl: os.Getenv(testenv.RabbitCtl)}
+	return startClusterOn(t, srv, 1, cfg.converters, cfg.gatewayArgs...)
+}
+
+// servers are the addresses of the servers a cluster runs on.
+type servers struct{ dsn, mongoURI, amqpURL, smtpAddr, mailpitAPI string }
+
+// sharedServers are the test servers of the environment (internal/testenv).
+func sharedServers(t *testing.T) servers {
+	return servers{dsn: testenv.Get(t, testenv.MySQLDSN), mongoURI: testenv.Get(t, testenv.MongoURI),
+		amqpURL: testenv.Get(t, testenv.AMQPURL), smtpAddr: testenv.Get(t, testenv.SMTPAddr), mailpitAPI: testenv.Get(t, testenv.MailpitAPI)}
+}
+
+// startClusterOn is startCluster on srv, with the given number of gateways (c.gateway is the
+// first of c.gateways).
+func startClusterOn(t *testing.T, srv servers, gateways, converters int, gatewayArgs ...string) *cluster {
+	t.Helper()
+	testenv.Tool(t, "ffmpeg")
+	dsn, mongoURI, amqpURL, smtpAddr := srv.dsn, srv.mongoURI, srv.amqpURL, srv.smtpAddr
+	c := &cluster{t: t, mailpit: srv.mailpitAPI, rabbitctl: os.Getenv(testenv.RabbitCtl)}
 	_, v2md := binaries(t)
 	dir := t.TempDir()
 	c.tmp = dir
@@ -86,9 +100,12 @@ func startClusterWith(t *testing.T, cfg clusterConfig) *cluster {
 	authAddr := freeAddr(t)
 	c.authArgs = []string{"auth", "--listen", authAddr, "--mysql-dsn", dsn, "--jwt-key-file", key, "--bcrypt-cost", "4"}
 	c.auth = start(t, "auth", authAddr, c.env, c.authArgs...)
-	gwAddr := freeAddr(t)
-	c.gateway = start(t, "gateway", gwAddr, c.env, append([]string{"gateway", "--listen", gwAddr, "--auth-url", "http://" + authAddr,
-		"--part-size", "1MiB", "--sweep-interval", "1s", "--sweep-stale-after", "20s"}, gatewayArgs...)...)
+	for i := range max(gateways, 1) {
+		gwAddr := freeAddr(t)
+		c.gateways = append(c.gateways, start(t, fmt.Sprintf("gateway-%d", i+1), gwAddr, c.env, append([]string{"gateway", "--listen", gwAddr, "--auth-url", "http://" + authAddr,
+			"--part-size", "1MiB", "--sweep-interval", "1s", "--sweep-stale-after", "20s"}, gatewayArgs...)...))
+	}
+	c.gateway = c.gateways[0]
 	for i := range converters {
 		addr := freeAddr(t)
 		c.converters = append(c.converters, start(t, fmt.Sprintf("convert-%d", i+1), addr, c.env, "convert", "--listen", addr,

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,38 +17,6 @@ import (
 	"github.com/v2m/v2m/internal/testenv"
 	"github.com/v2m/v2m/internal/testmedia"
 )
-
-// private is a server of this test's own, run by scripts/services.sh (SERVICES=name) on a
-// free port with its data in a temporary directory, so that the test may stop and start it
-// without touching the shared servers.
-type private struct {
-	t    *testing.T
-	dir  string
-	env  []string
-	port string
-}
-
-// startPrivate starts the service name of scripts/services.sh ("mariadb", "ferretdb") with
-// its port variable portVar set to a free port.
-func startPrivate(t *testing.T, name, portVar string) *private {
-	t.Helper()
-	addr := freeAddr(t)
-	p := &private{t: t, dir: t.TempDir(), port: addr[strings.LastIndex(addr, ":")+1:]}
-	p.env = append(os.Environ(), "SERVICES="+name, portVar+"="+p.port)
-	p.run("up")
-	t.Cleanup(func() { p.run("down") })
-	return p
-}
-
-// run runs scripts/services.sh verb on the private server's data dir.
-func (p *private) run(verb string) {
-	p.t.Helper()
-	cmd := exec.Command("../scripts/services.sh", "--data", p.dir, verb)
-	cmd.Env = p.env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		p.t.Fatalf("services.sh %s: %v\n%s", verb, err, out)
-	}
-}
 
 // answer is what a raw HTTP request got.
 type answer struct {
@@ -115,15 +81,15 @@ func recovered(t *testing.T, from time.Time, what string, ok func() bool) time.D
 // started during the outage succeeds once MySQL is back.
 func TestOutageMySQL(t *testing.T) {
 	testenv.Get(t, testenv.MySQLDSN) // the packages are installed where the shared one runs
-	db := startPrivate(t, "mariadb", "MYSQL_PORT")
-	c := startClusterWith(t, clusterConfig{mysqlDSN: fmt.Sprintf("auth_user:Auth123@tcp(127.0.0.1:%s)/auth?parseTime=true", db.port)})
+	db := startPrivate(t, "mariadb")
+	c := startClusterWith(t, clusterConfig{mysqlDSN: db.vars["V2M_TEST_MYSQL_DSN"]})
 	u := c.user("ann")
 	gw := c.gateway.url()
 	if a := call(t, "POST", gw+"/v1/tokens", basic(u.email, "s3cret-password")); a.status != 200 {
 		t.Fatalf("login before the outage: %+v", a)
 	}
 
-	db.run("down")
+	db.stop()
 	stopped := time.Now()
 	wantUnavailable(t, "login with MySQL down", call(t, "POST", gw+"/v1/tokens", basic(u.email, "s3cret-password")))
 	a := call(t, "POST", gw+"/v1/tokens", basic(u.email, "wrong-password"))
@@ -151,7 +117,7 @@ func TestOutageMySQL(t *testing.T) {
 		return strings.Contains(c.auth.out.String(), `"status":503`)
 	})
 	restart := time.Now()
-	db.run("up")
+	db.start()
 	back := time.Now()
 	t.Logf("MariaDB took %v to start and answer", back.Sub(restart).Round(10*time.Millisecond))
 	recovered(t, back, "HTTP login", func() bool {
@@ -220,8 +186,8 @@ func TestOutageAuthAtGatewayStart(t *testing.T) {
 // finishes: nothing lost, one mail per job.
 func TestOutageMongoDB(t *testing.T) {
 	testenv.Get(t, testenv.MongoURI)
-	db := startPrivate(t, "ferretdb", "MONGO_PORT")
-	c := startClusterWith(t, clusterConfig{converters: 1, mongoURI: "mongodb://127.0.0.1:" + db.port + "/"})
+	db := startPrivate(t, "ferretdb")
+	c := startClusterWith(t, clusterConfig{converters: 1, mongoURI: db.vars["V2M_TEST_MONGO_URI"]})
 	u := c.user("ann")
 	tok := httpLogin(t, c.gateway.url(), u.email, "s3cret-password")
 	samples := testmedia.Good[:3]
@@ -231,7 +197,7 @@ func TestOutageMongoDB(t *testing.T) {
 	}
 	out := t.TempDir()
 
-	db.run("down")
+	db.stop()
 	stopped := time.Now()
 	var wg sync.WaitGroup
 	results := make([]result, len(samples))
@@ -247,7 +213,7 @@ func TestOutageMongoDB(t *testing.T) {
 		return strings.Count(c.gateway.out.String(), `"status":503`) >= 2
 	})
 	restart := time.Now()
-	db.run("up")
+	db.start()
 	back := time.Now()
 	t.Logf("FerretDB took %v to start and take connections", back.Sub(restart).Round(10*time.Millisecond))
 	recovered(t, back, "list jobs", func() bool {

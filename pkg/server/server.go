@@ -527,7 +527,8 @@ type Conversion struct {
 // Converter turns a video file into an MP3 file.
 type Converter interface {
 	// Convert reads the video at src (a seekable local file) and writes an MP3 to dst as conv
-	// says, calling progress with 0-100 as it goes. Input that is not a usable video (no
+	// says, calling progress with 0-100 as it goes (progress is called on the goroutine that
+	// reads ffmpeg's output, so it must return at once: no I/O in it). Input that is not a usable video (no
 	// audio, not media, truncated, no such track) gives an error marked Permanent whose
 	// message says why.
 	Convert(ctx context.Context, src, dst string, conv Conversion, progress func(pct int)) error

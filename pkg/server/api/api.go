@@ -85,6 +85,9 @@ type Server struct {
 	eng       *gin.Engine
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
+
+	readyMu  sync.Mutex
+	notReady string // why the last readiness probe failed; "" when it passed
 }
 
 // Drain makes long-polls answer at once with the job's current state, and ends event streams,
@@ -214,13 +217,38 @@ func (s *Server) ready(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			s.log.Warn("not ready", "err", err) // the details name internal hosts: logs only
+			s.readyChanged(err)
 			retryAfter(c, server.EUNAVAILABLE, 0)
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
 			return
 		}
+		s.readyChanged(nil)
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyChanged logs a change of readiness once, not every probe: a warning with the reason
+// when it is lost or its reason changes (the details name internal hosts: logs only), a line
+// when it is back.
+func (s *Server) readyChanged(err error) {
+	why := ""
+	if err != nil {
+		why = err.Error()
+	}
+	s.readyMu.Lock()
+	last := s.notReady
+	s.notReady = why
+	s.readyMu.Unlock()
+	switch {
+	case why == last:
+		if err != nil {
+			s.log.Debug("not ready", "err", err)
+		}
+	case err != nil:
+		s.log.Warn("not ready", "err", err)
+	default:
+		s.log.Info("ready again")
+	}
 }
 
 // statusOf maps a domain error code to its HTTP status.

@@ -105,6 +105,11 @@ func openMongo(ctx context.Context, s *settings, log *slog.Logger, chunk int64) 
 }
 
 func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Metrics, name string) (*rabbitmq.Queue, error) {
+	return dialQueueThen(ctx, s, log, m, name, nil)
+}
+
+// dialQueueThen is dialQueue with a callback for each reconnect (rabbitmq.Config.OnReconnect).
+func dialQueueThen(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Metrics, name string, onReconnect func(time.Time)) (*rabbitmq.Queue, error) {
 	url, err := s.secret("amqp-url")
 	if err != nil {
 		return nil, err
@@ -120,7 +125,8 @@ func dialQueue(ctx context.Context, s *settings, log *slog.Logger, m *metrics.Me
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	// Publish failures and redeliveries are counted by metrics.CountQueue, around the queue.
-	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name, QueueType: queueType, TracerProvider: s.tracer()})
+	return rabbitmq.Dial(dctx, rabbitmq.Config{URL: url, MaxAttempts: maxAttempts, Logger: log, Name: name, QueueType: queueType, TracerProvider: s.tracer(),
+		OnReconnect: onReconnect})
 }
 
 // amqpQueueType reads --amqp-queue-type; the services check it before they connect anywhere.
@@ -316,7 +322,10 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 	}
 	defer db.Close(context.WithoutCancel(ctx))
 	m := metrics.New()
-	q, err := dialQueue(ctx, s, log, m, "v2md-gateway")
+	// When the broker comes back, the sweeper publishes at once the jobs whose publish failed
+	// meanwhile (it is set up below; Reconnected only signals it).
+	sweeper := &worker.Sweeper{}
+	q, err := dialQueueThen(ctx, s, log, m, "v2md-gateway", sweeper.Reconnected)
 	if err != nil {
 		return err
 	}
@@ -363,8 +372,9 @@ func runGateway(ctx context.Context, s *settings, log *slog.Logger) error {
 
 		Revoker: accounts, LoginLimit: loginLimit, RegisterLimit: registerLimit, TrustedProxies: proxies,
 	})
-	sweeper := &worker.Sweeper{Service: svc, UploadTTL: s.dur("upload-ttl"), Interval: s.dur("sweep-interval"),
-		QueuedAfter: s.dur("sweep-queued-after"), StaleAfter: s.dur("sweep-stale-after"), Logger: log, Lease: db.Lease()}
+	sweeper.Service, sweeper.UploadTTL, sweeper.Interval = svc, s.dur("upload-ttl"), s.dur("sweep-interval")
+	sweeper.QueuedAfter, sweeper.StaleAfter, sweeper.Logger = s.dur("sweep-queued-after"), s.dur("sweep-stale-after"), log
+	sweeper.Lease = db.Lease()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := newGroup(cancel)
@@ -508,7 +518,14 @@ func runNotify(ctx context.Context, s *settings, log *slog.Logger) error {
 		Webhooks: db.Webhooks(), Jobs: db.Jobs(), Deliverer: &webhook.Deliverer{AllowPrivate: private}, Retention: retention,
 		TracerProvider: s.tracer()}
 	h := api.New(api.Config{
-		Ready:  func(ctx context.Context) error { return errors.Join(db.Ping(ctx), q.Ping(ctx)) },
+		Ready: func(ctx context.Context) error {
+			// Without SMTP nothing is delivered: not ready (the check keeps its answer a while).
+			var smtpErr error
+			if c, ok := mailer.(interface{ Check(context.Context) error }); ok {
+				smtpErr = c.Check(ctx)
+			}
+			return errors.Join(db.Ping(ctx), q.Ping(ctx), smtpErr)
+		},
 		Logger: log, Metrics: m,
 	})
 	// One mail at a time: two deliveries of the same outcome must not race past the sent log.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/smtp"
 	"net/textproto"
+	"sync"
 	"time"
 
 	"github.com/v2m/v2m/pkg/server"
@@ -36,6 +37,12 @@ type SMTP struct {
 	// TLSConfig, when set, is used for STARTTLS and implicit TLS (its ServerName defaults to
 	// the host of Addr).
 	TLSConfig *tls.Config
+	// CheckEvery is how long Check keeps its answer; DefaultCheckEvery when zero.
+	CheckEvery time.Duration
+
+	checkMu   sync.Mutex
+	checkedAt time.Time
+	checkErr  error
 }
 
 var _ server.Mailer = (*SMTP)(nil)
@@ -55,80 +62,11 @@ func (s *SMTP) Send(ctx context.Context, m server.Mail) error {
 }
 
 func (s *SMTP) send(ctx context.Context, msg *message) error {
-	host, _, err := net.SplitHostPort(s.Addr)
-	if err != nil {
-		return server.Permanent(fmt.Errorf("bad address: %w", err))
-	}
-	mode := s.TLS
-	if mode == "" {
-		mode = TLSAuto
-	}
-	switch mode {
-	case TLSAuto, TLSStartTLS, TLSImplicit, TLSNone:
-	default:
-		return server.Permanent(fmt.Errorf("unknown TLS mode %q", mode))
-	}
-	timeout := s.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	dialer := net.Dialer{Deadline: deadline}
-	conn, err := dialer.DialContext(ctx, "tcp", s.Addr)
+	c, done, err := s.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if err := conn.SetDeadline(deadline); err != nil {
-		return err
-	}
-	// A cancelled ctx interrupts whatever read or write is in progress.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
-
-	tlsConfig := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if s.TLSConfig != nil {
-		tlsConfig = s.TLSConfig.Clone()
-		if tlsConfig.ServerName == "" {
-			tlsConfig.ServerName = host
-		}
-	}
-	if mode == TLSImplicit {
-		tc := tls.Client(conn, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("tls handshake: %w", err)
-		}
-		conn = tc
-	}
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		return ctxErr(ctx, err)
-	}
-	defer c.Close()
-	hello := s.HelloName
-	if hello == "" {
-		hello = "localhost"
-	}
-	if err := c.Hello(hello); err != nil {
-		return ctxErr(ctx, fmt.Errorf("ehlo: %w", err))
-	}
-	if mode == TLSAuto || mode == TLSStartTLS {
-		if ok, _ := c.Extension("STARTTLS"); ok {
-			if err := c.StartTLS(tlsConfig); err != nil {
-				return ctxErr(ctx, fmt.Errorf("starttls: %w", err))
-			}
-		} else if mode == TLSStartTLS {
-			return errors.New("server does not offer STARTTLS, and TLS mode starttls requires it")
-		}
-	}
-	if s.User != "" {
-		if err := c.Auth(smtp.PlainAuth("", s.User, s.Password, host)); err != nil {
-			return ctxErr(ctx, fmt.Errorf("auth: %w", err))
-		}
-	}
+	defer done()
 	if err := c.Mail(msg.From); err != nil {
 		return ctxErr(ctx, fmt.Errorf("mail from: %w", err))
 	}
@@ -148,6 +86,127 @@ func (s *SMTP) send(ctx context.Context, msg *message) error {
 	// The message was accepted at the end of DATA; a failing QUIT does not undo that.
 	_ = c.Quit()
 	return nil
+}
+
+// open connects, greets, switches to TLS as the mode says and authenticates: a client ready
+// for MAIL FROM. done closes it all.
+func (s *SMTP) open(ctx context.Context) (_ *smtp.Client, done func(), err error) {
+	host, _, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return nil, nil, server.Permanent(fmt.Errorf("bad address: %w", err))
+	}
+	mode := s.TLS
+	if mode == "" {
+		mode = TLSAuto
+	}
+	switch mode {
+	case TLSAuto, TLSStartTLS, TLSImplicit, TLSNone:
+	default:
+		return nil, nil, server.Permanent(fmt.Errorf("unknown TLS mode %q", mode))
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	dialer := net.Dialer{Deadline: deadline}
+	conn, err := dialer.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A cancelled ctx interrupts whatever read or write is in progress.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	var c *smtp.Client
+	closeAll := func() {
+		if c != nil {
+			c.Close()
+		}
+		stop()
+		conn.Close()
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return nil, nil, err
+	}
+
+	tlsConfig := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if s.TLSConfig != nil {
+		tlsConfig = s.TLSConfig.Clone()
+		if tlsConfig.ServerName == "" {
+			tlsConfig.ServerName = host
+		}
+	}
+	if mode == TLSImplicit {
+		tc := tls.Client(conn, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		conn = tc
+	}
+	if c, err = smtp.NewClient(conn, host); err != nil {
+		return nil, nil, ctxErr(ctx, err)
+	}
+	hello := s.HelloName
+	if hello == "" {
+		hello = "localhost"
+	}
+	if err := c.Hello(hello); err != nil {
+		return nil, nil, ctxErr(ctx, fmt.Errorf("ehlo: %w", err))
+	}
+	if mode == TLSAuto || mode == TLSStartTLS {
+		if ok, _ := c.Extension("STARTTLS"); ok {
+			if err := c.StartTLS(tlsConfig); err != nil {
+				return nil, nil, ctxErr(ctx, fmt.Errorf("starttls: %w", err))
+			}
+		} else if mode == TLSStartTLS {
+			return nil, nil, errors.New("server does not offer STARTTLS, and TLS mode starttls requires it")
+		}
+	}
+	if s.User != "" {
+		if err := c.Auth(smtp.PlainAuth("", s.User, s.Password, host)); err != nil {
+			return nil, nil, ctxErr(ctx, fmt.Errorf("auth: %w", err))
+		}
+	}
+	return c, closeAll, nil
+}
+
+// DefaultCheckEvery is how long Check keeps its answer when SMTP.CheckEvery is zero.
+const DefaultCheckEvery = 10 * time.Second
+
+// Check reports whether the server takes mail: it connects, greets, starts TLS and
+// authenticates as Send does, then quits without sending. Its answer is kept for CheckEvery, so
+// that frequent readiness probes open few connections.
+func (s *SMTP) Check(ctx context.Context) error {
+	every := s.CheckEvery
+	if every <= 0 {
+		every = DefaultCheckEvery
+	}
+	s.checkMu.Lock()
+	defer s.checkMu.Unlock()
+	if !s.checkedAt.IsZero() && time.Since(s.checkedAt) < every {
+		return s.checkErr
+	}
+	err := func() error {
+		c, done, err := s.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer done()
+		_ = c.Quit()
+		return nil
+	}()
+	if err != nil {
+		err = fmt.Errorf("smtp server %s: %w", s.Addr, classify(err))
+	}
+	s.checkedAt, s.checkErr = time.Now(), err
+	return err
 }
 
 // ctxErr reports the context's error along with err when the context ended the conversation.

@@ -212,9 +212,9 @@ func (q *Queue) handle(ctx context.Context, ch *amqp.Channel, topic string, d am
 		log.Warn("rabbitmq handler failed on the last attempt; dead-lettering", "err", err)
 		q.deadLetter(ctx, ch, topic, d, attempt, err.Error())
 	default:
-		wait := q.cfg.Backoff(attempt)
+		wait := max(q.cfg.Backoff(attempt), delayUnit) // a delay queue, even for no backoff
 		log.Info("rabbitmq handler failed; retrying later", "err", err, "backoff", wait)
-		if q.move(ctx, ch, topic, topic+RetrySuffix, d, attempt+1, err.Error(), wait) {
+		if q.move(ctx, ch, topic, DelayQueue(topic, wait), d, attempt+1, err.Error(), wait) {
 			q.observe(topic, EventRetried)
 		}
 	}
@@ -249,8 +249,9 @@ func (q *Queue) handBack(ctx context.Context, ch *amqp.Channel, topic string, d 
 	q.move(ctx, ch, topic, topic, d, attempt, "", 0)
 }
 
-// move publishes a copy of d to queue with the given attempt header (and error text and
-// expiration when set), then acks d. If the copy cannot be published, d is returned to the
+// move publishes a copy of d to queue with the given attempt header (and error text when
+// set), then acks d; with expire set, queue is the delay queue of expire (see publishRetry).
+// If the copy cannot be published, d is returned to the
 // broker instead (nack with requeue), after a pause so that a broker in trouble does not
 // see a hot loop. It reports whether the copy was published.
 func (q *Queue) move(ctx context.Context, ch *amqp.Channel, topic, queue string, d amqp.Delivery, attempt int, reason string, expire time.Duration) bool {
@@ -278,12 +279,13 @@ func (q *Queue) move(ctx context.Context, ch *amqp.Channel, topic, queue string,
 		AppId:           d.AppId,
 		Body:            d.Body,
 	}
-	if expire > 0 {
-		msg.Expiration = strconv.FormatInt(max(expire.Milliseconds(), 1), 10)
-	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.cfg.PublishTimeout)
 	defer cancel()
-	if err := q.publish(pctx, topic, queue, msg); err != nil {
+	publish := func() error { return q.publish(pctx, topic, queue, msg) }
+	if expire > 0 {
+		publish = func() error { return q.publishRetry(pctx, topic, expire, msg) }
+	}
+	if err := publish(); err != nil {
 		q.observe(topic, EventPublishFailed)
 		q.log.Warn("rabbitmq could not move a message; returning it to the broker", "topic", topic, "to", queue, "err", err)
 		if ctx.Err() == nil {

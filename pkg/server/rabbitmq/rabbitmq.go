@@ -7,8 +7,16 @@
 //
 //   - T: the work queue. Messages are persistent and every Publish waits for the broker's
 //     publisher confirm, so a nil error means the message is on disk.
-//   - T.retry: failed deliveries wait here for their backoff (a per-message expiration),
-//     then dead-letter back to T through the default exchange.
+//   - T.retry.<ms>: failed deliveries wait here for their backoff, then dead-letter back to
+//     T through the default exchange. There is one such delay queue per step of backoff,
+//     declared when first used, with a queue-level x-message-ttl of <ms> milliseconds: every
+//     message in it waits the same time, so none waits behind another's longer delay. A
+//     backoff is rounded to the nearest step of 10 ms × 2^k (within a factor of √2, which
+//     keeps some of its jitter), so a topic has a few of them (about ten with the defaults).
+//   - T.retry: where earlier versions put every retry with a per-message expiration. It is
+//     still declared, with its old arguments, so that messages waiting there come back, and
+//     is used again only when the broker refuses a delay queue (declared elsewhere with other
+//     arguments).
 //   - T.dlq: deliveries that failed for good, with the headers x-v2m-error and
 //     x-v2m-attempt saying why and after how many attempts.
 //
@@ -22,9 +30,9 @@
 // drain loses no message). The type of an existing queue is fixed: switching a deployment
 // from one to the other means deleting its queues first, while they are empty.
 //
-// Note that RabbitMQ expires messages only at the head of a queue: a delivery in T.retry
-// waits at least as long as the one in front of it. Backoffs are capped (one minute by
-// default), which bounds that wait.
+// Note that RabbitMQ expires messages only at the head of a queue: with per-message
+// expirations in one queue a delivery waits at least as long as the one in front of it, which
+// is why each delay has a queue of its own.
 //
 // # Job updates
 //
@@ -68,6 +76,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -147,6 +156,10 @@ type Config struct {
 	// its context has no sooner deadline. DefaultPublishTimeout when zero.
 	PublishTimeout time.Duration
 	Observer       Observer // optional
+	// OnReconnect, when set, is called (on a goroutine of its own) each time the connection is
+	// back after it was lost at lostAt: the gateway publishes again the jobs whose publish
+	// failed meanwhile.
+	OnReconnect func(lostAt time.Time)
 	// Name shows in the broker's connection list.
 	Name string
 	// TracerProvider, when set, records a producer span per Publish; its trace context
@@ -313,6 +326,7 @@ func (q *Queue) setConn(conn *amqp.Connection) {
 // supervise waits for the connection to drop and dials a new one, until Close.
 func (q *Queue) supervise(conn *amqp.Connection) {
 	defer q.wg.Done()
+	var lostAt time.Time
 	for {
 		lost := conn.NotifyClose(make(chan *amqp.Error, 1))
 		select {
@@ -320,6 +334,7 @@ func (q *Queue) supervise(conn *amqp.Connection) {
 			_ = conn.Close()
 			return
 		case err := <-lost:
+			lostAt = time.Now()
 			q.mu.Lock()
 			q.conn = nil
 			q.pubChans = nil
@@ -340,8 +355,11 @@ func (q *Queue) supervise(conn *amqp.Connection) {
 			return
 		}
 		q.setConn(conn)
-		q.log.Info("rabbitmq reconnected")
+		q.log.Info("rabbitmq reconnected", "down_for", time.Since(lostAt).Round(time.Millisecond))
 		q.observe("", EventReconnected)
+		if f := q.cfg.OnReconnect; f != nil {
+			go f(lostAt)
+		}
 	}
 }
 
@@ -463,9 +481,87 @@ func declare(ch *amqp.Channel, topic, queueType string) error {
 	return nil
 }
 
+// Steps of the delay queues: delayUnit × 2^k, k from 0 to maxDelayStep (about 46 hours).
+const (
+	delayUnit    = 10 * time.Millisecond
+	maxDelayStep = 24
+)
+
+// delayStep returns the step nearest to d, by ratio.
+func delayStep(d time.Duration) time.Duration {
+	if d <= delayUnit {
+		return delayUnit
+	}
+	k := min(math.Round(math.Log2(float64(d)/float64(delayUnit))), maxDelayStep)
+	return delayUnit << int(k)
+}
+
+// DelayQueue names the queue in which a delivery of topic waits about wait (the nearest step)
+// before it comes back to topic.
+func DelayQueue(topic string, wait time.Duration) string {
+	return topic + RetrySuffix + "." + strconv.FormatInt(delayStep(wait).Milliseconds(), 10)
+}
+
+// DelayQueues names every delay queue topic may have, shortest delay first.
+func DelayQueues(topic string) []string {
+	names := make([]string, 0, maxDelayStep+1)
+	for k := range maxDelayStep + 1 {
+		names = append(names, DelayQueue(topic, delayUnit<<k))
+	}
+	return names
+}
+
+// declareDelay makes sure the delay queue exists, on a channel of its own: a refusal
+// (PRECONDITION_FAILED for a queue declared elsewhere with other arguments) closes the
+// channel it happens on.
+func (q *Queue) declareDelay(ctx context.Context, topic, queue string, wait time.Duration) error {
+	conn, err := q.connection(ctx)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	declared := q.conn == conn && q.declared[queue]
+	q.mu.Unlock()
+	if declared {
+		return nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	args := withArgs(amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": topic,
+		"x-message-ttl": delayStep(wait).Milliseconds()}, queueArgs(q.cfg.QueueType))
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
+		return fmt.Errorf("declare queue %s: %w", queue, err)
+	}
+	q.mu.Lock()
+	if q.conn == conn {
+		q.declared[queue] = true
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// publishRetry puts msg in topic's delay queue for wait. When the broker refuses that queue,
+// msg waits in topic's T.retry with a per-message expiration instead, as it did before delay
+// queues: later, maybe, but not lost.
+func (q *Queue) publishRetry(ctx context.Context, topic string, wait time.Duration, msg amqp.Publishing) error {
+	queue := DelayQueue(topic, wait)
+	if err := q.declareDelay(ctx, topic, queue, wait); err != nil {
+		if _, refused := setupErr(err).(refusedError); !refused {
+			return err
+		}
+		q.log.Warn("rabbitmq refuses the delay queue; this retry waits in "+topic+RetrySuffix+" instead", "queue", queue, "err", err)
+		msg.Expiration = strconv.FormatInt(max(wait.Milliseconds(), 1), 10)
+		queue = topic + RetrySuffix
+	}
+	return q.publish(ctx, topic, queue, msg)
+}
+
 // validTopic rejects names that cannot be queues (AMQP short strings, no "amq." prefix).
 func validTopic(topic string) error {
-	if topic == "" || len(topic)+len(RetrySuffix) > 255 || len(topic) >= 4 && topic[:4] == "amq." {
+	if topic == "" || len(topic)+len(RetrySuffix)+11 > 255 || len(topic) >= 4 && topic[:4] == "amq." {
 		return server.Errorf(server.EINVALID, "bad topic %q", topic)
 	}
 	return nil

@@ -37,7 +37,7 @@ func topic(t *testing.T, url string) string {
 	name := "test-" + server.NewID()
 	t.Cleanup(func() {
 		onChannel(url, func(ch *amqp.Channel) {
-			for _, q := range []string{name, name + rabbitmq.RetrySuffix, name + rabbitmq.DLQSuffix} {
+			for _, q := range append([]string{name, name + rabbitmq.RetrySuffix, name + rabbitmq.DLQSuffix}, rabbitmq.DelayQueues(name)...) {
 				_, _ = ch.QueueDelete(q, false, false, false)
 			}
 		})
@@ -346,7 +346,7 @@ func testRetryThenDeadLetter(t *testing.T, queueType string) {
 	if fmt.Sprint(d.Headers[rabbitmq.HeaderAttempt]) != "3" || d.Headers[rabbitmq.HeaderError] != "transient failure 3" {
 		t.Errorf("dead letter headers %v", d.Headers)
 	}
-	if n := depth(t, url, tp) + depth(t, url, tp+rabbitmq.RetrySuffix); n != 0 {
+	if n := depth(t, url, tp) + retryDepth(t, url, tp); n != 0 {
 		t.Errorf("%d messages left in the work and retry queues", n)
 	}
 }
@@ -377,7 +377,7 @@ func TestTransientErrorThenSuccess(t *testing.T) {
 	publish(t, q, tp, "job")
 	eventually(t, "a second attempt", func() bool { return r.len() >= 2 })
 	eventually(t, "the queues to drain", func() bool {
-		return depth(t, url, tp) == 0 && depth(t, url, tp+rabbitmq.RetrySuffix) == 0
+		return depth(t, url, tp) == 0 && retryDepth(t, url, tp) == 0
 	})
 	if n := depth(t, url, tp+rabbitmq.DLQSuffix); n != 0 {
 		t.Fatalf("%d dead letters, want 0", n)

@@ -61,6 +61,11 @@ type Converter struct {
 	// limit. Limits, when set, holds per-user limits that replace it.
 	MaxDuration time.Duration
 	Limits      server.LimitStore
+	// KeepResultFor is how long a converted MP3 is kept while storing it or finishing its job
+	// fails (the database is down): the worker tries again with backoff, holding its claim
+	// and its delivery, instead of converting the video again later. DefaultKeepResultFor
+	// when zero; negative: no second try.
+	KeepResultFor time.Duration
 }
 
 // maxDuration returns the longest audio j's owner may convert: their own limit when an
@@ -86,6 +91,9 @@ const (
 	// MinHeartbeats is how many heartbeats a stale-after limit must span at least, so that
 	// one late heartbeat does not make a live worker look dead.
 	MinHeartbeats = 3
+	// DefaultKeepResultFor stays well below RabbitMQ's consumer_timeout (30 minutes), which
+	// would take the delivery away from a worker that waits for its store.
+	DefaultKeepResultFor = 10 * time.Minute
 )
 
 // errLostClaim says that another worker took the job over while this one worked on it.
@@ -299,34 +307,99 @@ func (w *Converter) make(ctx context.Context, j *server.Job, progress func(int))
 		return nil, 0, err
 	}
 
+	name := wire.MP3Name(j.Filename)
+	if files != nil {
+		name = wire.AlbumName(j.Filename) + ".zip"
+	}
+	// The MP3 is made: a store that is down now is waited for (see KeepResultFor), not a
+	// reason to convert the video again.
+	log := w.log().With("job_id", j.ID)
+	var n int64
+	err = w.persist(ctx, log, "store mp3", func(ctx context.Context) error {
+		var err error
+		n, err = w.store(ctx, j, dst, name)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return files, n, nil
+}
+
+// store stores the MP3 (or zip) at dst as j's MP3FID under name and returns its size.
+func (w *Converter) store(ctx context.Context, j *server.Job, dst, name string) (int64, error) {
 	f, err := os.Open(dst)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open mp3: %w", err)
+		return 0, fmt.Errorf("open mp3: %w", err)
 	}
 	defer f.Close()
 	// The MP3's fid was fixed when the job was created: a second conversion of the same job
 	// replaces the file instead of adding one. A worker that was taken over (it looked dead)
 	// must not replace the file under the worker that holds the job now.
 	if !w.holds(ctx, j) {
-		return nil, 0, errLostClaim
+		again := w.reclaim(ctx, w.log().With("job_id", j.ID), j.ID)
+		if again == nil {
+			return 0, errLostClaim
+		}
+		j.Attempts = again.Attempts
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.ioTimeout())
 	defer cancel()
-	name := wire.MP3Name(j.Filename)
-	if files != nil {
-		name = wire.AlbumName(j.Filename) + ".zip"
-	}
-	sctx, span = tracing.Tracer(w.TracerProvider).Start(sctx, "store mp3")
+	sctx, span := tracing.Tracer(w.TracerProvider).Start(sctx, "store mp3")
 	defer span.End()
 	n, err := w.Blobs.Put(sctx, server.BucketMP3s, j.MP3FID, name, f)
 	if err != nil {
 		err = fmt.Errorf("store mp3: %w", err)
 		tracing.Fail(span, err)
-		return nil, 0, err
+		return 0, err
 	}
 	span.SetAttributes(attribute.Int64("v2m.mp3.bytes", n))
 	w.Metrics.BytesOut(n)
-	return files, n, nil
+	return n, nil
+}
+
+// Bounds of persist's waits between tries.
+const (
+	persistFirstWait = 250 * time.Millisecond
+	persistMaxWait   = 10 * time.Second
+)
+
+func (w *Converter) keepResultFor() time.Duration {
+	if w.KeepResultFor == 0 {
+		return DefaultKeepResultFor
+	}
+	return max(w.KeepResultFor, 0)
+}
+
+// persist runs op, which records the result of a finished conversion, until it succeeds, fails
+// for good (a permanent error, a lost claim, a conflict), ctx ends, or KeepResultFor has passed
+// since the first try; it waits 250 ms, 500 ms, … up to 10 s between tries, and returns op's
+// last error.
+func (w *Converter) persist(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	deadline := time.Now().Add(w.keepResultFor())
+	wait := persistFirstWait
+	for try := 1; ; try++ {
+		err := op(ctx)
+		if err == nil {
+			if try > 1 {
+				log.Info("result recorded after the store came back", "step", what, "tries", try)
+			}
+			return nil
+		}
+		if server.IsPermanent(err) || errors.Is(err, errLostClaim) || server.IsCode(err, server.ECONFLICT) ||
+			ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		log.Warn("cannot record the converted result yet; keeping it and trying again", "step", what, "try", try, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, persistMaxWait)
+	}
 }
 
 // fetch returns the path of the video as a local, seekable file (ffmpeg cannot read an MP4
@@ -367,7 +440,25 @@ func (w *Converter) fetch(ctx context.Context, j *server.Job, dst string) (strin
 }
 
 func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job, res server.JobResult) error {
-	done, err := w.Jobs.FinishJob(ctx, j.ID, j.Attempts, res)
+	var done *server.Job
+	tries := 0
+	err := w.persist(ctx, log, "finish job", func(ctx context.Context) error {
+		if tries++; tries > 1 {
+			// The heartbeat has stopped: while the store was away this claim went stale, so
+			// show it is alive before finishing, lest a sweeper hand the job to another worker.
+			if err := w.Jobs.SetProgress(ctx, j.ID, 100); err != nil {
+				return fmt.Errorf("heartbeat: %w", err)
+			}
+		}
+		var err error
+		done, err = w.Jobs.FinishJob(ctx, j.ID, j.Attempts, res)
+		return err
+	})
+	if server.IsCode(err, server.ECONFLICT) {
+		if again := w.reclaim(ctx, log, j.ID); again != nil {
+			done, err = w.Jobs.FinishJob(ctx, again.ID, again.Attempts, res)
+		}
+	}
 	if server.IsCode(err, server.ECONFLICT) {
 		// Another worker took the job over (this one looked dead); whatever stands is its to
 		// settle, or already settled and announced again here.
@@ -381,6 +472,21 @@ func (w *Converter) finish(ctx context.Context, log *slog.Logger, j *server.Job,
 	w.stateChanged(ctx, done)
 	log.InfoContext(ctx, "conversion done", "mp3_fid", done.MP3FID)
 	return w.announce(ctx, done)
+}
+
+// reclaim claims job id again when it is back in the queue: a sweeper took this worker's claim
+// for dead while the database was away, but no other worker has taken the job yet, and this
+// one has its MP3 made already. It returns the new claim, or nil.
+func (w *Converter) reclaim(ctx context.Context, log *slog.Logger, id string) *server.Job {
+	if cur, err := w.Jobs.Job(ctx, id); err != nil || cur.State != server.JobQueued {
+		return nil
+	}
+	j, err := w.Jobs.ClaimJob(ctx, id, time.Now().Add(-w.StaleAge()))
+	if err != nil {
+		return nil
+	}
+	log.Info("job was handed back to the queue while the database was away; claimed again to finish it with its MP3", "claims", j.Attempts)
+	return j
 }
 
 func (w *Converter) fail(ctx context.Context, log *slog.Logger, id, why string) error {
@@ -436,9 +542,14 @@ func truncate(b []byte, n int) string {
 	return string(b)
 }
 
-// heartbeat keeps a claimed job's UpdatedAt fresh and records its progress.
+// heartbeat keeps a claimed job's UpdatedAt fresh and records its progress. The conversion
+// only hands it the latest percentage (progress never blocks: ffmpeg's output is read on the
+// goroutine that reports it, and a store that hangs must not stall ffmpeg); one writer
+// goroutine stores and announces what is latest when it gets to it, dropping the values it
+// missed meanwhile, and refreshes UpdatedAt every Heartbeat.
 type heartbeat struct {
 	pct    atomic.Int32
+	kick   chan struct{} // holds one token while a new percentage waits for the writer
 	cancel context.CancelFunc
 	halt   chan struct{} // closed by stop: no heartbeat after the one under way
 	done   chan struct{}
@@ -449,7 +560,7 @@ type heartbeat struct {
 
 func (w *Converter) startHeartbeat(ctx context.Context, j *server.Job) *heartbeat {
 	hbCtx, cancel := context.WithCancel(ctx)
-	h := &heartbeat{cancel: cancel, halt: make(chan struct{}), done: make(chan struct{})}
+	h := &heartbeat{cancel: cancel, kick: make(chan struct{}, 1), halt: make(chan struct{}), done: make(chan struct{})}
 	id := j.ID
 	h.set = func(p int) {
 		// With the job's context, not the heartbeat's: stop must not cut off a write under
@@ -465,6 +576,7 @@ func (w *Converter) startHeartbeat(ctx context.Context, j *server.Job) *heartbea
 		defer close(h.done)
 		t := time.NewTicker(w.heartbeat())
 		defer t.Stop()
+		announced := int32(0)
 		for {
 			select {
 			case <-h.halt:
@@ -473,17 +585,28 @@ func (w *Converter) startHeartbeat(ctx context.Context, j *server.Job) *heartbea
 				return
 			case <-t.C:
 				h.set(int(h.pct.Load()))
+			case <-h.kick:
+				p := h.pct.Load()
+				if p == announced {
+					continue
+				}
+				announced = p
+				h.set(int(p))
+				h.announce(int(p))
+				t.Reset(w.heartbeat()) // that write was a heartbeat too
 			}
 		}
 	}()
 	return h
 }
 
-// progress records a new percentage at once.
+// progress hands a new percentage to the writer; it never waits.
 func (h *heartbeat) progress(p int) {
 	if int32(p) != h.pct.Swap(int32(p)) {
-		h.set(p)
-		h.announce(p)
+		select {
+		case h.kick <- struct{}{}:
+		default: // the writer has one waiting already, and reads the latest
+		}
 	}
 }
 

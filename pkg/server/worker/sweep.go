@@ -51,6 +51,89 @@ type Sweeper struct {
 
 	mu      sync.Mutex
 	cursors map[string]string // bucket → the last fid RemoveOrphans looked at
+	wake    chan struct{}     // holds a token when Reconnected was called
+	since   time.Time         // the earliest lost connection Reconnected was told of
+}
+
+// reconnectMargin widens the window of jobs that Reconnected publishes again: a job recorded
+// queued shortly before the connection dropped may have had its publish cut off too.
+const reconnectMargin = time.Minute
+
+// reconnectRetry is how long afterReconnect waits after a failure before it tries again.
+const reconnectRetry = 2 * time.Second
+
+// Reconnected tells the sweeper that the connection to the broker, lost at lostAt, is back.
+// Run then publishes again at once the jobs still queued that were queued (or published
+// again) since a minute before lostAt: their publish may have failed during the outage, and
+// they need not wait QueuedAfter. Older queued jobs were published before the outage, and the
+// broker keeps their messages. It never blocks; calls before Run starts are kept.
+func (s *Sweeper) Reconnected(lostAt time.Time) {
+	s.mu.Lock()
+	if s.since.IsZero() || lostAt.Before(s.since) {
+		s.since = lostAt
+	}
+	wake := s.wakeLocked()
+	s.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sweeper) wakeLocked() chan struct{} {
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s.wake
+}
+
+// RepublishQueuedSince publishes again the queued jobs last updated at or after since (among
+// the 500 oldest queued jobs) and returns how many it published.
+func (s *Sweeper) RepublishQueuedSince(ctx context.Context, since time.Time) (int, error) {
+	// Up to a moment from now: the stores keep milliseconds, and a job queued in this one counts.
+	queued, err := s.Service.Jobs.StaleJobs(ctx, server.JobQueued, time.Now().Add(time.Millisecond), 500)
+	if err != nil {
+		return 0, fmt.Errorf("list queued jobs: %w", err)
+	}
+	recent := queued[:0]
+	for _, j := range queued {
+		if !j.UpdatedAt.Before(since) {
+			recent = append(recent, j)
+		}
+	}
+	return s.republish(ctx, recent)
+}
+
+// republish publishes the jobs again and returns how many it published.
+func (s *Sweeper) republish(ctx context.Context, jobs []*server.Job) (int, error) {
+	published := 0
+	for _, j := range jobs {
+		ok, err := s.Service.Republish(ctx, j)
+		if err != nil {
+			return published, err
+		}
+		if ok {
+			published++
+		}
+	}
+	return published, nil
+}
+
+// afterReconnect runs RepublishQueuedSince for the outage Reconnected was told of; after a
+// failure (the broker dropped again, the store is busy) it tries again in reconnectRetry.
+func (s *Sweeper) afterReconnect(ctx context.Context) {
+	s.mu.Lock()
+	lostAt := s.since
+	s.since = time.Time{}
+	s.mu.Unlock()
+	n, err := s.RepublishQueuedSince(ctx, lostAt.Add(-reconnectMargin))
+	if err != nil && ctx.Err() == nil {
+		s.log().Warn("publishing queued jobs again after the broker came back failed; trying again", "err", err, "retry_in", reconnectRetry)
+		time.AfterFunc(reconnectRetry, func() { s.Reconnected(lostAt) })
+	}
+	if n > 0 {
+		s.log().Info("queued jobs published again after the broker came back", "count", n)
+	}
 }
 
 // Run sweeps every Interval until ctx is done.
@@ -61,10 +144,15 @@ func (s *Sweeper) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	s.mu.Lock()
+	wake := s.wakeLocked()
+	s.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-wake:
+			s.afterReconnect(ctx)
 		case <-t.C:
 			if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log().Warn("sweep failed", "err", err)
@@ -134,14 +222,10 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return published, fmt.Errorf("list %s jobs: %w", c.state, err)
 		}
-		for _, j := range stale {
-			ok, err := s.Service.Republish(ctx, j)
-			if err != nil {
-				return published, err
-			}
-			if ok {
-				published++
-			}
+		n, err := s.republish(ctx, stale)
+		published += n
+		if err != nil {
+			return published, err
 		}
 	}
 	return published, nil

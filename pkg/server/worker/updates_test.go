@@ -56,6 +56,7 @@ func TestUpdatesFollowTheJob(t *testing.T) {
 		}
 
 		f.w.Blobs = brokenBlobs{f.blobs} // the MP3 cannot be stored: the job goes back to the queue
+		f.w.KeepResultFor = -1
 		if err := f.w.Handle(ctx, delivery(j, 1)); err == nil {
 			t.Fatal("a broken store did not fail the attempt")
 		}

@@ -312,6 +312,7 @@ func TestTransientErrorsRetryThenFail(t *testing.T) {
 	forEachStack(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		f.w.Blobs = brokenBlobs{f.blobs}
+		f.w.KeepResultFor = -1 // no waiting for the store: see TestDatabaseOutageLongerThanKeepResultFor
 		j := f.job(testmedia.Good[1])
 		if err := f.w.Handle(ctx, delivery(j, 1)); err == nil || server.IsPermanent(err) {
 			t.Fatalf("transient error = %v, want a retryable error", err)
