@@ -12,23 +12,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/v2m/v2m/internal/testenv"
 	"github.com/v2m/v2m/internal/testmedia"
+	"github.com/v2m/v2m/pkg/server"
 	mongostore "github.com/v2m/v2m/pkg/server/mongo"
-	"github.com/v2m/v2m/pkg/server/token"
 	"github.com/v2m/v2m/pkg/wire"
 )
 
-// adminUser is a registered user whose v2m runs with an administrator's token, signed with
-// the server's own key as a grant would give it.
-func adminUser(t *testing.T, server, email string, key token.Key) *user {
+// adminUser is a registered user granted the administrator's role by v2md admin grant on the
+// server's database (db: its flags), logged in again so that the token carries the role.
+func adminUser(t *testing.T, server, email string, db ...string) *user {
 	t.Helper()
 	u := newUser(t, server, email)
 	u.signup()
-	tok, _, err := (&token.Issuer{Key: key, Issuer: "v2m"}).IssueRole(email, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.env = []string{"V2M_TOKEN=" + tok}
+	v2mdAdmin(t, nil, append([]string{"grant", email}, db...)...)
+	u.must("s3cret-password\n", "login", "--email", email, "--password-stdin")
 	return u
 }
 
@@ -76,13 +74,9 @@ func TestStandaloneAdminDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startStandalone(t, data, "--max-attempts", "1", "--tmp-dir", tmp)
-	key, err := token.LoadOrCreateEd25519(filepath.Join(data, "jwt-ed25519.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ann := newUser(t, srv.url(), "ann@example.com")
 	ann.signup()
-	root := adminUser(t, srv.url(), "root@example.com", key)
+	root := adminUser(t, srv.url(), "root@example.com", "--data", data)
 
 	corrupt := testmedia.Bad[len(testmedia.Bad)-1]
 	if r := ann.run("", "upload", media(t, corrupt), "--wait"); r.code != 5 {
@@ -180,11 +174,8 @@ func TestStandaloneAdminDeadLetters(t *testing.T) {
 // dead-letter queues are shared with other tests, so only this test's letters are looked at.
 func TestDistributedAdminDeadLetters(t *testing.T) {
 	c := startCluster(t, 0) // no converter yet: the job waits in the queue
-	key, err := token.LoadOrCreateEd25519(filepath.Join(c.tmp, "jwt.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := adminUser(t, c.gateway.url(), "root-"+strings.ToLower(filepath.Base(c.tmp))+"@example.com", key)
+	root := adminUser(t, c.gateway.url(), "root-"+server.NewID()[:12]+"@example.com",
+		"--mysql-dsn", testenv.Get(t, testenv.MySQLDSN))
 	ann := c.user("ann")
 	good := testmedia.Good[1]
 	ann.must("", "upload", media(t, good))

@@ -221,12 +221,18 @@ func TestOutageMongoDB(t *testing.T) {
 	})
 	wg.Wait()
 	t.Logf("recovery: all %d uploads done and converted %v after MongoDB was back", len(samples), time.Since(back).Round(10*time.Millisecond))
+	// Every upload rides the outage out; those that were put off (503) say they wait. Some may
+	// only have been held by the gateway until the database came back.
+	waited := 0
 	for i, r := range results {
 		if r.code != 0 {
 			t.Errorf("upload %d across the outage: %s", i, r)
-		} else if !strings.Contains(r.stderr, "waiting for it") {
-			t.Errorf("upload %d did not say it waited: %s", i, r)
+		} else if strings.Contains(r.stderr, "waiting for it") {
+			waited++
 		}
+	}
+	if waited == 0 {
+		t.Errorf("no upload said it waited for the server: %+v", results)
 	}
 	if t.Failed() {
 		return
