@@ -64,6 +64,11 @@ func (s *Service) UsageOf(ctx context.Context, owner string) (*Usage, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.usage(ctx, owner, q)
+}
+
+// usage returns owner's usage under the limits q.
+func (s *Service) usage(ctx context.Context, owner string, q Quotas) (*Usage, error) {
 	ju, err := s.Jobs.Usage(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
@@ -82,31 +87,37 @@ func (s *Service) UsageOf(ctx context.Context, owner string) (*Usage, error) {
 // (admission), so only requests to different gateway replicas at the same moment can overshoot,
 // by one each.
 func (s *Service) admit(ctx context.Context, owner string, size int64, newUpload, newJob bool) error {
+	_, err := s.admitted(ctx, owner, size, newUpload, newJob)
+	return err
+}
+
+// admitted is admit, returning the usage it checked (nil when owner has no limit to check).
+func (s *Service) admitted(ctx context.Context, owner string, size int64, newUpload, newJob bool) (*Usage, error) {
 	q, err := s.QuotasOf(ctx, owner)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if q == (Quotas{Duration: q.Duration}) {
-		return nil // no limit but the converter's
+		return nil, nil // no limit but the converter's
 	}
-	u, err := s.UsageOf(ctx, owner)
+	u, err := s.usage(ctx, owner, q)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if newUpload && q.OpenUploads > 0 && u.OpenUploads >= q.OpenUploads {
-		return server.Errorf(server.ELIMIT, "you have %d uploads open, the most allowed: complete or cancel one first", u.OpenUploads)
+		return nil, server.Errorf(server.ELIMIT, "you have %d uploads open, the most allowed: complete or cancel one first", u.OpenUploads)
 	}
 	if newJob && q.ActiveJobs > 0 && u.ActiveJobs >= q.ActiveJobs {
-		return server.Errorf(server.ELIMIT, "you have %d jobs queued or converting, the most allowed: wait for one to finish", u.ActiveJobs)
+		return nil, server.Errorf(server.ELIMIT, "you have %d jobs queued or converting, the most allowed: wait for one to finish", u.ActiveJobs)
 	}
 	if q.Bytes > 0 {
 		held := u.StoredBytes + u.UploadBytes
 		if newUpload && held+size > q.Bytes || !newUpload && held > q.Bytes {
-			return server.Errorf(server.ETOOLARGE, "your storage quota is %s and you use %s; this file needs %s more: delete jobs you no longer need (v2m rm)",
+			return nil, server.Errorf(server.ETOOLARGE, "your storage quota is %s and you use %s; this file needs %s more: delete jobs you no longer need (v2m rm)",
 				bytesText(q.Bytes), bytesText(held), bytesText(size))
 		}
 	}
-	return nil
+	return u, nil
 }
 
 // bytesText writes n in binary units, as the CLI does: 1.5 GiB, 320 KiB, 12 B.
@@ -130,16 +141,12 @@ func bytesText(n int64) string {
 func (s *Service) room(ctx context.Context, owner string) (int64, error) {
 	s.admission.Lock()
 	defer s.admission.Unlock()
-	if err := s.admit(ctx, owner, 0, false, true); err != nil {
-		return 0, err
-	}
-	q, err := s.QuotasOf(ctx, owner)
-	if err != nil || q.Bytes <= 0 {
-		return 1<<63 - 1, err
-	}
-	u, err := s.UsageOf(ctx, owner)
+	u, err := s.admitted(ctx, owner, 0, false, true)
 	if err != nil {
 		return 0, err
 	}
-	return max(q.Bytes-u.StoredBytes-u.UploadBytes, 0), nil
+	if u == nil || u.Limits.Bytes <= 0 {
+		return 1<<63 - 1, nil
+	}
+	return max(u.Limits.Bytes-u.StoredBytes-u.UploadBytes, 0), nil
 }

@@ -125,38 +125,37 @@ func (s *Service) ApplyRetention(ctx context.Context) (Freed, error) {
 		if err != nil {
 			return f, fmt.Errorf("list done jobs with videos: %w", err)
 		}
-		for _, j := range done {
-			if err := s.Jobs.MarkRetention(ctx, j.ID, true, false); err != nil {
-				if !server.IsCode(err, server.ENOTFOUND) {
-					errs = append(errs, fmt.Errorf("job %s: %w", j.ID, err))
-				}
-				continue
-			}
-			n, b := s.removeFiles(ctx, j, true, false)
-			s.Metrics.Freed("video_done", n, b)
-			f.Videos += n
-			f.Bytes += b
-		}
+		n, _, b := s.release(ctx, done, false, "video_done", &errs)
+		f.Videos, f.Bytes = n, b
 	}
 	if ttl := s.Retention.ttl(); ttl > 0 {
 		old, err := s.Jobs.RetainedJobs(ctx, server.RetainedFiles, now.Add(-ttl), retentionBatch)
 		if err != nil {
 			return f, errors.Join(append(errs, fmt.Errorf("list expired jobs: %w", err))...)
 		}
-		for _, j := range old {
-			if err := s.Jobs.MarkRetention(ctx, j.ID, true, true); err != nil {
-				if !server.IsCode(err, server.ENOTFOUND) {
-					errs = append(errs, fmt.Errorf("job %s: %w", j.ID, err))
-				}
-				continue
-			}
-			n, b := s.removeFiles(ctx, j, !j.VideoDeleted, true)
-			s.Metrics.Freed("expired", n, b)
-			f.Expired++
-			f.Bytes += b
-		}
+		_, jobs, b := s.release(ctx, old, true, "expired", &errs)
+		f.Expired, f.Bytes = jobs, f.Bytes+b
 	}
 	return f, errors.Join(errs...)
+}
+
+// release marks each of list as having lost its video (and, with expire, its MP3s) and then
+// deletes those files, counting them in the metrics under reason. It returns the files and the
+// jobs it settled and the bytes freed; what it could not settle is added to errs (a job gone
+// meanwhile is not an error).
+func (s *Service) release(ctx context.Context, list []*server.Job, expire bool, reason string, errs *[]error) (files, jobs int, bytes int64) {
+	for _, j := range list {
+		if err := s.Jobs.MarkRetention(ctx, j.ID, true, expire); err != nil {
+			if !server.IsCode(err, server.ENOTFOUND) {
+				*errs = append(*errs, fmt.Errorf("job %s: %w", j.ID, err))
+			}
+			continue
+		}
+		n, b := s.removeFiles(ctx, j, !j.VideoDeleted, expire)
+		s.Metrics.Freed(reason, n, b)
+		files, jobs, bytes = files+n, jobs+1, bytes+b
+	}
+	return files, jobs, bytes
 }
 
 // expiredError is the answer for a file of an expired job.
