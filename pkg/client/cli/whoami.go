@@ -57,9 +57,9 @@ func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
 		fmt.Fprintf(opts.IO.errOut, "Authenticated by a %s personal token\n", access)
 	}
 	if u := me.Usage; u != nil && opts.IO.stdoutTTY { // scripts read the email alone, or --json
-		fmt.Fprintf(opts.IO.out, "storage     %s\n", ofLimit(humanBytes(u.StoredBytes+u.UploadBytes), u.QuotaBytes > 0, humanBytes(u.QuotaBytes)))
-		fmt.Fprintf(opts.IO.out, "uploads     %s open\n", ofLimit(fmt.Sprint(u.OpenUploads), u.MaxOpenUploads > 0, fmt.Sprint(u.MaxOpenUploads)))
-		fmt.Fprintf(opts.IO.out, "jobs        %s queued or converting\n", ofLimit(fmt.Sprint(u.ActiveJobs), u.MaxActiveJobs > 0, fmt.Sprint(u.MaxActiveJobs)))
+		fmt.Fprintf(opts.IO.out, "storage     %s\n", ofLimit(humanBytes(u.StoredBytes+u.UploadBytes), u.QuotaBytes > 0, humanBytes(u.QuotaBytes), ""))
+		fmt.Fprintf(opts.IO.out, "uploads     %s\n", ofLimit(fmt.Sprint(u.OpenUploads), u.MaxOpenUploads > 0, fmt.Sprint(u.MaxOpenUploads), " open"))
+		fmt.Fprintf(opts.IO.out, "jobs        %s\n", ofLimit(fmt.Sprint(u.ActiveJobs), u.MaxActiveJobs > 0, fmt.Sprint(u.MaxActiveJobs), " queued or converting"))
 		if u.MaxDuration > 0 {
 			fmt.Fprintf(opts.IO.out, "audio       at most %s per job\n", time.Duration(u.MaxDuration*float64(time.Second)).Round(time.Second))
 		}
@@ -67,10 +67,10 @@ func whoamiRun(ctx context.Context, opts *whoamiOptions) error {
 	return nil
 }
 
-// ofLimit writes "N of LIMIT", or "N (no limit)".
-func ofLimit(n string, limited bool, limit string) string {
+// ofLimit writes "N of LIMIT what", or "N what (no limit)".
+func ofLimit(n string, limited bool, limit, what string) string {
 	if !limited {
-		return n + " (no limit)"
+		return n + what + " (no limit)"
 	}
-	return n + " of " + limit
+	return n + " of " + limit + what
 }
